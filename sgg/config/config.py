@@ -1,0 +1,68 @@
+"""The one path from yaml + command line to a frozen config that every tool shares."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional
+
+from .defaults import get_default_config
+from .sgg_config import SGGConfig
+
+PROTOCOLS = ("predcls", "sgcls", "sgdet")
+
+
+def get_cfg() -> SGGConfig:
+    """A fresh, mutable copy of the defaults."""
+    return get_default_config()
+
+
+def protocol_name(use_gt_box: bool, use_gt_object_label: bool) -> str:
+    """SGB's protocol from its two switches: PredCls (True, True), SGCls (True, False), SGDet (False, False)."""
+    if use_gt_box:
+        return "predcls" if use_gt_object_label else "sgcls"
+    if use_gt_object_label:
+        raise ValueError("MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True needs USE_GT_BOX True "
+                         "(GT labels without GT boxes is not a protocol)")
+    return "sgdet"
+
+
+def get_protocol(cfg) -> str:
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    return protocol_name(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
+
+
+def _check(cfg: SGGConfig) -> None:
+    """Cross-key rules that a single key's type cannot express."""
+    if cfg.MODEL.ATTRIBUTE_ON:
+        raise ValueError("MODEL.ATTRIBUTE_ON True: the attribute head is not implemented; set it to False")
+    if cfg.MODEL.FLIP_AUG and cfg.INPUT.FLIP_PROB_TRAIN == 0:
+        cfg.INPUT.FLIP_PROB_TRAIN = 0.5
+    if not 0.0 <= cfg.INPUT.FLIP_PROB_TRAIN <= 1.0:
+        raise ValueError(f"INPUT.FLIP_PROB_TRAIN must be in [0, 1], got {cfg.INPUT.FLIP_PROB_TRAIN}")
+    if cfg.SOLVER.IMS_PER_BATCH <= 0 or cfg.TEST.IMS_PER_BATCH <= 0:
+        raise ValueError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
+    if list(cfg.SOLVER.STEPS) != sorted(cfg.SOLVER.STEPS):
+        raise ValueError(f"SOLVER.STEPS must be increasing, got {tuple(cfg.SOLVER.STEPS)}")
+    if cfg.DTYPE not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"DTYPE must be float32, float16 or bfloat16, got {cfg.DTYPE!r}")
+    get_protocol(cfg)
+
+
+def load_config(config_file: Optional[str] = None, opts: Iterable = (), freeze: bool = True) -> SGGConfig:
+    """defaults < ``config_file`` < ``opts`` (KEY VALUE ...), checked, optionally frozen."""
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    _check(cfg)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def save_config(cfg: SGGConfig, path: Optional[str] = None) -> str:
+    """Write the resolved config as yaml (default ``OUTPUT_DIR/config.yaml``); returns the path."""
+    path = path or os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(cfg.dump())
+    return path

@@ -1,0 +1,217 @@
+"""Every configurable behaviour of the framework, with SGB's key names and defaults (PROTOCOL.md section 3).
+
+Precedence: command-line ``KEY VALUE`` pairs > yaml (``--config-file``) > the defaults below. Where SGB's relation yaml
+(`configs/e2e_relation_X_101_32_8_FPN_1x.yaml`) changes a default, the yaml in `configs/` carries SGB's value; the
+defaults here are SGB's ``defaults.py`` values unless a comment says otherwise.
+"""
+from .sgg_config import SGGConfig as CN
+
+_C = CN()
+
+# ------------------------------------------------------------------------------------------------------------- MODEL
+_C.MODEL = CN()
+_C.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"  # registered meta-architecture (detector + relation head)
+_C.MODEL.DEVICE = "cpu"  # "cpu" or "cuda" / "cuda:N"; SGB's default is cuda, ours runs anywhere
+_C.MODEL.RELATION_ON = False  # False = detector pre-training, True = relation training
+_C.MODEL.ATTRIBUTE_ON = False  # attribute head (not implemented; must stay False)
+_C.MODEL.FLIP_AUG = False  # SGB's dataset-level flip switch; True forces INPUT.FLIP_PROB_TRAIN = 0.5 (flip fixed)
+_C.MODEL.WEIGHT = ""  # weights to load (model only); "" = none
+_C.MODEL.PRETRAINED_DETECTOR_CKPT = ""  # detector checkpoint for relation training
+_C.MODEL.RANDOM_INIT_BACKBONE = False  # allow starting from random backbone weights when no ImageNet weights exist
+_C.MODEL.PRETRAINED_BACKBONE_PATH = ""  # ImageNet weights file for the backbone (torchvision state dict)
+_C.MODEL.CLS_AGNOSTIC_BBOX_REG = False  # class-agnostic box regression in the box predictor
+
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.CONV_BODY = "R-50-FPN"  # registered name: R-50-FPN, R-101-FPN, X-101-32x8d-FPN, VGG-16, tiny-FPN
+_C.MODEL.BACKBONE.FREEZE_CONV_BODY_AT = 2  # freeze stem and the first N-1 stages
+_C.MODEL.BACKBONE.OUT_CHANNELS = 256  # FPN output channels (SGB: BACKBONE_OUT_CHANNELS)
+
+_C.MODEL.RESNETS = CN()
+_C.MODEL.RESNETS.NUM_GROUPS = 1  # 32 for ResNeXt-101-32x8d
+_C.MODEL.RESNETS.WIDTH_PER_GROUP = 64  # 8 for ResNeXt-101-32x8d
+_C.MODEL.RESNETS.STRIDE_IN_1X1 = True  # False for ResNeXt (SGB yaml)
+_C.MODEL.RESNETS.BACKBONE_OUT_CHANNELS = 256  # SGB's name for the FPN channel count
+
+_C.MODEL.TINY_BACKBONE = CN()
+_C.MODEL.TINY_BACKBONE.STAGE_CHANNELS = (16, 32, 64, 128)  # channels of the 4 stages of the CPU backbone
+
+_C.MODEL.RPN = CN()
+_C.MODEL.RPN.ANCHOR_SIZES = (32, 64, 128, 256, 512)  # one size per FPN level
+_C.MODEL.RPN.ANCHOR_STRIDE = (16,)  # SGB yaml: (4, 8, 16, 32, 64)
+_C.MODEL.RPN.ASPECT_RATIOS = (0.5, 1.0, 2.0)  # SGB yaml: neural-motifs' VG ratios
+_C.MODEL.RPN.PRE_NMS_TOP_N_TRAIN = 12000
+_C.MODEL.RPN.PRE_NMS_TOP_N_TEST = 6000
+_C.MODEL.RPN.POST_NMS_TOP_N_TRAIN = 2000
+_C.MODEL.RPN.POST_NMS_TOP_N_TEST = 1000
+_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN = 2000
+_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TEST = 2000
+_C.MODEL.RPN.FPN_POST_NMS_PER_BATCH = True
+_C.MODEL.RPN.NMS_THRESH = 0.7
+_C.MODEL.RPN.FG_IOU_THRESHOLD = 0.7
+_C.MODEL.RPN.BG_IOU_THRESHOLD = 0.3
+_C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256
+_C.MODEL.RPN.POSITIVE_FRACTION = 0.5
+_C.MODEL.RPN.MIN_SIZE = 0
+_C.MODEL.RPN.RPN_MID_CHANNEL = 512  # SGB yaml: 256
+
+_C.MODEL.ROI_HEADS = CN()
+_C.MODEL.ROI_HEADS.FG_IOU_THRESHOLD = 0.5
+_C.MODEL.ROI_HEADS.BG_IOU_THRESHOLD = 0.3
+_C.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+_C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 256
+_C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25  # SGB yaml: 0.5
+_C.MODEL.ROI_HEADS.SCORE_THRESH = 0.01
+_C.MODEL.ROI_HEADS.NMS = 0.3
+_C.MODEL.ROI_HEADS.POST_NMS_PER_CLS_TOPN = 300
+_C.MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES = False  # SGB yaml: True (one class per proposal)
+_C.MODEL.ROI_HEADS.DETECTIONS_PER_IMG = 256  # SGB relation yaml: 80
+
+_C.MODEL.ROI_BOX_HEAD = CN()
+_C.MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR = "FPN2MLPFeatureExtractor"
+_C.MODEL.ROI_BOX_HEAD.PREDICTOR = "FPNPredictor"
+_C.MODEL.ROI_BOX_HEAD.NUM_CLASSES = 151  # 150 VG classes + background (SGB's default 81 is COCO's)
+_C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
+_C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 2
+_C.MODEL.ROI_BOX_HEAD.POOLER_SCALES = (0.25, 0.125, 0.0625, 0.03125)
+_C.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM = 4096  # SGB defaults.py: 2048; the VG yamls use 4096
+
+_C.MODEL.ROI_ATTRIBUTE_HEAD = CN()
+_C.MODEL.ROI_ATTRIBUTE_HEAD.NUM_ATTRIBUTES = 201
+_C.MODEL.ROI_ATTRIBUTE_HEAD.MAX_ATTRIBUTES = 10
+
+_C.MODEL.ROI_RELATION_HEAD = CN()
+_C.MODEL.ROI_RELATION_HEAD.PREDICTOR = "MotifPredictor"  # registered relation predictor
+_C.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR = "RelationFeatureExtractor"  # union-box feature extractor
+_C.MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS = True  # union features pooled on all FPN levels
+_C.MODEL.ROI_RELATION_HEAD.NUM_CLASSES = 51  # 50 predicates + background
+_C.MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE = 64  # SGB relation yaml: 1024 sampled pairs per image
+_C.MODEL.ROI_RELATION_HEAD.POSITIVE_FRACTION = 0.25  # at most this fraction of sampled pairs are foreground
+_C.MODEL.ROI_RELATION_HEAD.USE_GT_BOX = True  # PredCls / SGCls (True) vs SGDet (False)
+_C.MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL = False  # PredCls (True) vs SGCls (False)
+_C.MODEL.ROI_RELATION_HEAD.EMBED_DIM = 200  # word vector size (GloVe 6B 200d)
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_DROPOUT_RATE = 0.2
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM = 512
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM = 4096
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_OBJ_LAYER = 1
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_REL_LAYER = 1
+_C.MODEL.ROI_RELATION_HEAD.LABEL_SMOOTHING_LOSS = False
+_C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION = True  # use union-box features
+_C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS = True  # add the frequency bias to relation logits
+_C.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP = True  # SGDet training pairs must overlap (SGB yaml: False)
+_C.MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL = 4  # SGDet: proposal pairs sampled per GT relation
+_C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = False  # SGB relation yaml: True
+_C.MODEL.ROI_RELATION_HEAD.LOSS = ("RelationCE", "ObjectCE")  # loss terms by registered name, "NAME" or "NAME:W"
+_C.MODEL.ROI_RELATION_HEAD.REL_PROP = ()  # SGB's unused predicate proportions; accepted for compatibility
+
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER = CN()
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.DROPOUT_RATE = 0.1
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.OBJ_LAYER = 4
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.REL_LAYER = 2
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD = 8
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
+
+# ------------------------------------------------------------------------------------------------------------- INPUT
+_C.INPUT = CN()
+_C.INPUT.MIN_SIZE_TRAIN = (800,)  # shorter side; one is picked at random per image. SGB VG yaml: (600,)
+_C.INPUT.MAX_SIZE_TRAIN = 1333  # cap on the longer side. SGB VG yaml: 1000
+_C.INPUT.MIN_SIZE_TEST = 800  # SGB VG yaml: 600
+_C.INPUT.MAX_SIZE_TEST = 1333  # SGB VG yaml: 1000
+_C.INPUT.PIXEL_MEAN = (102.9801, 115.9465, 122.7717)  # subtracted after TO_BGR255
+_C.INPUT.PIXEL_STD = (1.0, 1.0, 1.0)
+_C.INPUT.TO_BGR255 = True  # Caffe-style BGR 0..255 input, as SGB's detector
+_C.INPUT.FLIP_PROB_TRAIN = 0.5  # horizontal flip probability in training (SGB hard-codes 0.5)
+_C.INPUT.BRIGHTNESS = 0.0
+_C.INPUT.CONTRAST = 0.0
+_C.INPUT.SATURATION = 0.0
+_C.INPUT.HUE = 0.0
+
+# ---------------------------------------------------------------------------------------------------------- DATASETS
+_C.DATASETS = CN()
+_C.DATASETS.DATA_DIR = "datasets"  # root of the dataset catalog; the SGG_DATA_DIR environment variable overrides it
+_C.DATASETS.TRAIN = ()  # catalog names, e.g. ("VG150_train",) or SGB's VG_stanford_filtered_with_attribute_train
+_C.DATASETS.VAL = ()
+_C.DATASETS.TEST = ()
+_C.DATASETS.TO_TEST = ""  # relation_test_net: "", "train", "val" or "test" (SGB: None)
+_C.DATASETS.VAL_SIZE = 5000  # val = the first VAL_SIZE filtered train-split images (SGB's num_val_im)
+_C.DATASETS.NUM_IM = -1  # truncate each split's image list (-1 = all); for debugging
+_C.DATASETS.FILTER_DUPLICATE_RELS = True  # train: one random predicate per duplicated (subject, object) pair
+_C.DATASETS.CHECK_IMAGES = True  # check that every image file exists when the dataset is opened
+
+# -------------------------------------------------------------------------------------------------------- DATALOADER
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 4
+_C.DATALOADER.SIZE_DIVISIBILITY = 0  # pad batches to a multiple of this (SGB VG yaml: 32)
+_C.DATALOADER.ASPECT_RATIO_GROUPING = True  # batch landscape and portrait images separately
+
+# ------------------------------------------------------------------------------------------------------------ SOLVER
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER = "SGD"  # "SGD" or "AdamW"
+_C.SOLVER.MAX_ITER = 40000
+_C.SOLVER.BASE_LR = 0.002
+_C.SOLVER.SCALE_LR_BY_BATCH = True  # SGB's effective LR: BASE_LR x IMS_PER_BATCH
+_C.SOLVER.BIAS_LR_FACTOR = 2.0
+_C.SOLVER.BACKBONE_LR_FACTOR = 1.0  # LR multiplier for backbone parameters
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.BETAS = (0.9, 0.999)  # AdamW
+_C.SOLVER.WEIGHT_DECAY = 0.0005
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
+_C.SOLVER.CLIP_NORM = 5.0  # SGB's unused key; accepted for compatibility
+_C.SOLVER.GRAD_NORM_CLIP = 5.0  # global L2 gradient-norm clip; <= 0 disables
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.STEPS = (30000,)
+_C.SOLVER.WARMUP_FACTOR = 1.0 / 3
+_C.SOLVER.WARMUP_ITERS = 500
+_C.SOLVER.WARMUP_METHOD = "linear"  # "linear" or "constant"
+_C.SOLVER.CHECKPOINT_PERIOD = 2500
+_C.SOLVER.VAL_PERIOD = 2500
+_C.SOLVER.PRINT_GRAD_FREQ = 5000
+_C.SOLVER.TO_VAL = True
+_C.SOLVER.PRE_VAL = True
+_C.SOLVER.UPDATE_SCHEDULE_DURING_LOAD = False
+_C.SOLVER.IMS_PER_BATCH = 16  # global batch size (split over processes)
+_C.SOLVER.LOG_PERIOD = 20  # iterations between log lines (SGB: 200)
+_C.SOLVER.BEST_METRIC = ""  # validation metric that picks model_best.pth ("" = the mode's R@100 / detector mAP)
+_C.SOLVER.FREEZE_PATTERNS = ()  # parameter-name regexes to freeze
+_C.SOLVER.SCHEDULE = CN()
+_C.SOLVER.SCHEDULE.TYPE = "WarmupMultiStepLR"  # or "WarmupReduceLROnPlateau", "WarmupCosineLR"
+_C.SOLVER.SCHEDULE.PATIENCE = 2
+_C.SOLVER.SCHEDULE.THRESHOLD = 1e-4
+_C.SOLVER.SCHEDULE.COOLDOWN = 1
+_C.SOLVER.SCHEDULE.FACTOR = 0.5
+_C.SOLVER.SCHEDULE.MAX_DECAY_STEP = 7  # plateau: stop training after this many decays
+
+# -------------------------------------------------------------------------------------------------------------- TEST
+_C.TEST = CN()
+_C.TEST.IMS_PER_BATCH = 8
+_C.TEST.DETECTIONS_PER_IMG = 100  # SGB key, unused by the relation path
+_C.TEST.ALLOW_LOAD_FROM_CACHE = True
+_C.TEST.SAVE_PROPOSALS = False
+_C.TEST.CUSTUM_EVAL = False  # SGB's (misspelt) custom-image switch
+_C.TEST.CUSTUM_PATH = "."
+_C.TEST.RELATION = CN()
+_C.TEST.RELATION.MULTIPLE_PREDS = False  # SGB's unused key; ng-R@K is always computed
+_C.TEST.RELATION.IOU_THRESHOLD = 0.5
+_C.TEST.RELATION.REQUIRE_OVERLAP = True  # SGDet test pairs must overlap (SGB relation yaml: False)
+_C.TEST.RELATION.LATER_NMS_PREDICTION_THRES = 0.3  # SGB relation yaml: 0.5
+_C.TEST.RELATION.SYNC_GATHER = False
+_C.TEST.RELATION.RECALL_KS = (20, 50, 100)
+_C.TEST.RELATION.LEGACY_IOU = True  # +1 pixel IoU convention of SGB; False = continuous IoU
+_C.TEST.RELATION.RELATION_NMS = False  # PE-Net-style relation NMS before recall (inflates numbers; off in SGB)
+_C.TEST.RELATION.MAX_PAIRS_STORED = 0  # cap on stored pairs per image in predictions (0 = all)
+_C.TEST.RELATION.SAVE_PREDICTIONS = True  # write the compact prediction file at test time
+
+# ------------------------------------------------------------------------------------------------------------- MISC
+_C.OUTPUT_DIR = "."
+_C.DETECTED_SGG_DIR = "."
+_C.GLOVE_DIR = "."  # folder with glove.6B.200d.txt (or .pt); absent vectors fall back to a seeded random init
+_C.SEED = 0  # < 0: draw a seed and log it
+_C.DETERMINISTIC = False  # torch deterministic algorithms
+_C.DTYPE = "float32"  # "float32", "float16" (autocast + GradScaler on CUDA) or "bfloat16"
+_C.AMP_VERBOSE = False
+_C.PATHS_CATALOG = ""  # SGB key; the catalog is sgg/config/paths_catalog.py
+
+
+def get_default_config() -> CN:
+    return _C.clone()

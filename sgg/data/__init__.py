@@ -1,0 +1,4 @@
+"""Datasets in the VG150 release format, transforms, samplers and loaders."""
+from .build import BatchCollator, build_data_loader, build_dataset, build_datasets, dataset_options
+
+__all__ = ["build_data_loader", "build_dataset", "build_datasets", "dataset_options", "BatchCollator"]

@@ -1,0 +1,3 @@
+from .samplers import GroupedBatchSampler, IterationBasedBatchSampler
+
+__all__ = ["GroupedBatchSampler", "IterationBasedBatchSampler"]

@@ -1,0 +1,139 @@
+import os
+
+import pytest
+import yaml
+
+from sgg.config import ConfigError, DatasetCatalog, get_cfg, get_protocol, load_config, protocol_name, save_config
+from sgg.config.paths_catalog import resolve_data_dir
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_defaults_follow_sgb():
+    cfg = get_cfg()
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    assert head.NUM_CLASSES == 51
+    assert head.BATCH_SIZE_PER_IMAGE == 64 and head.POSITIVE_FRACTION == 0.25
+    assert head.USE_GT_BOX is True and head.USE_GT_OBJECT_LABEL is False
+    assert cfg.SOLVER.BASE_LR == 0.002 and cfg.SOLVER.GRAD_NORM_CLIP == 5.0
+    assert cfg.TEST.RELATION.RECALL_KS == (20, 50, 100)
+    assert cfg.DATASETS.VAL_SIZE == 5000 and cfg.DATASETS.DATA_DIR == "datasets"
+
+
+@pytest.mark.parametrize("box,label,expected", [(True, True, "predcls"), (True, False, "sgcls"),
+                                                (False, False, "sgdet")])
+def test_protocol_from_switches(box, label, expected):
+    assert protocol_name(box, label) == expected
+    cfg = load_config(None, ["MODEL.ROI_RELATION_HEAD.USE_GT_BOX", str(box),
+                             "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", str(label)])
+    assert get_protocol(cfg) == expected
+
+
+def test_gt_labels_without_gt_boxes_is_rejected():
+    with pytest.raises(ValueError, match="USE_GT_OBJECT_LABEL"):
+        protocol_name(False, True)
+
+
+def test_command_line_overrides_yaml_overrides_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"SOLVER": {"BASE_LR": 0.01, "MAX_ITER": 100}}))
+    cfg = load_config(str(path), ["SOLVER.BASE_LR", "0.05"])
+    assert cfg.SOLVER.BASE_LR == 0.05  # command line wins
+    assert cfg.SOLVER.MAX_ITER == 100  # yaml wins over the default
+    assert cfg.SOLVER.WEIGHT_DECAY == 0.0005  # default
+    assert cfg.is_frozen()
+
+
+def test_values_are_decoded_and_coerced():
+    cfg = load_config(None, ["SOLVER.BASE_LR", "1", "SOLVER.STEPS", "(100, 200)", "INPUT.MIN_SIZE_TRAIN", "600",
+                             "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "false"])
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.STEPS == (100, 200)
+    assert cfg.INPUT.MIN_SIZE_TRAIN == (600,)
+    assert cfg.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS is False
+
+
+def test_unknown_command_line_key_names_the_closest_keys():
+    with pytest.raises(KeyError) as err:
+        load_config(None, ["MODEL.ROI_RELATION_HEAD.PREDICTR", "MotifPredictor"])
+    message = str(err.value)
+    assert "MODEL.ROI_RELATION_HEAD.PREDICTR" in message
+    assert "MODEL.ROI_RELATION_HEAD.PREDICTOR" in message
+
+
+def test_key_in_wrong_group_suggests_the_right_one():
+    with pytest.raises(ConfigError, match="SOLVER.BASE_LR"):
+        load_config(None, ["MODEL.BASE_LR", "0.1"])
+
+
+def test_unknown_yaml_key_names_file_and_key(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("SOLVER:\n  MAX_ITERS: 10\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(path) in str(err.value) and "SOLVER.MAX_ITER" in str(err.value)
+
+
+def test_wrong_type_is_rejected_with_key_and_expected_type():
+    with pytest.raises(ConfigError, match="SOLVER.MAX_ITER expects a value of type int"):
+        load_config(None, ["SOLVER.MAX_ITER", "lots"])
+    with pytest.raises(ConfigError, match="expects a value of type int"):
+        load_config(None, ["SOLVER.MAX_ITER", "1.5"])
+
+
+def test_odd_number_of_overrides_is_rejected():
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        load_config(None, ["SOLVER.MAX_ITER"])
+
+
+def test_renamed_sgb_key_says_which_key_to_use():
+    with pytest.raises(ConfigError, match="MODEL.BACKBONE.OUT_CHANNELS"):
+        load_config(None, ["MODEL.BACKBONE.BACKBONE_OUT_CHANNELS", "256"])
+
+
+def test_ignored_sgb_key_is_accepted():
+    cfg = load_config(None, ["MODEL.RPN.USE_FPN", "True"])
+    assert "USE_FPN" not in cfg.MODEL.RPN
+
+
+def test_missing_config_file():
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config("nope.yaml")
+
+
+def test_base_inheritance_and_saved_config_round_trip(tmp_path):
+    cfg = load_config(os.path.join(REPO, "configs", "synthetic", "relation_sgcls.yaml"),
+                      ["OUTPUT_DIR", str(tmp_path)])
+    assert get_protocol(cfg) == "sgcls"
+    assert cfg.DATASETS.TRAIN == ("SyntheticVG_train",)  # from base.yaml
+    path = save_config(cfg)
+    assert path == os.path.join(str(tmp_path), "config.yaml")
+    again = load_config(path)
+    assert again == cfg
+
+
+def test_flip_aug_enables_flips_and_probability_is_checked():
+    assert load_config(None, ["INPUT.FLIP_PROB_TRAIN", "0.0", "MODEL.FLIP_AUG", "True"]).INPUT.FLIP_PROB_TRAIN == 0.5
+    with pytest.raises(ValueError, match="FLIP_PROB_TRAIN"):
+        load_config(None, ["INPUT.FLIP_PROB_TRAIN", "2.0"])
+
+
+def test_catalog_names_and_sgb_aliases(monkeypatch):
+    monkeypatch.delenv("SGG_DATA_DIR", raising=False)
+    args = DatasetCatalog.get("VG150_test")
+    assert args["split"] == "test"
+    assert args["roidb_file"] == os.path.join("datasets", "vg", "VG-SGG-with-attri.h5")
+    alias = DatasetCatalog.get("VG_stanford_filtered_with_attribute_val", "/data")
+    assert alias["split"] == "val" and alias["img_dir"] == os.path.join("/data", "vg", "VG_100K")
+
+
+def test_catalog_unknown_name_suggests():
+    with pytest.raises(KeyError, match="VG150_train"):
+        DatasetCatalog.get("VG150_trian")
+
+
+def test_data_dir_environment_variable(monkeypatch):
+    monkeypatch.setenv("SGG_DATA_DIR", "/mnt/vg")
+    assert resolve_data_dir("datasets") == "/mnt/vg"  # the default yields to the environment
+    assert resolve_data_dir("/explicit") == "/explicit"  # an explicit key wins
+    assert DatasetCatalog.get("SyntheticVG_train", "datasets")["dict_file"].startswith("/mnt/vg")
