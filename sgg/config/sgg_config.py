@@ -26,9 +26,26 @@ IGNORED_SGB_KEYS: Dict[str, str] = {
     "MODEL.MASK_ON": "there is no mask head",
     "MODEL.KEYPOINT_ON": "there is no keypoint head",
     "MODEL.RETINANET_ON": "there is no RetinaNet",
-    "MODEL.CLS_AGNOSTIC_BBOX_REG": "kept for SGB yamls",
     "DATALOADER.SAMPLER": "samplers follow DATALOADER.ASPECT_RATIO_GROUPING",
 }
+# Whole SGB groups for components this framework does not have.
+IGNORED_SGB_PREFIXES: Dict[str, str] = {
+    "MODEL.ROI_RELATION_HEAD.CAUSAL.": "CausalAnalysisPredictor (TDE) is not implemented",
+    "MODEL.ROI_ATTRIBUTE_HEAD.": "the attribute head is not implemented",
+    "MODEL.ROI_MASK_HEAD.": "there is no mask head",
+    "MODEL.ROI_KEYPOINT_HEAD.": "there is no keypoint head",
+    "MODEL.RETINANET.": "there is no RetinaNet",
+    "TEST.BBOX_AUG.": "test-time box augmentation is not implemented",
+}
+
+
+def ignored_reason(key: str):
+    if key in IGNORED_SGB_KEYS:
+        return IGNORED_SGB_KEYS[key]
+    for prefix, reason in IGNORED_SGB_PREFIXES.items():
+        if key.startswith(prefix):
+            return reason
+    return None
 
 
 class ConfigError(KeyError):
@@ -102,21 +119,30 @@ class SGGConfig(CfgNode):
             close = [k for k in self.all_keys() if k.rsplit(".", 1)[-1] == leaf][:3]
         return f" Did you mean: {', '.join(close)}?" if close else ""
 
+    @staticmethod
+    def _ignore(key: str, source: str) -> bool:
+        """True (with a warning) for an SGB key that exists there but has no effect here."""
+        reason = ignored_reason(key)
+        if reason is not None:
+            logger.warning("%s: ignoring SGB config key %s (%s)", source, key, reason)
+        return reason is not None
+
     def _set_flat(self, key: str, value: Any, source: str) -> None:
         if key in RENAMED_KEYS:
             raise ConfigError(f"{source}: config key {key} is SGB's name; use {RENAMED_KEYS[key]} instead")
-        if key in IGNORED_SGB_KEYS:
-            logger.warning("%s: ignoring SGB config key %s (%s)", source, key, IGNORED_SGB_KEYS[key])
-            return
         node = self
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part) if isinstance(node, CfgNode) else None
             if not isinstance(child, CfgNode):
+                if self._ignore(key, source):
+                    return
                 raise ConfigError(f"{source}: unknown config key {key}.{self._suggest(key)}")
             node = child
         leaf = parts[-1]
         if leaf not in node or isinstance(node[leaf], CfgNode):
+            if self._ignore(key, source):
+                return
             raise ConfigError(f"{source}: unknown config key {key}.{self._suggest(key)}")
         coerced = _coerce(key, _decode(value), node[leaf], source)
         if node.is_frozen():

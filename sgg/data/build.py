@@ -140,3 +140,19 @@ def seed_worker(worker_id: int) -> None:  # pragma: no cover - runs in worker pr
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+
+
+def get_dataset_statistics(cfg):
+    """Frequency statistics of the first training dataset, computed as SGB does and cached in ``OUTPUT_DIR``.
+
+    SGB always counts the train split (without val) with non-overlapping GT relations removed, empty images dropped
+    and duplicates kept, whatever the training options are (PROTOCOL.md 1.6).
+    """
+    from sgg.data.statistics import load_or_compute_statistics
+
+    if not cfg.DATASETS.TRAIN:
+        raise ValueError("DATASETS.TRAIN is empty: the frequency statistics come from the first training dataset")
+    name = cfg.DATASETS.TRAIN[0]
+    dataset = build_dataset(cfg, name, transforms=None, filter_empty_rels=True, filter_non_overlap=True,
+                            filter_duplicate_rels=False, check_images=False)
+    return load_or_compute_statistics(dataset, cfg.OUTPUT_DIR, f"{name}_statistics")

@@ -22,6 +22,8 @@ FLIP_TOP_BOTTOM = 1
 # Fields whose two leading dimensions both index boxes, and fields holding (subject, object, ...) rows.
 PAIR_MATRIX_FIELDS = frozenset({"relation"})
 RELATION_TUPLE_FIELDS = frozenset({"relation_tuple"})
+# Per-pair prediction fields: their first dimension counts pairs, not boxes, so box selection cannot index them.
+PAIR_PREDICTION_FIELDS = frozenset({"rel_pair_idxs", "pred_rel_scores", "pred_rel_labels", "rel_labels"})
 
 
 class BoxList:
@@ -138,6 +140,9 @@ class BoxList:
         keep = _as_index_tensor(item, len(self), self.bbox.device)
         out = self._copy_meta(self.bbox[keep])
         for name, value in self.extra_fields.items():
+            if name in PAIR_PREDICTION_FIELDS:
+                raise ValueError(f"BoxList: cannot select boxes of a list that carries the per-pair field {name!r}; "
+                                 "select boxes before adding relation predictions")
             if name in PAIR_MATRIX_FIELDS:
                 out.add_field(name, value[keep][:, keep])
             elif name in RELATION_TUPLE_FIELDS:

@@ -137,3 +137,19 @@ def test_data_dir_environment_variable(monkeypatch):
     assert resolve_data_dir("datasets") == "/mnt/vg"  # the default yields to the environment
     assert resolve_data_dir("/explicit") == "/explicit"  # an explicit key wins
     assert DatasetCatalog.get("SyntheticVG_train", "datasets")["dict_file"].startswith("/mnt/vg")
+
+
+def test_sgb_readme_command_line_loads_unchanged():
+    # SGB README's PredCls MotifPredictor command (paths shortened), minus the tool name.
+    opts = ("MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True "
+            "MODEL.ROI_RELATION_HEAD.PREDICTOR MotifPredictor SOLVER.IMS_PER_BATCH 12 TEST.IMS_PER_BATCH 2 "
+            "DTYPE float16 SOLVER.MAX_ITER 50000 SOLVER.VAL_PERIOD 2000 SOLVER.CHECKPOINT_PERIOD 2000 "
+            "GLOVE_DIR /home/u/glove MODEL.PRETRAINED_DETECTOR_CKPT /ckpt/model_final.pth OUTPUT_DIR /out "
+            "MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE none").split()
+    cfg = load_config(None, opts)
+    assert get_protocol(cfg) == "predcls" and cfg.SOLVER.IMS_PER_BATCH == 12 and cfg.DTYPE == "float16"
+
+
+def test_unknown_key_next_to_an_ignored_group_is_still_an_error():
+    with pytest.raises(ConfigError, match="unknown config key MODEL.ROI_RELATION_HEAD.CAUSAL_TYPO"):
+        load_config(None, ["MODEL.ROI_RELATION_HEAD.CAUSAL_TYPO", "1"])

@@ -69,3 +69,10 @@ def test_bad_shapes_are_rejected():
         _boxes()[torch.tensor([True, False])]
     with pytest.raises(KeyError, match="labels"):
         BoxList(torch.zeros(1, 4), (10, 10)).get_field("labels")
+
+
+def test_box_selection_refuses_per_pair_prediction_fields():
+    b = BoxList(torch.zeros(2, 4), (10, 10))
+    b.add_field("rel_pair_idxs", torch.tensor([[0, 1], [1, 0]]))
+    with pytest.raises(ValueError, match="rel_pair_idxs"):
+        b[torch.tensor([1, 0])]

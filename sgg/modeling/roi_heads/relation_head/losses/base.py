@@ -1,0 +1,68 @@
+"""The loss interface: every term takes the same inputs and returns a dict of named scalar tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from sgg.modeling.registry import RELATION_LOSSES
+
+
+@dataclass
+class RelationLossInputs:
+    """What a predictor produced for a training batch, concatenated over images.
+
+    ``extras`` carries predictor-specific tensors a loss may need (ranker scores, prototypes, embeddings ...).
+    """
+
+    rel_logits: torch.Tensor  # (sum P, num_predicates)
+    rel_labels: torch.Tensor  # (sum P,) 0 = background
+    obj_logits: Optional[torch.Tensor] = None  # (sum N, num_classes)
+    obj_labels: Optional[torch.Tensor] = None  # (sum N,)
+    num_pairs_per_image: List[int] = field(default_factory=list)
+    extras: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def parse_loss_spec(spec: Sequence[str]) -> List[Tuple[str, float]]:
+    """("RelationCE", "ObjectCE:0.5") -> [("RelationCE", 1.0), ("ObjectCE", 0.5)]."""
+    parsed = []
+    for item in spec:
+        name, _, weight = str(item).partition(":")
+        try:
+            parsed.append((name.strip(), float(weight) if weight else 1.0))
+        except ValueError:
+            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LOSS: {item!r} is not NAME or NAME:WEIGHT") from None
+    if not parsed:
+        raise ValueError("MODEL.ROI_RELATION_HEAD.LOSS is empty: name at least one loss, e.g. (\"RelationCE\",)")
+    return parsed
+
+
+class WeightedLosses(nn.Module):
+    """Runs each configured term and scales its outputs by the term's weight."""
+
+    def __init__(self, terms: List[Tuple[str, float, nn.Module]]):
+        super().__init__()
+        self.names = [name for name, _, _ in terms]
+        self.weights = [weight for _, weight, _ in terms]
+        self.terms = nn.ModuleList([module for _, _, module in terms])
+
+    def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
+        losses: Dict[str, torch.Tensor] = {}
+        for weight, term in zip(self.weights, self.terms):
+            for key, value in term(inputs).items():
+                if key in losses:
+                    raise KeyError(f"two relation losses both produce the term {key!r}")
+                losses[key] = value * weight
+        return losses
+
+
+def build_relation_losses(cfg, statistics=None) -> WeightedLosses:
+    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS``; each class is built with ``from_config(cfg, stats)``."""
+    terms = []
+    for name, weight in parse_loss_spec(cfg.MODEL.ROI_RELATION_HEAD.LOSS):
+        cls = RELATION_LOSSES.get(name)
+        module = cls.from_config(cfg, statistics) if hasattr(cls, "from_config") else cls()
+        terms.append((name, weight, module))
+    return WeightedLosses(terms)
