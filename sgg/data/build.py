@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import List, Optional
 
+import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, SequentialSampler
 from torch.utils.data import BatchSampler
@@ -59,6 +60,9 @@ def build_datasets(cfg, split: str, is_train: Optional[bool] = None) -> List:
     is_train = (split == "train") if is_train is None else is_train
     transforms = build_transforms(cfg, is_train)
     datasets = [build_dataset(cfg, name, transforms) for name in names]
+    if not is_train:
+        for ds in datasets:  # evaluating a train split: model-input boxes must equal the evaluator's GT boxes
+            ds.evaluation_targets = True
     for ds in datasets:
         if len(ds) == 0:
             raise ValueError(f"dataset {ds.name} is empty after filtering (DATASETS.{key}, protocol "
@@ -95,15 +99,18 @@ def _per_process_batch(total: int, key: str) -> int:
     return total // world
 
 
-def build_data_loader(cfg, split: str = "train", is_distributed: bool = False, start_iter: int = 0):
-    """Training: one iteration-based loader over ``DATASETS.TRAIN``. val/test: a list of loaders, one per dataset.
+def build_data_loader(cfg, split: str = "train", is_distributed: bool = False, start_iter: int = 0,
+                      for_training: Optional[bool] = None):
+    """Training: one iteration-based loader over ``DATASETS.TRAIN``. Evaluation (val/test, or any split with
+    ``for_training=False``): a list of loaders, one per dataset, in dataset order.
 
     Training batches follow a seeded shuffle (``SEED``) so a resumed run replays the same order.
     """
-    datasets = build_datasets(cfg, split)
+    for_training = (split == "train") if for_training is None else for_training
+    datasets = build_datasets(cfg, split, is_train=for_training)
     collator = BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY)
     num_workers = cfg.DATALOADER.NUM_WORKERS
-    if split == "train":
+    if for_training:
         dataset = datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
         batch = _per_process_batch(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH")
         world, rank = (get_world_size(), get_rank()) if is_distributed else (1, 0)
@@ -149,10 +156,26 @@ def get_dataset_statistics(cfg):
     and duplicates kept, whatever the training options are (PROTOCOL.md 1.6).
     """
     from sgg.data.statistics import load_or_compute_statistics
+    from sgg.evaluation import split_head_body_tail
 
     if not cfg.DATASETS.TRAIN:
         raise ValueError("DATASETS.TRAIN is empty: the frequency statistics come from the first training dataset")
     name = cfg.DATASETS.TRAIN[0]
     dataset = build_dataset(cfg, name, transforms=None, filter_empty_rels=True, filter_non_overlap=True,
                             filter_duplicate_rels=False, check_images=False)
-    return load_or_compute_statistics(dataset, cfg.OUTPUT_DIR, f"{name}_statistics")
+    statistics = dict(load_or_compute_statistics(dataset, cfg.OUTPUT_DIR, f"{name}_statistics"))
+    # Head / body / tail follow how often each predicate is annotated in training. SGB's overlap filter above
+    # would drop most relations between boxes that do not touch (e.g. "far from"), so count without it.
+    annotated = build_dataset(cfg, name, transforms=None, filter_empty_rels=True, filter_non_overlap=False,
+                              filter_duplicate_rels=False, check_images=False)
+    counts = predicate_counts(annotated)
+    statistics["predicate_counts"] = torch.from_numpy(counts)
+    statistics["predicate_groups"] = split_head_body_tail(counts)
+    return statistics
+
+
+def predicate_counts(dataset) -> np.ndarray:
+    """(P,) number of annotated relations per predicate over a dataset's images (entry 0, background, is 0)."""
+    predicates = [r[:, 2] for r in dataset.relationships if len(r)]
+    values = np.concatenate(predicates).astype(np.int64) if predicates else np.zeros(0, dtype=np.int64)
+    return np.bincount(values, minlength=len(dataset.ind_to_predicates)).astype(np.int64)
