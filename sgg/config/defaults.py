@@ -101,6 +101,8 @@ _C.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP = True  # SGDet training pairs mu
 _C.MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL = 4  # SGDet: proposal pairs sampled per GT relation
 _C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = False  # SGB relation yaml: True
 _C.MODEL.ROI_RELATION_HEAD.LOSS = ("RelationCE", "ObjectCE")  # loss terms by registered name, "NAME" or "NAME:W"
+_C.MODEL.ROI_RELATION_HEAD.RESCORER = ""  # registered pair re-scoring module between predictor and post-processing
+_C.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR = True  # keep the detector frozen and in eval mode in relation training
 _C.MODEL.ROI_RELATION_HEAD.REL_PROP = ()  # SGB's unused predicate proportions; accepted for compatibility
 
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER = CN()
@@ -174,6 +176,7 @@ _C.SOLVER.IMS_PER_BATCH = 16  # global batch size (split over processes)
 _C.SOLVER.LOG_PERIOD = 20  # iterations between log lines (SGB: 200)
 _C.SOLVER.BEST_METRIC = ""  # validation metric that picks model_best.pth ("" = the mode's R@100 / detector mAP)
 _C.SOLVER.FREEZE_PATTERNS = ()  # parameter-name regexes to freeze
+_C.SOLVER.FIND_UNUSED_PARAMETERS = False  # DDP find_unused_parameters (True when some parameters get no gradient)
 _C.SOLVER.SCHEDULE = CN()
 _C.SOLVER.SCHEDULE.TYPE = "WarmupMultiStepLR"  # or "WarmupReduceLROnPlateau", "WarmupCosineLR"
 _C.SOLVER.SCHEDULE.PATIENCE = 2

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Pre-train a detector, then evaluate it. One process, or one per GPU/CPU slot with torchrun when NPROC > 1.
+# Usage: bash scripts/train_detector.sh [CONFIG] [KEY VALUE ...]
+#   CONFIG defaults to configs/synthetic/detector_tiny_fpn.yaml (the CPU quick-start detector)
+#   NPROC=4 bash scripts/train_detector.sh configs/detector/vg150_X_101_32_8_FPN.yaml SOLVER.IMS_PER_BATCH 8
+#   PORT (default 29500) is the torchrun rendezvous port; change it to run two jobs on one machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+NPROC=${NPROC:-1}
+CONFIG=${1:-configs/synthetic/detector_tiny_fpn.yaml}
+shift || true
+if [ "$NPROC" -gt 1 ]; then
+  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
+    tools/detector_pretrain_net.py --config-file "$CONFIG" "$@"
+else
+  "$PYTHON" tools/detector_pretrain_net.py --config-file "$CONFIG" "$@"
+fi

@@ -1,0 +1,98 @@
+"""What every tool does before building a model: arguments, distributed setup, logging, seeds, device."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Iterable, Optional
+
+import torch
+
+from sgg.config import load_config, save_config
+from sgg.utils import comm
+from sgg.utils.logger import setup_logger
+from sgg.utils.miscellaneous import collect_env_info, mkdir, seed_everything, set_deterministic
+
+logger = logging.getLogger(__name__)
+
+
+class _ToolArgumentParser(argparse.ArgumentParser):
+    """Also accepts the flags after the ``KEY VALUE`` overrides (where argparse's REMAINDER would swallow them)."""
+
+    FLAGS = ("--skip-test",)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        for flag in self.FLAGS:
+            while flag in parsed.opts:
+                parsed.opts.remove(flag)
+                setattr(parsed, flag.lstrip("-").replace("-", "_"), True)
+        return parsed
+
+
+def default_argument_parser(description: str) -> argparse.ArgumentParser:
+    """``--config-file``, ``--skip-test`` and trailing ``KEY VALUE`` overrides, as SGB's tools."""
+    parser = _ToolArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the config yaml")
+    parser.add_argument("--skip-test", action="store_true", help="do not evaluate on DATASETS.TEST after training")
+    # torch.distributed.launch passes --local_rank; torchrun sets LOCAL_RANK instead. Accepted and ignored.
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_ITER 1000")
+    return parser
+
+
+def _device_type(cfg) -> str:
+    return "cuda" if str(cfg.MODEL.DEVICE).startswith("cuda") else "cpu"
+
+
+def resolve_device(cfg) -> torch.device:
+    """``MODEL.DEVICE`` as a torch.device; under torchrun on CUDA each process takes GPU ``LOCAL_RANK``."""
+    try:
+        from sgg.modeling.device import resolve_device as modeling_resolve_device
+    except ImportError:
+        modeling_resolve_device = None
+    if modeling_resolve_device is not None:
+        device = modeling_resolve_device(cfg)
+    else:
+        name = str(cfg.MODEL.DEVICE)
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"MODEL.DEVICE is {name!r} but this machine has no usable CUDA GPU "
+                               f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); set MODEL.DEVICE cpu")
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"MODEL.DEVICE {name!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and comm.get_world_size() > 1:
+        device = torch.device("cuda", comm.get_local_rank())
+    return device
+
+
+def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: Optional[argparse.Namespace] = None,
+                  save: bool = True, log_name: str = "log.txt"):
+    """Load the config, join the torchrun process group, set up logging (rank 0 writes ``OUTPUT_DIR/<log_name>``),
+    save ``OUTPUT_DIR/config.yaml`` (training tools; ``save=False`` for test tools, which must not overwrite the
+    training config), seed every RNG and apply the deterministic mode. Returns the frozen config."""
+    if args is not None:
+        config_file, opts = args.config_file, args.opts
+    cfg = load_config(config_file or None, list(opts))
+    comm.init_distributed_from_env(_device_type(cfg))
+    rank = comm.get_rank()
+    if rank == 0:
+        mkdir(cfg.OUTPUT_DIR)
+    setup_logger("sgg", cfg.OUTPUT_DIR, rank, filename=log_name)
+    logger.info("Command: %s", " ".join(sys.argv))
+    logger.info("%d process(es); environment:\n%s", comm.get_world_size(), collect_env_info())
+    if config_file:
+        logger.info("Config file %s", config_file)
+    if rank == 0 and save:
+        path = save_config(cfg)
+        logger.info("Resolved config saved to %s", path)
+    seed = cfg.SEED
+    if seed < 0:  # one drawn seed for every process, so the run can be repeated from the logged value
+        seed = comm.broadcast_object(seed_everything(-1))
+    seed_everything(seed, rank_offset=rank)
+    set_deterministic(cfg.DETERMINISTIC)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return cfg

@@ -1,0 +1,243 @@
+"""Hooks around ``run_step``, registered in this order (each iteration's state is final when it is checkpointed):
+
+IterationTimer -> EvalHook (validation, best checkpoint) -> LRSchedulerHook (step with the validation metric; the
+plateau stop) -> extra hooks -> PeriodicCheckpointer -> TrainLogger (text log, tqdm, TensorBoard, metrics.json).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+import torch
+
+from sgg.utils import comm
+from sgg.utils.miscellaneous import max_memory_mb
+
+from .trainer import HookBase
+
+logger = logging.getLogger(__name__)
+
+
+def _flatten_metrics(results: Dict, prefix: str = "") -> Dict[str, float]:
+    """Numbers of a (possibly nested) result dict as ``{"a/b": value}``; non-numbers are dropped."""
+    flat = {}
+    for key, value in (results or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_metrics(value, name + "/"))
+        elif isinstance(value, torch.Tensor) and value.numel() == 1:
+            flat[name] = float(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def _reference_lr(optimizer) -> float:
+    """The LR of plain (non-bias, non-backbone) weights, else the first group's: the one the log shows."""
+    for group in optimizer.param_groups:
+        if "weight" in group.get("kinds", ()):
+            return group["lr"]
+    return optimizer.param_groups[0]["lr"]
+
+
+class IterationTimer(HookBase):
+    """Seconds per ``run_step`` (validation and checkpointing excluded) as the ``time`` meter."""
+
+    def before_step(self):
+        self._start = time.perf_counter()
+
+    def after_step(self):
+        self.trainer.meters.update(time=time.perf_counter() - self._start)
+
+
+class EvalHook(HookBase):
+    """Validation before training (``PRE_VAL``, fresh runs only), every ``period`` iterations and at the end;
+    ``model_best.pth`` whenever ``metric_name`` improves. ``val_fn`` runs on every process; rank 0's result is
+    shared so that all processes take the same decisions."""
+
+    def __init__(self, val_fn: Callable, period: int, pre_val: bool, metric_name: str, checkpointer):
+        self.val_fn = val_fn
+        self.period = period
+        self.pre_val = pre_val
+        self.metric_name = metric_name
+        self.checkpointer = checkpointer
+
+    def _evaluate(self) -> Dict[str, float]:
+        model = self.trainer.unwrapped_model
+        start = time.perf_counter()
+        results = self.val_fn(model)
+        model.train()
+        results = _flatten_metrics(comm.broadcast_object(results if comm.is_main_process() else None))
+        if self.metric_name and self.metric_name not in results:
+            raise KeyError(f"validation metric {self.metric_name!r} (SOLVER.BEST_METRIC) is not among the "
+                           f"validation results: {', '.join(sorted(results)) or 'none'}")
+        shown = ", ".join(f"{k}: {v:.4f}" for k, v in sorted(results.items()))
+        logger.info("Validation at iteration %d (%.1f s): %s", self.trainer.completed_iter,
+                    time.perf_counter() - start, shown)
+        self.trainer.latest_metrics = results
+        return results
+
+    def before_train(self):
+        if self.pre_val and self.trainer.start_iter == 0:
+            self._evaluate()
+
+    def after_step(self):
+        done = self.trainer.completed_iter
+        if self.period <= 0 or not (done % self.period == 0 or done == self.trainer.max_iter):
+            return
+        results = self._evaluate()
+        if not self.metric_name:
+            return
+        value = results[self.metric_name]
+        state = self.trainer.state
+        if math.isfinite(value) and value > state.get("best_metric", -math.inf):
+            state.update(best_metric=value, best_iteration=done, best_metric_name=self.metric_name)
+            self.checkpointer.save("model_best", done, tag_last=False)
+            logger.info("New best %s = %.4f at iteration %d (model_best.pth)", self.metric_name, value, done)
+
+
+class LRSchedulerHook(HookBase):
+    """Steps the schedule after every iteration, with the validation metric when there is one; asks the loop to stop
+    when the schedule says so (SGB's plateau rule: stop at ``MAX_DECAY_STEP`` decays)."""
+
+    def __init__(self, scheduler, metric_name: str):
+        self.scheduler = scheduler
+        self.metric_name = metric_name
+
+    def before_train(self):
+        if hasattr(self.scheduler, "stage_count") and not self.metric_name:
+            logger.warning("WarmupReduceLROnPlateau needs a validation metric (SOLVER.BEST_METRIC and validation "
+                           "on); without one the LR never decays")
+
+    def after_step(self):
+        self.trainer.meters.update(lr=_reference_lr(self.scheduler.optimizer))
+        metric = self.trainer.latest_metrics.get(self.metric_name) if self.metric_name else None
+        self.scheduler.step(metric, epoch=self.trainer.completed_iter)
+        if self.scheduler.should_stop:
+            self.trainer.request_stop(f"the LR was decayed {self.scheduler.stage_count} times "
+                                      f"(SOLVER.SCHEDULE.MAX_DECAY_STEP {self.scheduler.max_decay_step})")
+
+
+class PeriodicCheckpointer(HookBase):
+    """``model_{iter:07d}.pth`` every ``period`` iterations, ``model_final.pth`` at the end (also after an early
+    stop, unlike SGB, so that the test tools find it)."""
+
+    def __init__(self, checkpointer, period: int):
+        self.checkpointer = checkpointer
+        self.period = period
+
+    def after_step(self):
+        done = self.trainer.completed_iter
+        if done == self.trainer.max_iter or self.trainer.stop_reason:
+            self.checkpointer.save("model_final", done)
+        elif self.period > 0 and done % self.period == 0:
+            self.checkpointer.save(f"model_{done:07d}", done)
+
+
+class TrainLogger(HookBase):
+    """Rank 0: a text line every ``period`` iterations (losses by name, LR, time, data time, ETA, max memory),
+    a tqdm bar on a terminal, TensorBoard scalars in ``OUTPUT_DIR/tensorboard`` and one JSON line per log in
+    ``OUTPUT_DIR/metrics.json``."""
+
+    def __init__(self, output_dir: str, period: int, device: Optional[torch.device] = None):
+        self.output_dir = output_dir
+        self.period = max(int(period), 1)
+        self.device = device
+        self.enabled = comm.is_main_process()
+        self._writer = None
+        self._json = None
+        self._bar = None
+
+    def _tensorboard(self):
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+            except Exception as err:  # tensorboard missing or broken: keep training, say so once
+                logger.warning("TensorBoard logging off: %s", err)
+                self._writer = False
+        return self._writer or None
+
+    def before_train(self):
+        self._start = time.perf_counter()
+        if not self.enabled:
+            return
+        os.makedirs(self.output_dir, exist_ok=True)
+        self._json = open(os.path.join(self.output_dir, "metrics.json"), "a")
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.trainer.max_iter, initial=self.trainer.start_iter, desc="train",
+                             dynamic_ncols=True, leave=False)
+        if self.trainer.latest_metrics:
+            self._write_val(self.trainer.start_iter)
+
+    def _write(self, record: Dict) -> None:
+        self._json.write(json.dumps(record) + "\n")
+        self._json.flush()
+
+    def _write_val(self, done: int) -> None:
+        metrics = {f"val/{k}": v for k, v in self.trainer.latest_metrics.items()}
+        self._write({"iteration": done, **metrics})
+        writer = self._tensorboard()
+        if writer:
+            for name, value in metrics.items():
+                writer.add_scalar(name, value, done)
+
+    def after_step(self):
+        if not self.enabled:
+            return
+        trainer = self.trainer
+        done = trainer.completed_iter
+        meters = trainer.meters
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{meters.loss.latest:.4f}")
+        if trainer.latest_metrics:
+            self._write_val(done)
+        if not (done % self.period == 0 or done == trainer.max_iter or done == trainer.start_iter + 1
+                or trainer.stop_reason):
+            return
+        eta = meters.time.median * (trainer.max_iter - done)
+        memory = max_memory_mb(self.device)
+        loss_names = ["loss"] + sorted(k for k in trainer.last_losses if k != "loss")
+        line = (f"eta: {datetime.timedelta(seconds=int(eta))}  iter: {done}/{trainer.max_iter}  "
+                f"{meters.format(loss_names)}  lr: {meters.lr.latest:.6g}  "
+                f"time: {meters.time.median:.4f}  data: {meters.data_time.median:.4f}  "
+                f"grad_norm: {meters.grad_norm.median:.4f}  max mem: {memory:.0f} MB")
+        if self._bar is not None:
+            self._bar.write(line)
+            logger.debug(line)
+        else:
+            logger.info(line)
+        scalars = {**{f"train/{k}": trainer.last_losses[k] for k in loss_names},
+                   "train/lr": meters.lr.latest, "train/grad_norm": meters.grad_norm.latest,
+                   "time/iteration": meters.time.latest, "time/data": meters.data_time.latest,
+                   "time/eta_seconds": eta, "memory/max_mb": memory}
+        self._write({"iteration": done, **{k: trainer.last_losses[k] for k in loss_names},
+                     "lr": meters.lr.latest, "grad_norm": meters.grad_norm.latest, "time": meters.time.latest,
+                     "data_time": meters.data_time.latest, "eta_seconds": eta, "max_mem_mb": memory})
+        writer = self._tensorboard()
+        if writer:
+            for name, value in scalars.items():
+                writer.add_scalar(name, value, done)
+
+    def after_train(self):
+        total = time.perf_counter() - self._start
+        iters = self.trainer.completed_iter - self.trainer.start_iter
+        if not self.trainer.failed:
+            logger.info("Total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)),
+                        total / max(iters, 1))
+        if self._bar is not None:
+            self._bar.close()
+        if self._json is not None:
+            self._json.close()
+        if self._writer:
+            self._writer.close()

@@ -1,0 +1,288 @@
+"""The one training loop (detector pretraining, relation training, the one-stage model), detectron2-style.
+
+``SimpleTrainer.run_step`` is the whole iteration: data -> forward (a dict of named losses) -> sum -> backward ->
+global grad-norm clip -> optimizer step. Everything else (LR schedule, validation, best and periodic checkpoints,
+logging) is a hook in ``sgg/engine/hooks.py``. ``Trainer`` builds all of it from the config.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import time
+from typing import Callable, Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+from sgg.solver import clip_grad_norm, make_lr_scheduler, make_optimizer
+from sgg.utils import comm
+from sgg.utils.checkpoint import Checkpointer
+from sgg.utils.metric_logger import MetricLogger
+
+from .defaults import resolve_device
+from .freeze import freeze_by_patterns
+
+logger = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Called around the loop; ``self.trainer`` is set on registration. ``trainer.iter`` is the 0-based iteration
+    being run, so ``trainer.iter + 1`` iterations are complete in ``after_step``."""
+
+    trainer: "TrainerBase" = None
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_step(self):
+        pass
+
+    def after_step(self):
+        pass
+
+
+class TrainerBase:
+    def __init__(self):
+        self._hooks: List[HookBase] = []
+        self.iter = self.start_iter = self.max_iter = 0
+        self.completed_iter = 0
+        self.stop_reason: Optional[str] = None
+        self.failed = False
+        self.meters = MetricLogger()
+        self.latest_metrics: Dict[str, float] = {}  # validation results of the current iteration, if any
+        self.state: Dict = {}  # hook state that goes into checkpoints (e.g. the best validation metric)
+
+    def register_hooks(self, hooks: Iterable[Optional[HookBase]]) -> None:
+        for hook in hooks:
+            if hook is not None:
+                hook.trainer = self
+                self._hooks.append(hook)
+
+    def request_stop(self, reason: str) -> None:
+        """End the loop after the current iteration's hooks (e.g. the plateau schedule's last decay)."""
+        self.stop_reason = reason
+
+    def train(self, start_iter: int, max_iter: int) -> None:
+        self.iter = self.start_iter = self.completed_iter = start_iter
+        self.max_iter = max_iter
+        logger.info("Starting training from iteration %d to %d", start_iter, max_iter)
+        try:
+            for hook in self._hooks:
+                hook.before_train()
+            for self.iter in range(start_iter, max_iter):
+                self.latest_metrics = {}
+                for hook in self._hooks:
+                    hook.before_step()
+                self.run_step()
+                self.completed_iter = self.iter + 1
+                for hook in self._hooks:
+                    hook.after_step()
+                if self.stop_reason:
+                    logger.info("Stopping at iteration %d: %s", self.completed_iter, self.stop_reason)
+                    break
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            for hook in self._hooks:
+                hook.after_train()
+
+    def run_step(self):
+        raise NotImplementedError
+
+
+def autocast_context(device: torch.device, dtype: str):
+    """``torch.autocast`` for DTYPE float16 / bfloat16 on CUDA; nothing on the CPU (fp32 there)."""
+    if device.type != "cuda" or dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
+
+
+def _format_losses(values: Dict[str, torch.Tensor]) -> str:
+    return ", ".join(f"{k}={float(v):.6g}" for k, v in values.items())
+
+
+class SimpleTrainer(TrainerBase):
+    """Trains ``model`` on batches ``(images, targets, indices)`` from ``data_iter``."""
+
+    def __init__(self, model: nn.Module, data_iter, optimizer: torch.optim.Optimizer, device: torch.device,
+                 grad_norm_clip: float = 0.0, dtype: str = "float32", scaler=None):
+        super().__init__()
+        self.model = model
+        self.data_iter = data_iter
+        self.optimizer = optimizer
+        self.device = device
+        self.grad_norm_clip = grad_norm_clip
+        self.dtype = dtype
+        self.scaler = scaler
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def run_step(self):
+        start = time.perf_counter()
+        images, targets = self._next_batch()
+        data_time = time.perf_counter() - start
+
+        with autocast_context(self.device, self.dtype):
+            loss_dict = self.model(images, targets)
+        losses = self._check_losses(loss_dict)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(losses).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            losses.backward()
+        grad_norm = clip_grad_norm(self.params, self.grad_norm_clip)
+        if self.scaler is not None:  # skips the step itself when the fp16 gradients overflowed
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            if not math.isfinite(float(grad_norm)):
+                raise FloatingPointError(
+                    f"non-finite gradient norm ({float(grad_norm)}) at iteration {self.iter + 1} with finite losses "
+                    f"({_format_losses(self.last_losses)}); the parameters were not updated and nothing was saved")
+            self.optimizer.step()
+        self.meters.update(data_time=data_time, grad_norm=float(grad_norm), **self.last_losses)
+
+    def _next_batch(self):
+        try:
+            images, targets, _ = next(self.data_iter)
+        except StopIteration:
+            raise RuntimeError(f"the training data loader ran out of batches at iteration {self.iter + 1} of "
+                               f"{self.max_iter}; is the training dataset empty?") from None
+        return images.to(self.device), [t.to(self.device) for t in targets]
+
+    def _check_losses(self, loss_dict) -> torch.Tensor:
+        """Sum the named losses; stop with every term's value when the (process-averaged) total is not finite."""
+        if not isinstance(loss_dict, dict) or not loss_dict or not all(
+                isinstance(v, torch.Tensor) for v in loss_dict.values()):
+            raise TypeError(f"in training mode the model must return a non-empty dict of named loss tensors, got "
+                            f"{type(loss_dict).__name__}")
+        losses = sum(loss_dict.values())
+        # Averaged over processes for logging; every process sees the same values, so all stop together.
+        reduced = comm.reduce_dict({k: v.detach() for k, v in loss_dict.items()})
+        total = sum(float(v) for v in reduced.values())
+        self.last_losses = {"loss": total, **{k: float(v) for k, v in reduced.items()}}
+        if not math.isfinite(total):
+            local = _format_losses({k: v.detach() for k, v in loss_dict.items()})
+            where = f" (this process: {local})" if comm.get_world_size() > 1 else ""
+            raise FloatingPointError(
+                f"non-finite loss at iteration {self.iter + 1}: loss={total}, {_format_losses(reduced)}{where}. "
+                "Training stopped before the backward pass; no checkpoint was written from this iteration. Lower "
+                "SOLVER.BASE_LR, check SOLVER.GRAD_NORM_CLIP, or resume from the last checkpoint")
+        return losses
+
+
+class Trainer:
+    """Config-driven training: optimizer, schedule, AMP, freezing, DDP, checkpoints, validation and logging.
+
+    ``val_fn(model) -> dict`` runs validation on every process and returns the metrics (on rank 0 at least);
+    ``default_metric`` names the one that picks ``model_best.pth`` and drives the plateau schedule when
+    ``SOLVER.BEST_METRIC`` is empty. ``build_train_loader(start_iter)`` defaults to ``build_data_loader``.
+    """
+
+    def __init__(self, cfg, model: nn.Module, val_fn: Optional[Callable[[nn.Module], Dict]] = None,
+                 default_metric: str = "", label_names=None,
+                 build_train_loader: Optional[Callable[[int], Iterable]] = None,
+                 extra_hooks: Iterable[HookBase] = ()):
+        self.cfg = cfg
+        self.device = resolve_device(cfg)
+        self.model = model.to(self.device)
+        self.distributed = comm.get_world_size() > 1
+        if cfg.SOLVER.FREEZE_PATTERNS:
+            freeze_by_patterns(model, cfg.SOLVER.FREEZE_PATTERNS)
+        self.optimizer = make_optimizer(cfg, model)
+        self.scheduler = make_lr_scheduler(cfg, self.optimizer)
+        self.scaler = None
+        if self.device.type == "cuda" and cfg.DTYPE == "float16":
+            self.scaler = torch.amp.GradScaler("cuda")
+        elif self.device.type != "cuda" and cfg.DTYPE != "float32":
+            logger.info("DTYPE %s: mixed precision is CUDA-only here; training in float32 on %s", cfg.DTYPE,
+                        self.device)
+        self.checkpointer = Checkpointer(model, self.optimizer, self.scheduler, self.scaler, cfg.OUTPUT_DIR,
+                                         cfg=cfg, label_names=label_names)
+        self.val_fn = val_fn
+        self.metric_name = cfg.SOLVER.BEST_METRIC or default_metric
+        self.build_train_loader = build_train_loader or self._default_train_loader
+        self.extra_hooks = list(extra_hooks)
+        self.start_iter = 0
+        self._resumed: Optional[Dict] = None
+
+    def _default_train_loader(self, start_iter: int):
+        from sgg.data.build import build_data_loader
+
+        return build_data_loader(self.cfg, "train", is_distributed=self.distributed, start_iter=start_iter)
+
+    def resume_or_load(self, resume: bool = True) -> int:
+        """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly), else load ``MODEL.WEIGHT``
+        (weights only) if set. Returns the iteration training starts from."""
+        if resume and self.checkpointer.has_checkpoint():
+            self._resumed = self.checkpointer.resume()
+            self.start_iter = int(self._resumed.get("iteration", 0))
+        elif self.cfg.MODEL.WEIGHT:
+            self.checkpointer.load_weights(self.cfg.MODEL.WEIGHT, key="MODEL.WEIGHT")
+            self.start_iter = 0
+        return self.start_iter
+
+    def _wrap_ddp(self) -> nn.Module:
+        if not self.distributed:
+            return self.model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        # Buffers are synchronised once at construction, not at every forward (SGB's broadcast_buffers=False);
+        # newer PyTorch names that switch forward_sync_buffers.
+        ddp_args = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+        switch = "forward_sync_buffers" if "forward_sync_buffers" in ddp_args else "broadcast_buffers"
+        no_sync = {switch: False}
+        return nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids,
+                                                   find_unused_parameters=self.cfg.SOLVER.FIND_UNUSED_PARAMETERS,
+                                                   **no_sync)
+
+    def build_hooks(self) -> List[HookBase]:
+        from . import hooks
+
+        solver = self.cfg.SOLVER
+        eval_hook = None
+        if self.val_fn is not None and (solver.TO_VAL or solver.PRE_VAL):
+            eval_hook = hooks.EvalHook(self.val_fn, solver.VAL_PERIOD if solver.TO_VAL else 0, solver.PRE_VAL,
+                                       self.metric_name, self.checkpointer)
+        return [hooks.IterationTimer(), eval_hook, hooks.LRSchedulerHook(self.scheduler, self.metric_name),
+                *self.extra_hooks, hooks.PeriodicCheckpointer(self.checkpointer, solver.CHECKPOINT_PERIOD),
+                hooks.TrainLogger(self.cfg.OUTPUT_DIR, solver.LOG_PERIOD, self.device)]
+
+    def train(self) -> SimpleTrainer:
+        max_iter = self.cfg.SOLVER.MAX_ITER
+        if self.start_iter >= max_iter or self.scheduler.should_stop:
+            logger.info("Nothing to train: the checkpoint is at iteration %d (SOLVER.MAX_ITER %d)%s", self.start_iter,
+                        max_iter, ", and the plateau schedule has stopped" if self.scheduler.should_stop else "")
+            return None
+        loader = self.build_train_loader(self.start_iter)
+        dataset = getattr(loader, "dataset", None)
+        if dataset is not None and len(dataset) == 0:
+            raise ValueError(f"the training dataset {getattr(dataset, 'name', '')} is empty: no image to train on "
+                             f"(check DATASETS.TRAIN {tuple(self.cfg.DATASETS.TRAIN)}, DATASETS.NUM_IM and the "
+                             "dataset filters)")
+        if self.checkpointer.label_names is None and dataset is not None:
+            names = {k: list(getattr(dataset, k)) for k in ("ind_to_classes", "ind_to_predicates")
+                     if hasattr(dataset, k)}
+            self.checkpointer.label_names = names or None
+        data_iter = iter(loader)
+        if self._resumed is not None:
+            # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues
+            # with exactly the random numbers the uninterrupted run had after the checkpointed iteration.
+            Checkpointer.restore_rng(self._resumed)
+        loop = SimpleTrainer(self._wrap_ddp(), data_iter, self.optimizer, self.device, self.cfg.SOLVER.GRAD_NORM_CLIP,
+                             self.cfg.DTYPE, self.scaler)
+        loop.config = self.cfg
+        loop.unwrapped_model = self.model
+        if self._resumed is not None:
+            loop.state.update(self._resumed.get("trainer_state") or {})
+        self.checkpointer.extra_state = loop.state
+        loop.register_hooks(self.build_hooks())
+        self.model.train()
+        loop.train(self.start_iter, max_iter)
+        return loop
