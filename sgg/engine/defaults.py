@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Iterable, Optional
 
-import torch
 
 from sgg.config import load_config, save_config
+from sgg.modeling.device import resolve_device  # noqa: F401  (re-exported: tools import it from sgg.engine)
 from sgg.utils import comm
 from sgg.utils.logger import setup_logger
 from sgg.utils.miscellaneous import collect_env_info, mkdir, seed_everything, set_deterministic
@@ -45,28 +45,6 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
 
 def _device_type(cfg) -> str:
     return "cuda" if str(cfg.MODEL.DEVICE).startswith("cuda") else "cpu"
-
-
-def resolve_device(cfg) -> torch.device:
-    """``MODEL.DEVICE`` as a torch.device; under torchrun on CUDA each process takes GPU ``LOCAL_RANK``."""
-    try:
-        from sgg.modeling.device import resolve_device as modeling_resolve_device
-    except ImportError:
-        modeling_resolve_device = None
-    if modeling_resolve_device is not None:
-        device = modeling_resolve_device(cfg)
-    else:
-        name = str(cfg.MODEL.DEVICE)
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"MODEL.DEVICE is {name!r} but this machine has no usable CUDA GPU "
-                               f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); set MODEL.DEVICE cpu")
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ValueError(f"MODEL.DEVICE {name!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if device.type == "cuda" and comm.get_world_size() > 1:
-        device = torch.device("cuda", comm.get_local_rank())
-    return device
 
 
 def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: Optional[argparse.Namespace] = None,

@@ -82,6 +82,4 @@ def test_relations(cfg, model: nn.Module, statistics: Dict, split: str = "test")
         folder = os.path.join(cfg.OUTPUT_DIR, "inference", name)
         results[name] = evaluate_relations(cfg, model, loader, folder, statistics,
                                            save_predictions=cfg.TEST.RELATION.SAVE_PREDICTIONS)
-        if comm.is_main_process():
-            print(results[name]["text"])
     return results

@@ -224,7 +224,8 @@ class Trainer:
         if resume and self.checkpointer.has_checkpoint():
             self._resumed = self.checkpointer.resume()
             self.start_iter = int(self._resumed.get("iteration", 0))
-        elif self.cfg.MODEL.WEIGHT:
+        elif self.cfg.MODEL.WEIGHT and not self.cfg.MODEL.WEIGHT.startswith("catalog://"):
+            # SGB's catalog:// names are ImageNet trunks, which the backbone builder handles (never downloaded)
             self.checkpointer.load_weights(self.cfg.MODEL.WEIGHT, key="MODEL.WEIGHT")
             self.start_iter = 0
         return self.start_iter

@@ -7,3 +7,4 @@ ROI_RELATION_PREDICTORS = Registry("relation predictor", "MODEL.ROI_RELATION_HEA
 ROI_RELATION_FEATURE_EXTRACTORS = Registry("relation feature extractor",
                                            "MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR")
 RELATION_LOSSES = Registry("relation loss", "MODEL.ROI_RELATION_HEAD.LOSS")
+RELATION_RESCORERS = Registry("relation re-scorer", "MODEL.ROI_RELATION_HEAD.RESCORER")

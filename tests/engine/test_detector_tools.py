@@ -18,7 +18,6 @@ MAP_LINE = re.compile(r"Detection evaluation mAp=(\d\.\d{4})")
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    pytest.importorskip("pycocotools")
     root = tmp_path_factory.mktemp("mini_vg")
     write_mini_vg(root)
     return root

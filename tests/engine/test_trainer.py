@@ -190,7 +190,6 @@ def test_inference_resizes_to_the_original_image_and_evaluates(tmp_path):
 
 
 def test_evaluate_detector_reports_coco_map(tmp_path, caplog):
-    pytest.importorskip("pycocotools")
     cfg = toy_cfg(tmp_path)
     with caplog.at_level(logging.INFO):
         results = evaluate_detector(cfg, ToyModel(), [toy_test_loader(cfg, ToyDataset(size=4))])

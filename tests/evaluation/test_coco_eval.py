@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("pycocotools")
 
-from sgg.evaluation import evaluate_detections  # noqa: E402
+from sgg.evaluation import evaluate_detections
 
 GT = [{"boxes": np.array([[0, 0, 9, 9], [30, 30, 59, 49]]), "labels": np.array([1, 1])},
       {"boxes": np.array([[10, 10, 39, 39]]), "labels": np.array([2])}]

@@ -43,3 +43,18 @@ def test_union_features_with_no_pairs_at_all():
     boxes = [BoxList(torch.tensor([[0.0, 0.0, 20.0, 20.0]]), (64, 64))]
     out = extractor(_features(), boxes, [torch.zeros(0, 2, dtype=torch.long)], [(64, 64)])
     assert out.shape == (0, 16)
+
+
+def test_chunked_inference_equals_one_pass():
+    torch.manual_seed(0)
+    extractor = RelationFeatureExtractor(8, ["0", "1"], 3, 2, 16).eval()
+    boxes = [BoxList(torch.tensor([[0.0, 0.0, 20.0, 20.0], [30.0, 30.0, 60.0, 50.0], [5.0, 40.0, 30.0, 60.0]]),
+                     (64, 64)),
+             BoxList(torch.tensor([[5.0, 5.0, 10.0, 10.0], [20.0, 20.0, 50.0, 40.0]]), (60, 64))]
+    pairs = [torch.tensor([[0, 1], [1, 0], [2, 0], [0, 2], [1, 2]]), torch.tensor([[0, 1], [1, 0]])]
+    features = _features()
+    with torch.no_grad():
+        whole = extractor(features, boxes, pairs, [(64, 64), (64, 60)], max_pairs_per_chunk=100)
+        chunked = extractor(features, boxes, pairs, [(64, 64), (64, 60)], max_pairs_per_chunk=2)
+    assert whole.shape == (7, 16)
+    assert torch.allclose(whole, chunked, atol=1e-6)

@@ -88,8 +88,27 @@ class RelationFeatureExtractor(nn.Module):
         return self.reduce_channel(torch.cat(levels, dim=1))
 
     def forward(self, features: Dict[str, torch.Tensor], proposals: List[BoxList],
-                pair_idxs: List[torch.Tensor], image_shapes: List[Tuple[int, int]]) -> torch.Tensor:
-        """(sum P, out_dim) features of every pair, images in order. ``image_shapes`` are (h, w) before padding."""
+                pair_idxs: List[torch.Tensor], image_shapes: List[Tuple[int, int]],
+                max_pairs_per_chunk: int = 1024) -> torch.Tensor:
+        """(sum P, out_dim) features of every pair, images in order. ``image_shapes`` are (h, w) before padding.
+
+        Outside training the pairs go through in chunks of ``max_pairs_per_chunk``, so SGDet's 6,320 pairs per
+        image never hold all pooled maps at once (the results are the same).
+        """
+        if sum(len(p) for p in pair_idxs) == 0:
+            return features[self.featmap_names[0]].new_zeros(0, self.out_channels)
+        if self.training:
+            return self._features(features, proposals, pair_idxs, image_shapes)
+        outputs = []
+        empty = [p[:0] for p in pair_idxs]
+        for image, pairs in enumerate(pair_idxs):
+            for start in range(0, len(pairs), max_pairs_per_chunk):
+                chunk = list(empty)
+                chunk[image] = pairs[start:start + max_pairs_per_chunk]
+                outputs.append(self._features(features, proposals, chunk, image_shapes))
+        return torch.cat(outputs)
+
+    def _features(self, features, proposals, pair_idxs, image_shapes) -> torch.Tensor:
         unions, heads, tails, sizes = [], [], [], []
         for boxes, pairs in zip(proposals, pair_idxs):
             head = boxes.bbox[pairs[:, 0]]
@@ -98,8 +117,6 @@ class RelationFeatureExtractor(nn.Module):
             heads.append(head)
             tails.append(tail)
             sizes.append(head.new_tensor(boxes.size).expand(len(pairs), 2))
-        if sum(len(p) for p in pair_idxs) == 0:
-            return features[self.featmap_names[0]].new_zeros(0, self.out_channels)
         pooled = self._pool(features, unions, image_shapes)
         masks = rect_masks(torch.cat(heads), torch.cat(tails), torch.cat(sizes), self.rect_size)
         combined = pooled + self.rect_conv(masks.to(pooled.dtype))

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Train (then test) one relation predictor in one protocol. One process, or torchrun when NPROC > 1.
+# Usage: bash scripts/train_relation.sh PREDICTOR PROTOCOL DETECTOR_CKPT [KEY VALUE ...]
+#   PROTOCOL: predcls | sgcls | sgdet.  DATASET (env): synthetic (default) or vg150.
+#   DATASET=vg150 NPROC=2 bash scripts/train_relation.sh MotifPredictor predcls ckpt/model_final.pth GLOVE_DIR glove
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+NPROC=${NPROC:-1}
+DATASET=${DATASET:-synthetic}
+PREDICTOR=${1:?predictor name, e.g. TransformerPredictor}
+PROTOCOL=${2:?protocol: predcls, sgcls or sgdet}
+DETECTOR=${3:-}
+shift 3 || shift $#
+case "$PROTOCOL" in
+  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
+  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
+  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
+  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
+esac
+case "$DATASET" in
+  synthetic) CONFIG=configs/synthetic/relation_base.yaml ;;
+  vg150)     CONFIG=configs/e2e_relation_X_101_32_8_FPN_1x.yaml ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+esac
+ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" MODEL.ROI_RELATION_HEAD.PREDICTOR "$PREDICTOR"
+      OUTPUT_DIR "${OUTPUT_ROOT:-output/$DATASET}/$PREDICTOR/$PROTOCOL")
+[ -n "$DETECTOR" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
+if [ "$NPROC" -gt 1 ]; then
+  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
+    tools/relation_train_net.py "${ARGS[@]}" "$@"
+else
+  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Relation evaluation of a trained scene graph model, as SGB's ``tools/relation_test_net.py``:
+
+    python tools/relation_test_net.py --config-file configs/synthetic/relation_predcls.yaml [MODEL.WEIGHT ckpt.pth]
+
+Weights: OUTPUT_DIR/last_checkpoint when it exists (as SGB), else MODEL.WEIGHT; they must fit exactly. The split is
+DATASETS.TO_TEST (train / val / test; empty = test). Prints SGB's result block and writes results.json,
+results.txt and (TEST.RELATION.SAVE_PREDICTIONS) the compact prediction file predictions.sgg to
+OUTPUT_DIR/inference/<dataset>/; re-evaluate that file later with tools/evaluate.py.
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sgg.engine import default_argument_parser, default_setup, resolve_device  # noqa: E402
+from sgg.engine.relation import build_scene_graph_model, load_statistics, test_relations  # noqa: E402
+from sgg.utils.checkpoint import LAST_CHECKPOINT, Checkpointer  # noqa: E402
+
+logger = logging.getLogger("sgg.tools.relation_test_net")
+
+
+def main(argv=None) -> int:
+    args = default_argument_parser("Evaluate a trained scene graph model").parse_args(argv)
+    cfg = default_setup(args=args, save=False, log_name="log_test.txt")
+    statistics = load_statistics(cfg)
+    model = build_scene_graph_model(cfg, statistics).to(resolve_device(cfg))
+    checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR, cfg=cfg)
+    if checkpointer.has_checkpoint():
+        checkpointer.load_weights(checkpointer.get_checkpoint_file(),
+                                  key=os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT), strict=True)
+    elif cfg.MODEL.WEIGHT:
+        checkpointer.load_weights(cfg.MODEL.WEIGHT, key="MODEL.WEIGHT", strict=True)
+    else:
+        raise FileNotFoundError(f"nothing to test: {os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT)} does not exist "
+                                "and MODEL.WEIGHT is empty; point OUTPUT_DIR at a training output or set MODEL.WEIGHT")
+    test_relations(cfg, model, statistics, cfg.DATASETS.TO_TEST or "test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
