@@ -31,12 +31,13 @@ def load_statistics(cfg) -> Dict:
 
 
 def build_scene_graph_model(cfg, statistics: Dict) -> nn.Module:
-    from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
+    from sgg.modeling.detector.detectors import meta_architecture_name
+    from sgg.modeling.registry import META_ARCHITECTURES
 
     if not cfg.MODEL.RELATION_ON:
         raise ValueError("relation training and testing need MODEL.RELATION_ON True (the detector alone is "
                          "tools/detector_pretrain_net.py)")
-    return SceneGraphRCNN.from_config(cfg, statistics)
+    return META_ARCHITECTURES.get(meta_architecture_name(cfg)).from_config(cfg, statistics)
 
 
 def load_pretrained_detector(cfg, model: nn.Module) -> None:

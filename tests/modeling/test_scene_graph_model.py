@@ -143,3 +143,13 @@ def test_wrong_class_count_and_missing_targets_are_explained():
 def test_unknown_predictor_lists_registered_ones():
     with pytest.raises(KeyError, match="MotifPredictor"):
         SceneGraphRCNN.from_config(_cfg("MotifPredicter", True, True), _statistics())
+
+
+def test_sgb_meta_architecture_with_relation_on_builds_the_scene_graph_model(monkeypatch):
+    import sgg.data
+
+    from sgg.modeling import build_detection_model
+
+    monkeypatch.setattr(sgg.data, "get_dataset_statistics", lambda cfg: _statistics())
+    cfg = _cfg("MotifPredictor", True, True, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN")
+    assert isinstance(build_detection_model(cfg), SceneGraphRCNN)
