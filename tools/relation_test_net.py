@@ -14,9 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sgg.engine import default_argument_parser, default_setup, resolve_device  # noqa: E402
+from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device  # noqa: E402
 from sgg.engine.relation import build_scene_graph_model, load_statistics, test_relations  # noqa: E402
-from sgg.utils.checkpoint import LAST_CHECKPOINT, Checkpointer  # noqa: E402
 
 logger = logging.getLogger("sgg.tools.relation_test_net")
 
@@ -26,15 +25,7 @@ def main(argv=None) -> int:
     cfg = default_setup(args=args, save=False, log_name="log_test.txt")
     statistics = load_statistics(cfg)
     model = build_scene_graph_model(cfg, statistics).to(resolve_device(cfg))
-    checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR, cfg=cfg)
-    if checkpointer.has_checkpoint():
-        checkpointer.load_weights(checkpointer.get_checkpoint_file(),
-                                  key=os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT), strict=True)
-    elif cfg.MODEL.WEIGHT:
-        checkpointer.load_weights(cfg.MODEL.WEIGHT, key="MODEL.WEIGHT", strict=True)
-    else:
-        raise FileNotFoundError(f"nothing to test: {os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT)} does not exist "
-                                "and MODEL.WEIGHT is empty; point OUTPUT_DIR at a training output or set MODEL.WEIGHT")
+    load_trained_weights(cfg, model)
     test_relations(cfg, model, statistics, cfg.DATASETS.TO_TEST or "test")
     return 0
 

@@ -74,3 +74,20 @@ def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: 
     set_deterministic(cfg.DETERMINISTIC)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return cfg
+
+
+def load_trained_weights(cfg, model) -> str:
+    """The test tools' rule (as SGB's): ``OUTPUT_DIR/last_checkpoint`` when it exists, else ``MODEL.WEIGHT``;
+    the weights must fit the model exactly. Returns the file loaded."""
+    from sgg.utils.checkpoint import LAST_CHECKPOINT, Checkpointer
+
+    checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR, cfg=cfg)
+    if checkpointer.has_checkpoint():
+        path = checkpointer.get_checkpoint_file()
+        checkpointer.load_weights(path, key=os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT), strict=True)
+        return path
+    if cfg.MODEL.WEIGHT:
+        checkpointer.load_weights(cfg.MODEL.WEIGHT, key="MODEL.WEIGHT", strict=True)
+        return cfg.MODEL.WEIGHT
+    raise FileNotFoundError(f"nothing to test: {os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT)} does not exist and "
+                            "MODEL.WEIGHT is empty; point OUTPUT_DIR at a training output or set MODEL.WEIGHT")
