@@ -153,3 +153,36 @@ def test_sgb_detector_yaml_loads_and_builds_resnext(tmp_path):
     cfg.merge_from_list(["MODEL.RANDOM_INIT_BACKBONE", True, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", 32])
     backbone = build_backbone(cfg)
     assert backbone.body.layer2[0].conv2.groups == 32 and backbone.body.layer2[0].conv2.stride == (2, 2)
+
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+DETECTOR_CONFIGS = sorted(
+    [os.path.join("detector", f) for f in os.listdir(os.path.join(CONFIG_DIR, "detector"))
+     if f.endswith(".yaml") and f != "vg150_base.yaml"]
+    + ["synthetic/detector_tiny_fpn.yaml", "e2e_relation_detector_X_101_32_8_FPN_1x.yaml"])
+
+
+@pytest.mark.parametrize("name", DETECTOR_CONFIGS)
+def test_detector_configs_load_and_build(name):
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(CONFIG_DIR, name))
+    assert not cfg.MODEL.RELATION_ON
+    # small heads keep the test quick; the rest of each config is built as written
+    cfg.merge_from_list(["MODEL.RANDOM_INIT_BACKBONE", True, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", 16])
+    model = build_detection_model(cfg)
+    assert model.num_classes == cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES
+    assert model.rpn.head.cls_logits.out_channels == len(cfg.MODEL.RPN.ASPECT_RATIOS) * (
+        len(cfg.MODEL.RPN.ANCHOR_SIZES) if len(model.feature_strides) == 1 else 1)
+
+
+def test_torchvision_cache_is_used_when_the_file_is_there(monkeypatch, tmp_path):
+    from sgg.modeling.backbone.weights import cached_weights_file, resolve_weights_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path, url = cached_weights_file("ResNet50_Weights.IMAGENET1K_V1")
+    assert path is None and url.endswith(".pth")
+    target = tmp_path / "hub" / "checkpoints" / os.path.basename(url)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"")
+    cfg = small_head_cfg("R-50-FPN", "MODEL.RANDOM_INIT_BACKBONE", False)
+    assert resolve_weights_file(cfg, "R-50-FPN", "ResNet50_Weights.IMAGENET1K_V1") == str(target)
