@@ -67,7 +67,21 @@ def init_distributed_from_env(device_type: str = "cpu", timeout_minutes: float =
     dist.init_process_group(backend=backend, init_method="env://",
                             timeout=datetime.timedelta(minutes=timeout_minutes))
     synchronize()
+    # Tear the group down before the interpreter exits: a gloo group left alive at exit can abort the process
+    # ("terminate called without an active exception") after all the work is done.
+    import atexit
+
+    atexit.register(shutdown_distributed)
     return True
+
+
+def shutdown_distributed() -> None:
+    """Wait for every process, then destroy the process group (no-op without one)."""
+    if is_dist():
+        try:
+            synchronize()
+        finally:
+            dist.destroy_process_group()
 
 
 def reduce_dict(values: dict, average: bool = True) -> dict:
