@@ -114,6 +114,20 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
 
+# Keys of the later heads, one block per method (each block is owned by that method's module).
+# >>> LinkNet / CCE / Ranker keys
+# <<< LinkNet / CCE / Ranker keys
+# >>> BA-SGG keys
+# <<< BA-SGG keys
+# >>> PE-Net / SPL / reweighting keys
+# <<< PE-Net / SPL / reweighting keys
+# >>> HCA / category-discriminating loss keys
+# <<< HCA / category-discriminating loss keys
+# >>> IterativeSG keys (MODEL.DETR ...)
+# <<< IterativeSG keys (MODEL.DETR ...)
+# >>> demo / SGB checkpoint keys
+# <<< demo / SGB checkpoint keys
+
 # ------------------------------------------------------------------------------------------------------------- INPUT
 _C.INPUT = CN()
 _C.INPUT.MIN_SIZE_TRAIN = (800,)  # shorter side; one is picked at random per image. SGB VG yaml: (600,)

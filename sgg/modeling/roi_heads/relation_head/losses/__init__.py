@@ -1,5 +1,7 @@
 """Composable relation-head losses. Each file registers terms in ``RELATION_LOSSES``; the config lists them."""
 from .base import RelationLossInputs, build_relation_losses, parse_loss_spec
 from . import cross_entropy  # noqa: F401  (registers RelationCE, ObjectCE)
+# >>> loss imports (one line per module of the later methods)
+# <<< loss imports
 
 __all__ = ["RelationLossInputs", "build_relation_losses", "parse_loss_spec"]

@@ -9,6 +9,9 @@ from torch import nn
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from . import frequency, motifs, transformer  # noqa: F401  (register the baselines)
+# Later heads register themselves here, one import line each (keep alphabetical order of the comments below).
+# >>> head imports
+# <<< head imports
 from .frequency import FrequencyPredictor
 from .motifs import LSTMContext, MotifPredictor
 from .transformer import TransformerContext, TransformerPredictor
