@@ -18,6 +18,7 @@ from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_FEATURE_EXTRA
 from sgg.structures import BoxList
 
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
+from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
 from .inference import RelationPostProcessor
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor
@@ -110,7 +111,8 @@ class RelationHead(nn.Module):
             mode=self.mode, boxes=proposals, pair_idxs=pair_idxs, roi_features=roi_features,
             union_features=union_features,
             rel_labels=[s.labels for s in samples] if samples else None,
-            rel_binarys=[s.binary for s in samples] if samples else None)
+            rel_binarys=[s.binary for s in samples] if samples else None,
+            features=features, image_sizes=[tuple(s) for s in image_sizes])
         output: PredictorOutput = self.predictor(batch)
         rel_scores = None
         if self.rescorer is not None:

@@ -3,7 +3,7 @@ PredictorOutput, so any predictor works with any sampler, feature extractor, los
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -27,6 +27,8 @@ class RelationBatch:
     union_features: Optional[torch.Tensor] = None  # (sum P_i, D_union), None without PREDICT_USE_VISION
     rel_labels: Optional[List[torch.Tensor]] = None  # training: per image (P_i,), 0 = background
     rel_binarys: Optional[List[torch.Tensor]] = None  # training: per image (N_i, N_i) symmetric 0/1
+    features: Optional[Dict[str, torch.Tensor]] = None  # the backbone's feature maps (image-level context)
+    image_sizes: Optional[List[Tuple[int, int]]] = None  # (h, w) of each image before padding
 
     @property
     def num_boxes(self) -> List[int]:
@@ -44,7 +46,8 @@ class RelationBatch:
 @dataclass
 class PredictorOutput:
     """Refined object logits (sum N, C), the object labels the pairs were scored with (sum N,), relation logits
-    (sum P, R), and any extra tensors a loss or a re-scoring module needs (e.g. ``extras["binary_logits"]``)."""
+    (sum P, R), and any extra tensors a loss or a re-scoring module needs. Convention: ``extras["rel_features"]``
+    (sum P, D) is the relation representation the final classifier reads (the Ranker and BA-SGG use it)."""
 
     obj_logits: torch.Tensor
     obj_preds: torch.Tensor

@@ -197,8 +197,9 @@ class RelationEdgeHead(nn.Module):
         self.freq_bias = freq_bias
 
     def forward(self, edge_ctx: torch.Tensor, pairs: torch.Tensor, obj_preds: torch.Tensor,
-                union_features: Optional[torch.Tensor]) -> torch.Tensor:
-        """``edge_ctx`` (sum N, hidden), ``pairs`` (sum P, 2) global indices -> (sum P, R) relation logits."""
+                union_features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``edge_ctx`` (sum N, hidden), ``pairs`` (sum P, 2) global indices -> (sum P, R) relation logits and the
+        (sum P, pooling_dim) relation features ``rel_compress`` classifies (what a re-scorer such as the Ranker reads)."""
         head_tail = self.post_emb(edge_ctx).view(-1, 2, self.hidden_dim)
         pair_rep = torch.cat([head_tail[pairs[:, 0], 0], head_tail[pairs[:, 1], 1]], dim=-1)
         gated = self.post_cat(pair_rep)
@@ -215,7 +216,7 @@ class RelationEdgeHead(nn.Module):
             logits = logits + self.ctx_compress(pair_rep)
         if self.freq_bias is not None:
             logits = logits + self.freq_bias.index_with_labels(obj_preds[pairs])
-        return logits
+        return logits, gated
 
 
 def build_frequency_bias(use_bias: bool, statistics) -> Optional[FrequencyBias]:
