@@ -153,3 +153,10 @@ def test_sgb_meta_architecture_with_relation_on_builds_the_scene_graph_model(mon
     monkeypatch.setattr(sgg.data, "get_dataset_statistics", lambda cfg: _statistics())
     cfg = _cfg("MotifPredictor", True, True, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN")
     assert isinstance(build_detection_model(cfg), SceneGraphRCNN)
+
+
+def test_union_features_are_pooled_only_for_predictors_that_read_them():
+    freq = SceneGraphRCNN.from_config(_cfg("FrequencyPredictor", False, False), _statistics())
+    motif = SceneGraphRCNN.from_config(_cfg("MotifPredictor", False, False), _statistics())
+    assert freq.relation_head.union_feature_extractor is None
+    assert motif.relation_head.union_feature_extractor is not None

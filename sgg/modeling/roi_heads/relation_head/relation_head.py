@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sgg.config import get_protocol
-from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_FEATURE_EXTRACTORS
+from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_FEATURE_EXTRACTORS, ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
@@ -48,7 +48,9 @@ class RelationHead(nn.Module):
         self.box_feature_extractor = copy.deepcopy(detector.roi_heads.box_head)
         feature_dim = cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM
         self.union_feature_extractor = None
-        if head.PREDICT_USE_VISION:
+        # FREQ reads no features: skip the union-box pooling (the dominant SGDet cost with 6,320 pairs per image).
+        predictor_uses_union = getattr(ROI_RELATION_PREDICTORS.get(head.PREDICTOR), "uses_union_features", True)
+        if head.PREDICT_USE_VISION and predictor_uses_union:
             extractor = ROI_RELATION_FEATURE_EXTRACTORS.get(head.FEATURE_EXTRACTOR)
             self.union_feature_extractor = extractor.from_config(cfg, detector.backbone.out_channels,
                                                                  detector.box_featmap_names)

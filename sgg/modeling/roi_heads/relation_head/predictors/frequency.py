@@ -23,6 +23,8 @@ class FrequencyPredictor(nn.Module):
     the statistics-only baseline of the MotifNet paper.
     """
 
+    uses_union_features = False  # the relation head then skips union-box pooling
+
     def __init__(self, mode: str, pred_dist, num_obj_classes: int, later_nms_thresh: float = 0.3):
         super().__init__()
         self.mode = check_mode(mode)
