@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import math
+import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -25,6 +27,27 @@ from .defaults import resolve_device
 from .freeze import freeze_by_patterns
 
 logger = logging.getLogger(__name__)
+
+
+def parameter_summary(model: nn.Module) -> Dict[str, int]:
+    """Parameter counts of the model as it trains (after freezing): the numbers papers report in model tables."""
+    params = list(model.named_parameters())
+    return {"total_parameters": sum(p.numel() for _, p in params),
+            "trainable_parameters": sum(p.numel() for _, p in params if p.requires_grad),
+            "backbone_parameters": sum(p.numel() for name, p in params if ".backbone." in f".{name}")}
+
+
+def write_model_info(cfg, model: nn.Module) -> Dict[str, int]:
+    """``OUTPUT_DIR/model_info.json``: parameter counts, batch size and device (read by tools/run_benchmark.py)."""
+    info = dict(parameter_summary(model), ims_per_batch=int(cfg.SOLVER.IMS_PER_BATCH),
+                world_size=comm.get_world_size(), device=str(resolve_device(cfg)))
+    logger.info("Parameters: %(total_parameters)d total, %(trainable_parameters)d trainable, "
+                "%(backbone_parameters)d in the backbone", info)
+    if comm.is_main_process() and cfg.OUTPUT_DIR:
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "model_info.json"), "w") as f:
+            json.dump(info, f, indent=1)
+    return info
 
 
 class HookBase:
@@ -271,6 +294,7 @@ class Trainer:
             names = {k: list(getattr(dataset, k)) for k in ("ind_to_classes", "ind_to_predicates")
                      if hasattr(dataset, k)}
             self.checkpointer.label_names = names or None
+        write_model_info(self.cfg, self.model)
         data_iter = iter(loader)
         if self._resumed is not None:
             # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues

@@ -196,3 +196,20 @@ def test_evaluate_detector_reports_coco_map(tmp_path, caplog):
     assert results["mAP"] == pytest.approx(1.0) and "AP" in results
     assert "Detection evaluation mAp=1.0000" in caplog.text
     assert math.isfinite(results["AP"])
+
+
+def test_parameter_summary_counts_frozen_and_backbone_parameters():
+    from torch import nn
+
+    from sgg.engine.trainer import parameter_summary
+
+    class Toy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Linear(3, 4)  # 12 + 4 = 16 parameters
+            self.head = nn.Linear(4, 2)  # 8 + 2 = 10 parameters
+
+    model = Toy()
+    model.backbone.weight.requires_grad_(False)
+    assert parameter_summary(model) == {"total_parameters": 26, "trainable_parameters": 14,
+                                        "backbone_parameters": 16}
