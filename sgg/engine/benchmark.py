@@ -1,0 +1,323 @@
+"""One comparison table from a list of experiments (``tools/run_benchmark.py``).
+
+An experiment list is a small yaml::
+
+    detector:                                   # one detector shared by every experiment
+      config: configs/synthetic/detector_tiny_fpn.yaml
+      weights: output/benchmark/detector/model_final.pth    # trained with ``config`` when missing
+    base_config: configs/synthetic/relation_base.yaml
+    protocols: [predcls, sgcls, sgdet]
+    seeds: [0]
+    opts: []                                    # KEY VALUE pairs for every run
+    experiments:
+      - name: Transformer
+        opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, TransformerPredictor]
+      - name: Transformer+BA-SGG                 # a multi-stage recipe: any command that leaves
+        command: bash scripts/ba_sgg/run.sh TransformerPredictor {protocol} {detector} {output_dir} {seed}
+                                                 # {output_dir}/inference/<test set>/results.json behind
+
+Each run lives in ``<root>/<name>/<protocol>/seed<k>`` and is skipped when its ``results.json`` exists, so an
+interrupted benchmark continues where it stopped. ``collect`` reads every finished run back; the Markdown and JSON
+tables give mean (and spread over seeds) of R@K, mR@K, F@K, head/body/tail mR@K and their no-graph-constraint variants,
+plus a model table (parameters, detector AP@0.5, batch, device, training and inference time).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+
+PROTOCOLS = ("predcls", "sgcls", "sgdet")
+PROTOCOL_SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
+LIST_KEYS = ("name", "config", "opts", "command", "protocols", "seeds")
+TOP_KEYS = ("detector", "base_config", "protocols", "seeds", "opts", "experiments", "ks")
+METRIC_PREFIXES = ("R", "mR", "F", "head_mR", "body_mR", "tail_mR", "ngR", "ngmR", "ngF")
+
+
+@dataclass
+class Experiment:
+    name: str
+    config: str
+    opts: List[str]
+    command: str
+    protocols: List[str]
+    seeds: List[int]
+
+
+@dataclass
+class BenchmarkSpec:
+    path: str
+    detector_config: str
+    detector_weights: str
+    experiments: List[Experiment] = field(default_factory=list)
+    ks: List[int] = field(default_factory=lambda: [20, 50, 100])
+
+
+def _check_protocols(protocols, where: str) -> List[str]:
+    protocols = [str(p).lower() for p in protocols]
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        raise ValueError(f"{where}: protocols must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols}")
+    return protocols
+
+
+def _check_opts(opts, where: str) -> List[str]:
+    if not isinstance(opts, (list, tuple)) or len(opts) % 2:
+        raise ValueError(f"{where}: opts must be a list of KEY VALUE pairs (an even number of items), got {opts!r}")
+    return [str(o) for o in opts]
+
+
+def load_benchmark_spec(path: str) -> BenchmarkSpec:
+    """Read and check an experiment list; every error names the file and the entry."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"experiment list {path} does not exist")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with an 'experiments' list at the top level")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {unknown}; allowed: {', '.join(TOP_KEYS)}")
+    entries = raw.get("experiments")
+    if not entries or not isinstance(entries, list):
+        raise ValueError(f"{path}: 'experiments' must be a non-empty list")
+    detector = raw.get("detector") or {}
+    protocols = _check_protocols(raw.get("protocols", PROTOCOLS), f"{path}: protocols")
+    seeds = [int(s) for s in raw.get("seeds", [0])]
+    common_opts = _check_opts(raw.get("opts", []), f"{path}: opts")
+    base_config = str(raw.get("base_config", ""))
+    spec = BenchmarkSpec(path, str(detector.get("config", "")), str(detector.get("weights", "")),
+                         ks=[int(k) for k in raw.get("ks", [20, 50, 100])])
+    names = set()
+    for index, entry in enumerate(entries):
+        where = f"{path}: experiments[{index}]"
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise ValueError(f"{where}: each experiment needs a 'name'")
+        unknown = sorted(set(entry) - set(LIST_KEYS))
+        if unknown:
+            raise ValueError(f"{where} ({entry['name']}): unknown keys {unknown}; allowed: {', '.join(LIST_KEYS)}")
+        name = str(entry["name"])
+        if not re.fullmatch(r"[A-Za-z0-9_.+\-]+", name):
+            raise ValueError(f"{where}: name {name!r} must be letters, digits and _ . + - (it becomes a folder)")
+        if name in names:
+            raise ValueError(f"{where}: the name {name!r} is used twice")
+        names.add(name)
+        config = str(entry.get("config", base_config))
+        command = str(entry.get("command", ""))
+        if not command and not config:
+            raise ValueError(f"{where} ({name}): give a 'config' (or a top-level base_config) or a 'command'")
+        spec.experiments.append(Experiment(
+            name=name, config=config, opts=common_opts + _check_opts(entry.get("opts", []), f"{where} ({name}): opts"),
+            command=command,
+            protocols=_check_protocols(entry.get("protocols", protocols), f"{where} ({name})"),
+            seeds=[int(s) for s in entry.get("seeds", seeds)]))
+    return spec
+
+
+def run_dir(root: str, name: str, protocol: str, seed: int) -> str:
+    return os.path.join(root, name, protocol, f"seed{seed}")
+
+
+def find_results(folder: str) -> Optional[str]:
+    """The test results of a run: ``inference/<dataset>/results.json``, preferring a dataset named *test*."""
+    paths = sorted(glob.glob(os.path.join(folder, "inference", "*", "results.json")))
+    tests = [p for p in paths if "test" in os.path.basename(os.path.dirname(p)).lower()]
+    return (tests or paths or [None])[-1]
+
+
+def train_command(exp: Experiment, protocol: str, seed: int, detector: str, output_dir: str,
+                  extra_opts: Sequence[str] = (), python: str = sys.executable) -> List[str]:
+    """The command line of one run (``relation_train_net.py`` for a config experiment)."""
+    if exp.command:
+        filled = exp.command.format(protocol=protocol, seed=seed, detector=detector, output_dir=output_dir,
+                                    python=python)
+        return shlex.split(filled) + [str(o) for o in exp.opts] + list(extra_opts)
+    box, label = PROTOCOL_SWITCHES[protocol]
+    return [python, os.path.join("tools", "relation_train_net.py"), "--config-file", exp.config,
+            "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", box, "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", label,
+            "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "SEED", str(seed), "OUTPUT_DIR", output_dir,
+            *exp.opts, *extra_opts]
+
+
+def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] = None) -> float:
+    """Run ``command`` with its output in ``output_dir/run.log``; returns the wall time. A failure raises with the
+    log's path and its last lines."""
+    os.makedirs(output_dir, exist_ok=True)
+    log_path = os.path.join(output_dir, "run.log")
+    start = time.time()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
+        log.flush()
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    seconds = time.time() - start
+    if code != 0:
+        with open(log_path) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(f"run failed (exit {code}); log {log_path}:\n{tail}")
+    with open(os.path.join(output_dir, "wall_time.json"), "w") as f:
+        json.dump({"seconds": seconds}, f)
+    return seconds
+
+
+_TRAIN_TIME = re.compile(r"Total training time: (\d+):(\d+):(\d+)")
+_INFER_TIME = re.compile(r"Total inference pure compute time: ([0-9.]+) s / img")
+
+
+def parse_times(folder: str) -> Dict[str, float]:
+    """Training seconds and test inference seconds per image from the run's logs (the last occurrence in each)."""
+    times: Dict[str, float] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "**", "*.txt"), recursive=True)) + \
+            sorted(glob.glob(os.path.join(folder, "**", "run.log"), recursive=True)):
+        with open(path, errors="replace") as f:
+            text = f.read()
+        train = _TRAIN_TIME.findall(text)
+        if train:
+            h, m, s = (int(v) for v in train[-1])
+            times["train_seconds"] = max(times.get("train_seconds", 0.0), 3600.0 * h + 60.0 * m + s)
+        infer = _INFER_TIME.findall(text)
+        if infer:
+            times["inference_s_per_image"] = float(infer[-1])
+    return times
+
+
+def _read_json(path: str) -> Dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def collect_run(folder: str) -> Optional[Dict]:
+    """Everything the tables need from one finished run, or None when it has no results yet."""
+    results_path = find_results(folder)
+    if results_path is None:
+        return None
+    results = _read_json(results_path)
+    info = {}
+    for path in sorted(glob.glob(os.path.join(folder, "**", "model_info.json"), recursive=True)):
+        info = _read_json(path)  # the last stage of a multi-stage recipe wins (sorted: deepest last)
+    return {"results": results, "results_path": results_path, "model_info": info, **parse_times(folder),
+            **_read_json(os.path.join(folder, "wall_time.json"))}
+
+
+def _mean_std(values: List[float]):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = None) -> List[Dict]:
+    """One row per (experiment, protocol) with finished runs: metric means and spreads over seeds."""
+    rows = []
+    for exp in spec.experiments:
+        for protocol in exp.protocols:
+            runs = [collect_run(run_dir(root, exp.name, protocol, seed)) for seed in exp.seeds]
+            runs = [r for r in runs if r is not None]
+            if not runs:
+                continue
+            row = {"name": exp.name, "protocol": protocol, "seeds": len(runs), "metrics": {}, "spread": {}}
+            for prefix in METRIC_PREFIXES:
+                for k in spec.ks:
+                    key = f"{prefix}@{k}"
+                    mean, std = _mean_std([r["results"].get(key) for r in runs])
+                    if mean is not None:
+                        row["metrics"][key], row["spread"][key] = mean, std
+            info = runs[0]["model_info"]
+            row["model"] = {
+                "backbone_parameters": info.get("backbone_parameters"),
+                "total_parameters": info.get("total_parameters"),
+                "trainable_parameters": info.get("trainable_parameters"),
+                "ims_per_batch": info.get("ims_per_batch"), "device": info.get("device"),
+                "detector_ap50": detector_ap50,
+                "train_seconds": _mean_std([r.get("train_seconds") for r in runs])[0],
+                "inference_s_per_image": _mean_std([r.get("inference_s_per_image") for r in runs])[0],
+            }
+            row["per_predicate"] = runs[0]["results"].get("per_predicate")
+            rows.append(row)
+    return rows
+
+
+def _cell(row: Dict, prefix: str, ks: Sequence[int]) -> str:
+    parts = []
+    for k in ks:
+        key = f"{prefix}@{k}"
+        if key not in row["metrics"]:
+            parts.append("-")
+            continue
+        text = f"{100 * row['metrics'][key]:.1f}"
+        if row["seeds"] > 1:
+            text += f"±{100 * row['spread'][key]:.1f}"
+        parts.append(text)
+    return " / ".join(parts)
+
+
+def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
+    """The results table (percent, as papers print them; ± = standard deviation over seeds) and the model table."""
+    k_text = "/".join(str(k) for k in ks)
+    lines = [f"| experiment | protocol | seeds | R@{k_text} | mR@{k_text} | F@{k_text} | head / body / tail mR@{ks[-1]} "
+             f"| ngR@{k_text} | ngmR@{k_text} |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        hbt = " / ".join(f"{100 * row['metrics'][f'{g}_mR@{ks[-1]}']:.1f}"
+                         if f"{g}_mR@{ks[-1]}" in row["metrics"] else "-" for g in ("head", "body", "tail"))
+        lines.append(f"| {row['name']} | {row['protocol']} | {row['seeds']} | {_cell(row, 'R', ks)} | "
+                     f"{_cell(row, 'mR', ks)} | {_cell(row, 'F', ks)} | {hbt} | {_cell(row, 'ngR', ks)} | "
+                     f"{_cell(row, 'ngmR', ks)} |")
+    lines += ["", "| experiment | protocol | backbone params | total params | trainable params | detector AP@0.5 | "
+              "batch | device | training time | inference s/image |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def number(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
+    for row in rows:
+        m = row["model"]
+        train = "-" if m["train_seconds"] is None else time.strftime("%H:%M:%S", time.gmtime(m["train_seconds"]))
+        lines.append(f"| {row['name']} | {row['protocol']} | {number(m['backbone_parameters'], ',')} | "
+                     f"{number(m['total_parameters'], ',')} | {number(m['trainable_parameters'], ',')} | "
+                     f"{number(m['detector_ap50'], '.3f')} | {number(m['ims_per_batch'], 'd')} | "
+                     f"{m['device'] or '-'} | {train} | {number(m['inference_s_per_image'], '.4f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str, str]:
+    """``benchmark.md``, ``benchmark.json`` and one per-predicate R@K chart per row (PNG, drawn with OpenCV)."""
+    from sgg.utils.plots import save_bar_chart
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"markdown": os.path.join(out_dir, "benchmark.md"), "json": os.path.join(out_dir, "benchmark.json")}
+    with open(paths["markdown"], "w") as f:
+        f.write(markdown_tables(rows, ks))
+    with open(paths["json"], "w") as f:
+        json.dump([{k: v for k, v in row.items() if k != "per_predicate"} for row in rows], f, indent=1)
+    plot_dir = os.path.join(out_dir, "per_predicate")
+    for row in rows:
+        per_predicate = row.get("per_predicate") or {}
+        names, recalls = per_predicate.get("names"), per_predicate.get(f"R@{ks[-1]}")
+        if names and recalls:
+            save_bar_chart(os.path.join(plot_dir, f"{row['name']}_{row['protocol']}_R@{ks[-1]}.png"), names,
+                           [0.0 if v is None else float(v) for v in recalls],
+                           title=f"{row['name']} {row['protocol']}: per-predicate R@{ks[-1]}")
+    return paths
+
+
+def detector_ap50(weights: str) -> Optional[float]:
+    """AP@0.5 of the detector from ``<weights folder>/inference/*test*/detection_metrics.json`` when present."""
+    folder = os.path.dirname(weights)
+    paths = sorted(glob.glob(os.path.join(folder, "inference", "*", "detection_metrics.json")))
+    tests = [p for p in paths if "test" in p.lower()] or paths
+    if not tests:
+        return None
+    metrics = _read_json(tests[-1])
+    return metrics.get("AP50", metrics.get("mAP"))

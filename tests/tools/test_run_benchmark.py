@@ -1,0 +1,160 @@
+"""tools/run_benchmark.py: the experiment list, the tables on hand-made results, and a two-experiment run."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sgg.engine.benchmark import (load_benchmark_spec, markdown_tables, parse_times, run_dir, summarise,
+                                  train_command)
+from sgg.data.synthetic import generate_synthetic_vg
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _write(tmp_path, text, name="list.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_spec_defaults_and_per_experiment_overrides(tmp_path):
+    spec = load_benchmark_spec(_write(tmp_path, """
+detector: {weights: det/model_final.pth}
+base_config: configs/synthetic/relation_base.yaml
+protocols: [predcls, sgcls]
+seeds: [0, 1]
+opts: [SOLVER.MAX_ITER, 10]
+experiments:
+  - name: FREQ
+    opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, FrequencyPredictor]
+  - name: Motif+X
+    protocols: [sgdet]
+    seeds: [3]
+    command: "bash run.sh {protocol} {detector} {output_dir} {seed}"
+"""))
+    freq, motif = spec.experiments
+    assert (freq.protocols, freq.seeds, freq.config) == (["predcls", "sgcls"], [0, 1],
+                                                          "configs/synthetic/relation_base.yaml")
+    assert freq.opts == ["SOLVER.MAX_ITER", "10", "MODEL.ROI_RELATION_HEAD.PREDICTOR", "FrequencyPredictor"]
+    assert (motif.protocols, motif.seeds) == (["sgdet"], [3])
+    command = train_command(freq, "sgcls", 1, "det.pth", "out/FREQ", ["A", "b"], python="py")
+    assert command[:4] == ["py", os.path.join("tools", "relation_train_net.py"), "--config-file",
+                           "configs/synthetic/relation_base.yaml"]
+    joined = " ".join(command)
+    assert "USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False" in joined
+    assert "SEED 1 OUTPUT_DIR out/FREQ" in joined and joined.endswith("FrequencyPredictor A b")
+    assert train_command(motif, "sgdet", 3, "d.pth", "o", [])[:6] == ["bash", "run.sh", "sgdet", "d.pth", "o", "3"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("experiments: []", "non-empty list"),
+    ("experiments:\n  - {name: A, config: c.yaml}\n  - {name: A, config: c.yaml}", "used twice"),
+    ("experiments:\n  - {name: A, config: c.yaml, opts: [KEY]}", "KEY VALUE pairs"),
+    ("experiments:\n  - {name: A, config: c.yaml, protocols: [predet]}", "protocols must be"),
+    ("experiments:\n  - {name: A, confg: c.yaml}", "unknown keys ['confg']"),
+    ("experiments:\n  - {name: A}", "give a 'config'"),
+    ("experiments:\n  - {name: 'a b', config: c.yaml}", "becomes a folder"),
+    ("detectors: {}\nexperiments:\n  - {name: A, config: c.yaml}", "unknown top-level keys ['detectors']"),
+])
+def test_bad_experiment_lists_name_the_file_and_entry(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError) as error:
+        load_benchmark_spec(path)
+    assert message in str(error.value) and path in str(error.value)
+
+
+def test_missing_experiment_list_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.yaml"):
+        load_benchmark_spec(str(tmp_path / "nothere.yaml"))
+
+
+def _fake_run(root, name, protocol, seed, r50, mr50, train="0:01:40", infer="0.0250"):
+    folder = run_dir(str(root), name, protocol, seed)
+    os.makedirs(os.path.join(folder, "inference", "SyntheticVG_test"))
+    with open(os.path.join(folder, "inference", "SyntheticVG_test", "results.json"), "w") as f:
+        json.dump({"R@50": r50, "mR@50": mr50, "F@50": 2 * r50 * mr50 / (r50 + mr50), "head_mR@50": 0.5,
+                   "body_mR@50": 0.25, "tail_mR@50": 0.0,
+                   "per_predicate": {"names": ["on", "has"], "R@50": [r50, mr50]}}, f)
+    with open(os.path.join(folder, "log.txt"), "w") as f:
+        f.write(f"x INFO: Total training time: {train} (0.1 s / it)\n"
+                f"x INFO: Total inference pure compute time: {infer} s / img per device\n")
+    with open(os.path.join(folder, "model_info.json"), "w") as f:
+        json.dump({"total_parameters": 1000, "trainable_parameters": 400, "backbone_parameters": 300,
+                   "ims_per_batch": 8, "device": "cpu"}, f)
+
+
+def test_tables_average_seeds_with_their_spread(tmp_path):
+    spec = load_benchmark_spec(_write(tmp_path, """
+ks: [50]
+seeds: [0, 1]
+protocols: [predcls]
+experiments:
+  - {name: A, config: c.yaml}
+  - {name: B, config: c.yaml, seeds: [0]}
+"""))
+    _fake_run(tmp_path, "A", "predcls", 0, 0.40, 0.10)
+    _fake_run(tmp_path, "A", "predcls", 1, 0.50, 0.20, train="0:02:00", infer="0.0350")
+    _fake_run(tmp_path, "B", "predcls", 0, 0.30, 0.30)
+    rows = summarise(spec, str(tmp_path), detector_ap50=0.8)
+    a, b = rows
+    # mean of 0.40 and 0.50 is 0.45; sample std sqrt(((-0.05)^2 + 0.05^2) / 1) = 0.0707
+    assert a["metrics"]["R@50"] == pytest.approx(0.45) and a["spread"]["R@50"] == pytest.approx(0.0707107, 1e-5)
+    assert a["metrics"]["mR@50"] == pytest.approx(0.15)
+    assert a["model"]["train_seconds"] == pytest.approx(110.0)  # (100 s + 120 s) / 2
+    assert a["model"]["inference_s_per_image"] == pytest.approx(0.03)
+    table = markdown_tables(rows, [50])
+    assert "| A | predcls | 2 | 45.0±7.1 | 15.0±7.1 |" in table
+    assert "| B | predcls | 1 | 30.0 | 30.0 | 30.0 | 50.0 / 25.0 / 0.0 |" in table
+    assert "| A | predcls | 300 | 1,000 | 400 | 0.800 | 8 | cpu | 00:01:50 | 0.0300 |" in table
+
+
+def test_log_times_take_the_last_occurrence(tmp_path):
+    (tmp_path / "log.txt").write_text("Total training time: 0:00:10 (1 s / it)\n"
+                                      "Total inference pure compute time: 0.5 s / img\n"
+                                      "Total inference pure compute time: 0.25 s / img\n")
+    assert parse_times(str(tmp_path)) == {"train_seconds": 10.0, "inference_s_per_image": 0.25}
+
+
+def test_two_experiments_end_to_end_and_rerun_skips(tmp_path):
+    data = tmp_path / "data"
+    generate_synthetic_vg(str(data / "synthetic_vg"), num_train=30, num_test=10, seed=3, workers=1)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SGG_DATA_DIR"):
+        env.pop(key, None)
+    root = tmp_path / "bench"
+    spec = _write(tmp_path, f"""
+detector:
+  config: configs/synthetic/detector_tiny_fpn.yaml
+  weights: {root}/detector/model_final.pth
+base_config: configs/synthetic/relation_base.yaml
+protocols: [predcls]
+experiments:
+  - name: FREQ
+    opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, FrequencyPredictor]
+  - name: Motif
+    opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, MotifPredictor]
+""")
+    opts = ["DATASETS.DATA_DIR", str(data), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2",
+            "TEST.IMS_PER_BATCH", "4", "SOLVER.VAL_PERIOD", "100", "SOLVER.CHECKPOINT_PERIOD", "100",
+            "DATASETS.VAL_SIZE", "4", "GLOVE_DIR", str(tmp_path / "no_glove")]
+    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    rows = json.loads((root / "benchmark.json").read_text())
+    assert [(r["name"], r["protocol"]) for r in rows] == [("FREQ", "predcls"), ("Motif", "predcls")]
+    for row in rows:
+        results = json.loads((root / row["name"] / "predcls" / "seed0" / "inference" / "SyntheticVG_test" /
+                              "results.json").read_text())
+        assert row["metrics"]["R@50"] == pytest.approx(results["R@50"])
+        assert row["model"]["detector_ap50"] is not None
+        assert row["model"]["trainable_parameters"] > 0 and row["model"]["ims_per_batch"] == 2
+        assert (root / "per_predicate" / f"{row['name']}_predcls_R@100.png").is_file()
+    table = (root / "benchmark.md").read_text()
+    assert "| FREQ | predcls | 1 |" in table and "| Motif | predcls | 1 |" in table
+    log = root / "Motif" / "predcls" / "seed0" / "run.log"
+    before = log.stat().st_mtime
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "results exist, skipped" in proc.stdout + proc.stderr
+    assert log.stat().st_mtime == before

@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Train and evaluate a list of experiments on one detector and write one comparison table.
+
+    python tools/run_benchmark.py --experiments configs/benchmark_synthetic.yaml --output-root output/benchmark
+    python tools/run_benchmark.py --experiments ... --only Transformer FREQ --protocols predcls   # a subset
+    python tools/run_benchmark.py --experiments ... --collect-only          # tables from finished runs only
+    python tools/run_benchmark.py --experiments ... SOLVER.MAX_ITER 20      # KEY VALUE pairs for every run
+                                                                   # (the detector's training and test included)
+
+The experiment list format is documented in ``sgg/engine/benchmark.py``. Runs whose results exist are skipped;
+the detector is trained from ``detector.config`` when ``detector.weights`` is missing and tested once for its AP@0.5.
+Writes ``<output-root>/benchmark.md``, ``benchmark.json`` and ``per_predicate/*.png``.
+"""
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sgg.engine.benchmark import (detector_ap50, find_results, load_benchmark_spec, run_dir,  # noqa: E402
+                                  run_one, summarise, train_command, write_tables)
+
+logger = logging.getLogger("sgg.tools.run_benchmark")
+
+
+def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
+    """The detector weights: trained with ``detector.config`` when missing, then tested once (AP@0.5)."""
+    weights = spec.detector_weights
+    if not weights:
+        raise ValueError(f"{spec.path}: detector.weights is required (the detector checkpoint every run shares)")
+    folder = os.path.dirname(weights) or "."
+    if not os.path.isfile(weights):
+        if not spec.detector_config:
+            raise FileNotFoundError(f"{spec.path}: detector weights {weights} do not exist and no detector.config "
+                                    "is given to train them")
+        command = [sys.executable, "tools/detector_pretrain_net.py", "--config-file", spec.detector_config,
+                   *extra_opts, "OUTPUT_DIR", folder]
+        logger.info("training the detector: %s", " ".join(command))
+        if not dry_run:
+            run_one(command, folder)
+            produced = os.path.join(folder, "model_final.pth")
+            if os.path.abspath(produced) != os.path.abspath(weights):
+                shutil.copyfile(produced, weights)
+    if detector_ap50(weights) is None and spec.detector_config and not dry_run:
+        command = [sys.executable, "tools/detector_test_net.py", "--config-file", spec.detector_config,
+                   *extra_opts, "MODEL.WEIGHT", weights, "OUTPUT_DIR", folder]
+        logger.info("testing the detector: %s", " ".join(command))
+        run_one(command, os.path.join(folder, "detector_test"))
+    return weights
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiments", required=True, help="the experiment list (yaml)")
+    parser.add_argument("--output-root", default="output/benchmark", help="one folder per experiment and protocol")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these experiment names")
+    parser.add_argument("--protocols", nargs="+", default=None, help="run only these protocols")
+    parser.add_argument("--collect-only", action="store_true", help="write the tables from finished runs only")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs appended to every run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if len(args.opts) % 2:
+        parser.error(f"KEY VALUE overrides come in pairs, got {args.opts}")
+    spec = load_benchmark_spec(args.experiments)
+    names = {e.name for e in spec.experiments}
+    unknown = sorted(set(args.only or ()) - names)
+    if unknown:
+        parser.error(f"--only: {unknown} are not in {args.experiments} (it has {sorted(names)})")
+    experiments = [e for e in spec.experiments if not args.only or e.name in args.only]
+
+    if not args.collect_only:
+        detector = ensure_detector(spec, args.opts, args.dry_run)
+        jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds
+                if not args.protocols or p in args.protocols]
+        start = time.time()
+        for exp, protocol, seed in tqdm(jobs, desc="experiments", unit="run"):
+            output_dir = run_dir(args.output_root, exp.name, protocol, seed)
+            if find_results(output_dir):
+                logger.info("%s %s seed %d: results exist, skipped", exp.name, protocol, seed)
+                continue
+            command = train_command(exp, protocol, seed, detector, output_dir, args.opts)
+            logger.info("%s %s seed %d: %s", exp.name, protocol, seed, " ".join(command))
+            if args.dry_run:
+                continue
+            seconds = run_one(command, output_dir)
+            if not find_results(output_dir):
+                raise RuntimeError(f"{exp.name} {protocol} seed {seed} finished but left no "
+                                   f"{output_dir}/inference/<dataset>/results.json (see {output_dir}/run.log)")
+            logger.info("%s %s seed %d: done in %.0f s", exp.name, protocol, seed, seconds)
+        logger.info("all runs done in %.0f s", time.time() - start)
+    if args.dry_run:
+        return 0
+    rows = summarise(spec, args.output_root, detector_ap50(spec.detector_weights) if spec.detector_weights else None)
+    paths = write_tables(rows, spec.ks, args.output_root)
+    with open(paths["markdown"]) as f:
+        print(f.read())
+    logger.info("wrote %s and %s", paths["markdown"], paths["json"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
