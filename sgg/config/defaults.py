@@ -116,6 +116,33 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
 
 # Keys of the later heads, one block per method (each block is owned by that method's module).
 # >>> LinkNet / CCE / Ranker keys
+_C.MODEL.ROI_RELATION_HEAD.LINKNET = CN()  # LinkNetPredictor (METHODS.md 2.1); widths: CONTEXT_HIDDEN/POOLING_DIM
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION = 2  # relational embedding: W, U, H map d -> d / REDUCTION
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM = 128  # geometric layout encoding K2: 4 -> GEOMETRY_DIM
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DROPOUT = 0.1  # dropout at the end of K2
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION = "sigmoid"  # "gce" loss head: "sigmoid" | "softmax" (re-impl.)
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_FEATURE_MAPS = ()  # backbone maps averaged into the context c; () = all
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE = "image"  # relational embedding over "image" | "batch" (re-impl.)
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.USE_TANH = False  # tanh on the relation product G0 (reference -use_tanh)
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM = 0  # only the first N dims of G0 meet the union feature; 0 = all
+_C.MODEL.ROI_RELATION_HEAD.CCE = CN()  # contrasting cross-entropy, LOSS term "cce" (METHODS.md 2.2)
+_C.MODEL.ROI_RELATION_HEAD.CCE.LAMBDA1 = 100.0  # weight of the hinge (-lambda1)
+_C.MODEL.ROI_RELATION_HEAD.CCE.MARGIN_M1 = 0.0  # hinge margin m1 >= 0 (-m1)
+_C.MODEL.ROI_RELATION_HEAD.CCE.BACKGROUND_AS_NEGATIVE = False  # True: a foreground pair's negative may be background
+_C.MODEL.ROI_RELATION_HEAD.RANKER = CN()  # RESCORER "Ranker" + LOSS term "ranker" (METHODS.md 2.3)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.HIDDEN_DIM = 256  # d_h of MLP_P(predicate distribution) and MLP_F(rel features)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_DIM = 256  # d_e of the self-attention over an image's candidate pairs
+_C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_HEAD = 4  # attention heads (must divide ATTENTION_DIM)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_LAYER = 1  # self-attention blocks
+_C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_CHUNK = 1024  # queries per attention block (bounds SGDet memory)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM = 0  # width of extras["rel_features"]; 0 = the predictor's
+_C.MODEL.ROI_RELATION_HEAD.RANKER.USE_PREDICATE_DIST = True  # add MLP_P(softmax(rel_logits)) (-not_rdist: False)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS = ()  # backbone maps averaged into the image feature; () = all
+_C.MODEL.ROI_RELATION_HEAD.RANKER.DETACH_INPUTS = False  # True: the ranker loss does not reach the predictor
+_C.MODEL.ROI_RELATION_HEAD.RANKER.LOSS = "bce"  # "bce" | "mse" | "margin" (-rloss)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.LAMBDA2 = 1.0  # weight of the ranker loss (-lambda2)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.MARGIN_M2 = 0.0  # margin of the "margin" loss (-m2)
+_C.MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION = "multiply"  # test: "multiply" rel scores by S | "none"
 # <<< LinkNet / CCE / Ranker keys
 # >>> BA-SGG keys
 # <<< BA-SGG keys

@@ -137,6 +137,28 @@ def _architecture_note(checkpoint: Dict[str, Any], cfg) -> str:
         return ""
 
 
+def _foreign_predictor(checkpoint: Dict[str, Any], model_sd, cfg) -> str:
+    """An error text when a relation checkpoint holds another relation predictor than the config's (e.g. a Motif CE
+    checkpoint as MODEL.WEIGHT for LinkNet fine-tuning): its predictor weights would be silently dropped."""
+    prefix = "relation_head.predictor."
+    theirs_keys = {k for k in checkpoint["model"] if k.startswith(prefix)}
+    text = checkpoint.get("config")
+    if cfg is None or not theirs_keys or not isinstance(text, str) or not any(k.startswith(prefix) for k in model_sd):
+        return ""
+    try:
+        import yaml
+
+        theirs = yaml.safe_load(text)["MODEL"]["ROI_RELATION_HEAD"]["PREDICTOR"]
+    except Exception:  # a foreign or damaged config text: the key comparison still reports what does not fit
+        return ""
+    ours = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
+    if theirs == ours or not theirs_keys - set(model_sd):
+        return ""
+    return (f"its relation predictor is {theirs!r} (MODEL.ROI_RELATION_HEAD.PREDICTOR in the checkpoint's config) but "
+            f"this model's is {ours!r}: start from a checkpoint of the same predictor (e.g. a CE-trained {ours} run), "
+            f"or use MODEL.PRETRAINED_DETECTOR_CKPT to take only the detector")
+
+
 # ---------------------------------------------------------------------------------------------------- checkpointer
 class Checkpointer:
     """Saves and restores the training state in ``save_dir``; only the process with ``save_to_disk`` writes.
@@ -259,6 +281,9 @@ class Checkpointer:
         model_sd = self.model.state_dict()
         loaded = checkpoint["model"]
         missing, unexpected, mismatched = compare_state_dicts(model_sd, loaded)
+        foreign = _foreign_predictor(checkpoint, model_sd, self.cfg)
+        if foreign:
+            raise ValueError(f"{source}: checkpoint {path} does not fit this model: {foreign}")
         common = len(model_sd) - len(missing)
         incompatible = mismatched or common == 0 or (strict and (missing or unexpected))
         if incompatible:

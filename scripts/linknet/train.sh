@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One run of the CCE paper's recipe (Huang et al., ACCV 2020; docs/linknet_cce.md) in one protocol.
+# Usage: bash scripts/linknet/train.sh VARIANT PROTOCOL DETECTOR_CKPT [KEY VALUE ...]
+#   VARIANT:  linknet_ce          LinkNet with cross-entropy                  -> $OUTPUT_ROOT/LinkNet_CE/PROTOCOL
+#             linknet_cce_ranker  LinkNet + CCE + Ranker, fine-tuned from CE  -> $OUTPUT_ROOT/LinkNet_CCE_Ranker/PROTOCOL
+#             motif_cce_ranker    Motif + CCE + Ranker, fine-tuned from CE    -> $OUTPUT_ROOT/Motif_CCE_Ranker/PROTOCOL
+#   PROTOCOL: predcls | sgcls | sgdet
+# Environment: DATASET synthetic (default) | vg150, OUTPUT_ROOT (default output/$DATASET), NPROC (torchrun), PYTHON,
+#   CE_CKPT  the CE checkpoint the *_cce_ranker variants fine-tune from (MODEL.WEIGHT), as the paper's train_sg.sh;
+#            default $OUTPUT_ROOT/LinkNet_CE/PROTOCOL/model_final.pth (LinkNet) or
+#            $OUTPUT_ROOT/MotifPredictor/PROTOCOL/model_final.pth (Motif, scripts/train_relation.sh's folder);
+#            CE_CKPT=none starts from the detector alone (the paper README's variant).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python}
+NPROC=${NPROC:-1}
+DATASET=${DATASET:-synthetic}
+OUTPUT_ROOT=${OUTPUT_ROOT:-output/$DATASET}
+VARIANT=${1:?variant: linknet_ce, linknet_cce_ranker or motif_cce_ranker}
+PROTOCOL=${2:?protocol: predcls, sgcls or sgdet}
+DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
+shift 3
+case "$PROTOCOL" in
+  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
+  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
+  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
+  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
+esac
+case "$DATASET" in
+  synthetic) CONFIG_DIR=configs/synthetic ;;
+  vg150)     CONFIG_DIR=configs/linknet ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+esac
+case "$VARIANT" in
+  linknet_ce)         NAME=LinkNet_CE;         CE_DEFAULT="" ;;
+  linknet_cce_ranker) NAME=LinkNet_CCE_Ranker; CE_DEFAULT="$OUTPUT_ROOT/LinkNet_CE/$PROTOCOL/model_final.pth" ;;
+  motif_cce_ranker)   NAME=Motif_CCE_Ranker;   CE_DEFAULT="$OUTPUT_ROOT/MotifPredictor/$PROTOCOL/model_final.pth" ;;
+  *) echo "unknown variant '$VARIANT': use linknet_ce, linknet_cce_ranker or motif_cce_ranker" >&2; exit 2 ;;
+esac
+ARGS=(--config-file "$CONFIG_DIR/$VARIANT.yaml" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
+      OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL")
+if [ -n "$CE_DEFAULT" ]; then
+  START=${CE_CKPT:-$CE_DEFAULT}
+  if [ "$START" != "none" ]; then
+    if [ ! -f "$START" ]; then
+      echo "$VARIANT fine-tunes from a CE checkpoint, and $START does not exist: train it first" \
+           "(bash scripts/linknet/train.sh linknet_ce $PROTOCOL ... or bash scripts/train_relation.sh MotifPredictor" \
+           "$PROTOCOL ...), point CE_CKPT at one, or set CE_CKPT=none to start from the detector" >&2
+      exit 2
+    fi
+    ARGS+=(MODEL.WEIGHT "$START")
+  fi
+fi
+if [ "$NPROC" -gt 1 ]; then
+  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
+    tools/relation_train_net.py "${ARGS[@]}" "$@"
+else
+  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
+fi

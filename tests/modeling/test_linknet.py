@@ -1,0 +1,318 @@
+"""LinkNetPredictor (METHODS.md 2.1): layout encoding, relational embedding, global context, the gce loss, shapes in
+the three protocols, and its bad-input errors."""
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sgg.config import load_config
+from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
+from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import GlobalContextLoss
+from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
+from sgg.modeling.roi_heads.relation_head.predictors.linknet import (RelationalEmbedding, global_image_features,
+                                                                     multi_label_targets, pair_layout,
+                                                                     relative_layout)
+from sgg.modeling.roi_heads.relation_head.types import RelationBatch
+from sgg.structures import BoxList
+
+OBJ_CLASSES = ["__background__", "cat", "dog", "street sign", "tree", "car"]
+REL_CLASSES = ["__background__", "on", "has", "near", "parked on"]
+C, R = len(OBJ_CLASSES), len(REL_CLASSES)
+ROI_DIM = 48  # != CONTEXT_POOLING_DIM: the union features go through up_dim
+FPN_DIM = 8  # MODEL.BACKBONE.OUT_CHANNELS of the fake feature maps
+POOLING, GEOMETRY = 64, 16
+MODES = ["predcls", "sgcls", "sgdet"]
+MODE_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
+
+pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
+
+
+def make_cfg(mode, *extra):
+    gt_box, gt_label = MODE_SWITCHES[mode]
+    opts = ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "LinkNetPredictor", "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", gt_box,
+            "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", gt_label, "MODEL.ROI_RELATION_HEAD.EMBED_DIM", 16,
+            "MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", 32, "MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM", POOLING,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM", GEOMETRY, "MODEL.BACKBONE.OUT_CHANNELS", FPN_DIM,
+            "MODEL.ROI_RELATION_HEAD.LOSS", '("RelationCE", "ObjectCE", "gce")', "GLOVE_DIR", "/nonexistent/glove"]
+    return load_config(opts=[str(o) for o in opts] + [str(o) for o in extra])
+
+
+def make_statistics(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"pred_dist": F.log_softmax(torch.randn(C, C, R, generator=g), dim=-1),
+            "obj_classes": OBJ_CLASSES, "rel_classes": REL_CLASSES}
+
+
+def build(mode, *extra):
+    torch.manual_seed(0)
+    return build_predictor(make_cfg(mode, *extra), ROI_DIM, make_statistics())
+
+
+def make_image(mode, n, training, g, size=(100, 80)):
+    xy = torch.rand(n, 2, generator=g) * 60
+    wh = torch.rand(n, 2, generator=g) * 30 + 5
+    boxes = BoxList(torch.cat([xy, xy + wh], dim=1), size)
+    labels = torch.randint(1, C, (n,), generator=g)
+    if mode == "sgdet" and n > 1:
+        labels[0] = 0  # an unmatched detection
+    if mode != "sgdet" or training:
+        boxes.add_field("labels", labels)
+    if mode != "predcls":
+        boxes.add_field("predict_logits", torch.randn(n, C, generator=g))
+    if mode == "sgdet":
+        boxes.add_field("boxes_per_cls", boxes.bbox[:, None, :] + torch.rand(n, C, 4, generator=g) * 2)
+    return boxes
+
+
+def all_pairs(n):
+    return torch.tensor([[i, j] for i in range(n) for j in range(n) if i != j], dtype=torch.long).reshape(-1, 2)
+
+
+def make_batch(mode, num_boxes=(3, 5), training=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    boxes = [make_image(mode, n, training, g) for n in num_boxes]
+    pair_idxs = [all_pairs(n) for n in num_boxes]
+    num_pairs = sum(len(p) for p in pair_idxs)
+    features = {"0": torch.randn(len(num_boxes), FPN_DIM, 20, 26, generator=g),
+                "1": torch.randn(len(num_boxes), FPN_DIM, 10, 13, generator=g)}
+    return RelationBatch(
+        mode=mode, boxes=boxes, pair_idxs=pair_idxs, roi_features=torch.randn(sum(num_boxes), ROI_DIM, generator=g),
+        union_features=torch.rand(num_pairs, ROI_DIM, generator=g),
+        rel_labels=[torch.randint(0, R, (len(p),), generator=g) for p in pair_idxs] if training else None,
+        features=features, image_sizes=[(80, 100)] * len(num_boxes))
+
+
+def single_image(batch, index):
+    offsets = [0] + list(itertools.accumulate(batch.num_boxes))
+    pair_offsets = [0] + list(itertools.accumulate(batch.num_pairs))
+    return RelationBatch(
+        batch.mode, [batch.boxes[index]], [batch.pair_idxs[index]],
+        batch.roi_features[offsets[index]:offsets[index + 1]],
+        batch.union_features[pair_offsets[index]:pair_offsets[index + 1]],
+        features={k: v[index:index + 1] for k, v in batch.features.items()},
+        image_sizes=[batch.image_sizes[index]])
+
+
+# ------------------------------------------------------------------------------------------------ layout encoding
+def test_relative_layout_of_known_boxes():
+    # +1 widths (neural-motifs' center_size): subject w 10, h 20, centre (5, 10)
+    subject = torch.tensor([[0.0, 0.0, 9.0, 19.0], [0.0, 0.0, 39.0, 19.0], [0.0, 0.0, 9.0, 19.0]])
+    # object 1: w 20, h 40, centre (20, 40); object 2: w 10, h 10, centre (5, 5) under subject w 40, h 20,
+    # centre (20, 10); object 3: the subject itself
+    objects = torch.tensor([[10.0, 20.0, 29.0, 59.0], [0.0, 0.0, 9.0, 9.0], [0.0, 0.0, 9.0, 19.0]])
+    expected = torch.tensor([
+        [(20 - 5) / 10, (40 - 10) / 20, math.log(20 / 10), math.log(40 / 20)],  # 1.5, 1.5, log 2, log 2
+        [(5 - 20) / 40, (5 - 10) / 20, math.log(10 / 40), math.log(10 / 20)],  # -0.375, -0.25, log 1/4, log 1/2
+        [0.0, 0.0, 0.0, 0.0]])
+    assert torch.allclose(relative_layout(subject, objects), expected, atol=1e-6)
+
+
+def test_pair_layout_indexes_boxes_across_images():
+    first = BoxList(torch.tensor([[0.0, 0.0, 9.0, 19.0], [10.0, 20.0, 29.0, 59.0]]), (100, 100))
+    second = BoxList(torch.tensor([[0.0, 0.0, 39.0, 19.0], [0.0, 0.0, 9.0, 9.0]]), (100, 100))
+    batch = RelationBatch("predcls", [first, second], [torch.tensor([[0, 1]]), torch.tensor([[0, 1], [1, 0]])],
+                          torch.zeros(4, 2))
+    pairs = torch.tensor([[0, 1], [2, 3], [3, 2]])  # global indices: the second image starts at 2
+    layout = pair_layout(batch, pairs)
+    assert torch.allclose(layout[0], torch.tensor([1.5, 1.5, math.log(2), math.log(2)]), atol=1e-6)
+    assert torch.allclose(layout[1], torch.tensor([-0.375, -0.25, math.log(0.25), math.log(0.5)]), atol=1e-6)
+    # reversed roles: subject w 10 h 10 centre (5, 5), object w 40 h 20 centre (20, 10)
+    assert torch.allclose(layout[2], torch.tensor([1.5, 0.5, math.log(4), math.log(2)]), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ relational embedding
+def _hand_set_embedding():
+    module = RelationalEmbedding(2, 2, reduction=2)  # inner width 1
+    with torch.no_grad():
+        for layer in (module.query, module.key, module.value, module.fc0, module.fc1):
+            layer.bias.zero_()
+        module.query.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        module.key.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        module.value.weight.copy_(torch.tensor([[0.0, 1.0]]))
+        module.fc0.weight.copy_(torch.tensor([[1.0], [1.0]]))
+        module.fc1.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+    return module
+
+
+def test_relational_embedding_on_hand_set_weights():
+    objects = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    # (OW)(OU)^T = [[1, 0], [0, 0]] -> rows softmax [e/(e+1), 1/(e+1)] and [1/2, 1/2]; OH = [0, 2]
+    # R (OH) = [2/(e+1), 1]; O' = O + [[2/(e+1)] * 2, [1, 1]]; out = O' with the first column doubled
+    residual, out = _hand_set_embedding()(objects, None)
+    a = 2 / (math.e + 1)
+    assert torch.allclose(residual, torch.tensor([[1 + a, a], [1.0, 3.0]]), atol=1e-6)
+    assert torch.allclose(out, torch.tensor([[2 * (1 + a), a], [2.0, 3.0]]), atol=1e-6)
+
+
+def test_relational_embedding_stays_inside_each_image():
+    objects = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    separate = torch.eye(2, dtype=torch.bool)  # two images of one box each: each row sees itself only
+    residual, _ = _hand_set_embedding()(objects, separate)
+    assert torch.allclose(residual, torch.tensor([[1.0, 0.0], [2.0, 4.0]]), atol=1e-6)  # O + [OH_i, OH_i]
+
+
+# --------------------------------------------------------------------------------------------- global context
+def test_global_image_feature_averages_each_image_over_its_own_extent():
+    fmap = torch.zeros(2, 1, 4, 4)
+    fmap[0] = torch.arange(16.0).view(4, 4)
+    fmap[1, 0, :2] = 3.0  # the second image is half as high: its rows 2..3 are padding
+    fmap[1, 0, 2:] = 100.0
+    coarse = torch.zeros(2, 1, 2, 2)
+    coarse[0], coarse[1] = 1.0, 5.0
+    one_map = global_image_features({"0": fmap}, [(8, 8), (4, 8)])
+    assert torch.allclose(one_map, torch.tensor([[7.5], [3.0]]))  # mean of 0..15; padding ignored
+    # the coarse map's valid extent for a 4-of-8 high image is its first row (ceil(4 * 2 / 8) = 1)
+    both = global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)])
+    assert torch.allclose(both, torch.tensor([[(7.5 + 1.0) / 2], [(3.0 + 5.0) / 2]]))
+    assert torch.allclose(global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)], ["1"]),
+                          torch.tensor([[1.0], [5.0]]))
+
+
+def test_unknown_global_feature_map_is_named():
+    with pytest.raises(KeyError, match="GLOBAL_FEATURE_MAPS.*'p9'"):
+        global_image_features({"0": torch.zeros(1, 1, 2, 2)}, [(8, 8)], ["p9"], "LINKNET.GLOBAL_FEATURE_MAPS")
+
+
+def test_multi_label_targets_mark_the_labelled_classes():
+    first = BoxList(torch.zeros(3, 4), (10, 10))
+    first.add_field("labels", torch.tensor([2, 2, 5]))
+    second = BoxList(torch.zeros(2, 4), (10, 10))
+    second.add_field("labels", torch.tensor([0, 1]))  # an unmatched SGDet detection is not a class
+    batch = RelationBatch("sgdet", [first, second], [all_pairs(3), all_pairs(2)], torch.zeros(5, 1))
+    assert multi_label_targets(batch, C).tolist() == [[0, 0, 1, 0, 0, 1], [0, 1, 0, 0, 0, 0]]
+
+
+# ------------------------------------------------------------------------------------------------ gce loss
+def test_gce_loss_sigmoid_and_softmax_values():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # sigmoid: 1/2, 3/4; softmax: 1/4, 3/4
+    targets = torch.tensor([[0.0, 1.0]])
+    inputs = RelationLossInputs(torch.zeros(0, R), torch.zeros(0, dtype=torch.long),
+                                extras={"gce_logits": logits, "gce_targets": targets})
+    sigmoid = GlobalContextLoss("sigmoid")(inputs)["loss_gce"]
+    assert math.isclose(sigmoid.item(), (-math.log(0.5) - math.log(0.75)) / 2, rel_tol=1e-5)
+    softmax = GlobalContextLoss("softmax")(inputs)["loss_gce"]
+    assert math.isclose(softmax.item(), (-math.log(0.75) - math.log(0.75)) / 2, rel_tol=1e-5)
+
+
+def test_gce_loss_without_linknet_outputs_is_explained():
+    inputs = RelationLossInputs(torch.zeros(2, R), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(KeyError, match="gce.*MotifPredictor"):
+        GlobalContextLoss("sigmoid", "MotifPredictor")(inputs)
+
+
+# ------------------------------------------------------------------------------------------------- predictor
+@pytest.mark.parametrize("mode", MODES)
+def test_train_shapes_extras_and_gradients_in_every_protocol(mode):
+    model = build(mode).train()
+    batch = make_batch(mode, (3, 5), training=True)
+    out = model(batch)
+    n, p = sum(batch.num_boxes), sum(batch.num_pairs)
+    assert out.obj_logits.shape == (n, C) and out.obj_preds.shape == (n,) and out.rel_logits.shape == (p, R)
+    assert out.extras["rel_features"].shape == (p, POOLING + GEOMETRY)
+    assert out.extras["gce_logits"].shape == (2, C) and out.extras["gce_targets"].shape == (2, C)
+    assert out.obj_preds.min() >= 1  # unmatched SGDet boxes take the predicted class
+    labels = torch.cat([b.get_field("labels") for b in batch.boxes])
+    inputs = RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels),
+                                out.obj_logits if mode != "predcls" else None, labels, batch.num_pairs, out.extras)
+    losses = build_relation_losses(make_cfg(mode))(inputs)
+    assert set(losses) == {"loss_rel", "loss_refine_obj", "loss_gce"}
+    sum(losses.values()).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), f"{mode}: no gradient for {name}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_eval_shapes_and_batched_equals_one_image_at_a_time(mode):
+    model = build(mode).eval()
+    batch = make_batch(mode, (4, 2, 5), training=False, seed=1)
+    with torch.no_grad():
+        joint = model(batch)
+        singles = [model(single_image(batch, i)) for i in range(3)]
+    assert joint.rel_logits.shape == (sum(batch.num_pairs), R)
+    assert torch.allclose(joint.obj_logits, torch.cat([s.obj_logits for s in singles]), atol=1e-5)
+    assert torch.equal(joint.obj_preds, torch.cat([s.obj_preds for s in singles]))
+    assert torch.allclose(joint.rel_logits, torch.cat([s.rel_logits for s in singles]), atol=1e-4)
+    if mode == "predcls":
+        assert torch.equal(joint.obj_preds, torch.cat([b.get_field("labels") for b in batch.boxes]))
+
+
+def test_batch_scope_attends_across_images():
+    model = build("predcls", "MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE", "batch").eval()
+    batch = make_batch("predcls", (3, 4), training=False)
+    with torch.no_grad():
+        joint = model(batch).rel_logits
+        first = model(single_image(batch, 0)).rel_logits
+    assert not torch.allclose(joint[:6], first, atol=1e-4)  # the reference's cross-image attention
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_images_with_one_or_no_box(mode):
+    model = build(mode).train(mode != "sgdet")
+    for num_boxes in [(1,), (0, 3), (1, 4)]:
+        training = model.training
+        batch = make_batch(mode, num_boxes, training=training)
+        out = model(batch)
+        assert out.rel_logits.shape == (sum(batch.num_pairs), R)
+        assert torch.isfinite(out.rel_logits).all() and torch.isfinite(out.extras["gce_logits"]).all()
+
+
+def test_tanh_limit_vision_and_no_vision_variants():
+    batch = make_batch("sgcls", (3, 4), training=True)
+    limited = build("sgcls", "MODEL.ROI_RELATION_HEAD.LINKNET.USE_TANH", "True",
+                    "MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM", "8").train()
+    features = limited(batch).extras["rel_features"]
+    assert features[:, :POOLING].abs().max() <= 1.0  # tanh(G0)
+    blind = build("sgcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION", "False",
+                  "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False").train()
+    assert blind.up_dim is None and blind.freq_bias is None
+    batch.union_features = None
+    assert blind(batch).rel_logits.shape == (sum(batch.num_pairs), R)
+
+
+def test_loss_falls_on_a_fixed_batch():
+    model = build("sgcls").train()
+    batch = make_batch("sgcls", (4, 5), training=True, seed=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(batch).rel_logits, torch.cat(batch.rel_labels))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("key,value,match", [
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE", "graph", "ATTENTION_SCOPE"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION", "tanh", "GCE_ACTIVATION"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM", "65", "LIMIT_VISION_DIM"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION", "0", "REDUCTION"),
+])
+def test_bad_linknet_keys_are_named(key, value, match):
+    with pytest.raises(ValueError, match=match):
+        build("predcls", key, value)
+
+
+def test_missing_feature_maps_are_explained():
+    model = build("predcls").eval()
+    batch = make_batch("predcls", (3,), training=False)
+    batch.features = None
+    with pytest.raises(ValueError, match="feature maps"):
+        model(batch)
+
+
+def test_feature_maps_of_another_width_are_explained():
+    model = build("predcls").eval()
+    batch = make_batch("predcls", (3,), training=False)
+    batch.features = {"0": torch.zeros(1, FPN_DIM + 1, 4, 4)}
+    with pytest.raises(ValueError, match="OUT_CHANNELS"):
+        model(batch)
+
+
+def test_a_predcls_model_rejects_sgcls_batches():
+    with pytest.raises(ValueError, match="built for predcls"):
+        build("predcls").eval()(make_batch("sgcls", (3,), training=False))
