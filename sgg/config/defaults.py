@@ -147,6 +147,42 @@ _C.MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION = "multiply"  # test: "multi
 # >>> BA-SGG keys
 # <<< BA-SGG keys
 # >>> PE-Net / SPL / reweighting keys
+_C.MODEL.USE_REWEIGHT = "none"  # SPL's key: "PENET" reads LOSS entry RelationCE as ReweightedRelationCE; "none"
+_C.MODEL.ROI_RELATION_HEAD.PENET = CN()  # PrototypeEmbeddingNetwork (METHODS.md 4.1-4.3); obj refine = HIDDEN_DIM
+_C.MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM = 2048  # D: entity / predicate embedding size (matching space is 2D)
+_C.MODEL.ROI_RELATION_HEAD.PENET.EMBED_DIM = 300  # word vector size of the class and predicate embeddings
+_C.MODEL.ROI_RELATION_HEAD.PENET.DROPOUT = 0.2  # dropout of vis2sem, the stabilisers and the projection heads
+_C.MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE = 0.07  # initial cosine temperature: logit scale = log(1 / T), learnt
+_C.MODEL.ROI_RELATION_HEAD.PENET.EUC_TOPK = 10  # k1: nearest negative prototypes in loss "PENetEuclidean"
+_C.MODEL.ROI_RELATION_HEAD.PENET.EUC_MARGIN = 1.0  # gamma1 of loss "PENetEuclidean"
+_C.MODEL.ROI_RELATION_HEAD.PENET.PROTO_MARGIN = 7.0  # gamma2 of loss "PENetPrototypeDistance"
+_C.MODEL.ROI_RELATION_HEAD.SPL = CN()  # Synergetic Prototype Learning on top of PE-Net (METHODS.md 4.5)
+_C.MODEL.ROI_RELATION_HEAD.SPL.ENABLED = "auto"  # "on" | "off" | "auto" (= on when a prototype path is set)
+_C.MODEL.ROI_RELATION_HEAD.SPL.SEMANTIC_BRANCH = True  # word-vector prototypes fused with the base classifier
+_C.MODEL.ROI_RELATION_HEAD.SPL.VISUAL_BRANCH = True  # class-mean union features + union-feature VAE residual
+_C.MODEL.ROI_RELATION_HEAD.SPL.CONCEPT_BRANCH = True  # predicate text embeddings through a VAE
+_C.MODEL.ROI_RELATION_HEAD.SPL.FUSION_INIT = 0.0  # initial fusion parameter w (sigmoid(0) = equal mix); learnt
+_C.MODEL.ROI_RELATION_HEAD.SPL.DETACH_VAE_INPUT = False  # True: the VAE loss cannot reshape the union features
+_C.MODEL.ROI_RELATION_HEAD.VIS_PRO_DIM = 4096  # SPL: feature size of VIS_PRO_PATH rows (= union feature size)
+_C.MODEL.ROI_RELATION_HEAD.STORE_UNION = False  # SPL: must stay False; tools/compute_visual_prototypes.py stores
+_C.MODEL.ROI_RELATION_HEAD.VIS_VAE_LATENT_DIM = 1024  # SPL: latent size of the union-feature VAE
+_C.MODEL.ROI_RELATION_HEAD.VIS_VAE_INPUT_DIM = 4096  # SPL: input of the union-feature VAE (= union feature size)
+_C.MODEL.ROI_RELATION_HEAD.VIS_PRO_PATH = ""  # SPL: (R, VIS_PRO_DIM) visual prototypes (.pt/.npy)
+_C.MODEL.ROI_RELATION_HEAD.CON_PRO_DIM = 4096  # SPL: text embedding size: 2304 CLIP, 4096 LLaMA, 384 MiniLM
+_C.MODEL.ROI_RELATION_HEAD.CON_VAE_LATENT_DIM = 1024  # SPL: latent size of the text VAE (576 CLIP, 1024 LLaMA)
+_C.MODEL.ROI_RELATION_HEAD.CON_VAE_INPUT_DIM = 4096  # SPL: input of the text VAE (= CON_PRO_DIM)
+_C.MODEL.ROI_RELATION_HEAD.CON_PRO_TYPE = "LLAMA"  # SPL: "CLIP" | "LLAMA" (reference files) | "FILE" (CON_PRO_PATH)
+_C.MODEL.ROI_RELATION_HEAD.CON_PRO_CLIP_PATH = ""  # SPL: (R, 2304) CLIP predicate text embeddings
+_C.MODEL.ROI_RELATION_HEAD.CON_PRO_LLAMA_PATH = ""  # SPL: (R, 4096) LLaMA predicate text embeddings
+_C.MODEL.ROI_RELATION_HEAD.CON_PRO_PATH = ""  # ours, CON_PRO_TYPE "FILE": tools/compute_concept_prototypes.py output
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT = CN()  # loss term "ReweightedRelationCE" (any predictor)
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.WEIGHTS = "effective_number"  # from training counts | "file" (WEIGHT_FILE)
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.WEIGHT_FILE = ""  # json {predicate: weight} or one weight per class (.txt/.npy)
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.BETA = 0.99999  # w_p ~ (1 - BETA) / (1 - BETA^n_p), background n = inf, sum R
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.HEAD_PREDICATES = ()  # curriculum head set by name; () = HEAD_COUNT most frequent
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.HEAD_COUNT = 16  # size of the automatic head set
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.DECAY_ITERS = 30000  # head weights x max(1 - t / DECAY_ITERS, FLOOR); 0 = off
+_C.MODEL.ROI_RELATION_HEAD.REWEIGHT.FLOOR = 0.2  # lowest factor of the head weights
 # <<< PE-Net / SPL / reweighting keys
 # >>> HCA / category-discriminating loss keys
 # <<< HCA / category-discriminating loss keys

@@ -59,9 +59,12 @@ class WeightedLosses(nn.Module):
 
 
 def build_relation_losses(cfg, statistics=None) -> WeightedLosses:
-    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS``; each class is built with ``from_config(cfg, stats)``."""
+    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS`` (after ``MODEL.USE_REWEIGHT``); each class is built with
+    ``from_config(cfg, stats)``."""
+    from .reweight import resolve_loss_spec  # the registry's modules import this one
+
     terms = []
-    for name, weight in parse_loss_spec(cfg.MODEL.ROI_RELATION_HEAD.LOSS):
+    for name, weight in resolve_loss_spec(cfg):
         cls = RELATION_LOSSES.get(name)
         module = cls.from_config(cfg, statistics) if hasattr(cls, "from_config") else cls()
         terms.append((name, weight, module))

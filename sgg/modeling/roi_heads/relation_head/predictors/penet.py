@@ -1,0 +1,210 @@
+"""PE-Net, the Prototype-based Embedding Network (Zheng et al., CVPR 2023; METHODS.md 4.1-4.3), and the trunk that
+SPL (Zhang et al., ACM MM 2024; METHODS.md 4.5, branches in ``spl.py``) builds on. Both register as
+``PrototypeEmbeddingNetwork``, as in their reference code; ``MODEL.ROI_RELATION_HEAD.SPL.ENABLED`` picks SPL.
+
+Entity embeddings:  s = W_s t_s + g_s * h(x_s),  g_s = sigmoid(Linear[W_s t_s ; h(x_s)]),  then a residual LN block
+Predicate:          F(s, o) = ReLU(s + o) - (s - o)^2 ; PE-Net: r = F - g_p * u with u = h(MLP(union))
+Prototypes:         c_p = project(W_p t_p) from the predicate word vectors (background included)
+Logits:             exp(tau) * cos(project(r), c_p), tau learnt from log(1 / TEMPERATURE)
+The losses (L_euc^e, L_sim^r, L_euc^r) are registered terms in ``losses/prototype.py`` reading ``extras``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sgg.config.config import get_protocol
+from sgg.modeling.registry import ROI_RELATION_PREDICTORS
+from sgg.utils.word_vectors import obj_edge_vectors
+
+from ..types import PredictorOutput, RelationBatch
+from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, class_counts, decode_object_labels,
+                     global_pair_indices, gt_labels, label_embedding, to_onehot, xavier_init)
+
+logger = logging.getLogger(__name__)
+
+
+def mlp(dims: Sequence[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: List[nn.Module] = []
+    for index, (inp, out) in enumerate(zip(dims[:-1], dims[1:])):
+        if index:
+            layers.append(nn.ReLU(inplace=True))
+        layers.append(xavier_init(nn.Linear(inp, out)))
+    return nn.Sequential(*layers)
+
+
+def cosine_logits(queries: torch.Tensor, prototypes: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """exp(logit_scale) * cos(query_i, prototype_p): (B, D) x (R, D) -> (B, R) (CLIP-style learnt temperature)."""
+    return logit_scale.exp() * F.normalize(queries, dim=-1) @ F.normalize(prototypes, dim=-1).t()
+
+
+def initial_logit_scale(temperature: float) -> torch.Tensor:
+    if temperature <= 0:
+        raise ValueError(f"MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE must be > 0, got {temperature}")
+    return torch.tensor(math.log(1.0 / temperature))
+
+
+class ResidualBlock(nn.Module):
+    """x <- LayerNorm(Dropout(ReLU(Linear x)) + x): PE-Net's stabiliser after each embedding."""
+
+    def __init__(self, dim: int, dropout: float):
+        super().__init__()
+        self.linear = xavier_init(nn.Linear(dim, dim))
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.dropout(F.relu(self.linear(x))) + x)
+
+
+class GatedFusion(nn.Module):
+    """a + sigmoid(Linear[a ; b]) * b (sign=+1), or a - sigmoid(Linear[a ; b]) * b (sign=-1, the predicate gate)."""
+
+    def __init__(self, dim: int, sign: float = 1.0):
+        super().__init__()
+        self.gate = xavier_init(nn.Linear(2 * dim, dim))
+        self.sign = sign
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + self.sign * torch.sigmoid(self.gate(torch.cat([a, b], dim=-1))) * b
+
+
+class EntityRefiner(nn.Module):
+    """PE-Net's ``refine_obj_labels``: Linear([roi ; label embedding ; box position]) -> hidden -> class logits.
+    PredCls uses the GT labels (one-hot logits, no layers); SGCls/SGDet decode labels as the baselines do."""
+
+    def __init__(self, mode: str, class_names: Sequence[str], roi_dim: int, glove_dir: str, embed_dim: int,
+                 hidden_dim: int, nms_thresh: float):
+        super().__init__()
+        self.mode = check_mode(mode)
+        self.num_classes = len(class_names)
+        self.nms_thresh = nms_thresh
+        if mode != "predcls":
+            self.label_input = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
+            self.position = BoxPositionEncoder()
+            self.hidden = xavier_init(nn.Linear(roi_dim + embed_dim + self.position.out_dim, hidden_dim))
+            self.classifier = xavier_init(nn.Linear(hidden_dim, self.num_classes))
+
+    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
+        if batch.mode == "predcls":
+            labels = gt_labels(batch)
+            return to_onehot(labels, self.num_classes), labels
+        if self.mode == "predcls":
+            raise ValueError(f"this PrototypeEmbeddingNetwork was built for predcls and has no object classifier for "
+                             f"{batch.mode}; build it with the {batch.mode} config")
+        roi = batch.roi_features
+        inputs = torch.cat([roi, self.label_input(batch), self.position(batch.boxes, roi.device)], dim=1)
+        logits = self.classifier(self.hidden(inputs))
+        return logits, decode_object_labels(logits, batch, self.training, self.nms_thresh)
+
+
+def predicate_word_vectors(rel_classes: Sequence[str], glove_dir: str, dim: int) -> torch.Tensor:
+    """PE-Net's ``rel_vectors``: multi-word predicates take the mean of their words; background stays random."""
+    return obj_edge_vectors(rel_classes, glove_dir, dim, multiword="average")
+
+
+class PrototypeEmbeddingTrunk(nn.Module):
+    """Everything before the classifier: subject/object embeddings, F(s, o), the predicate prototypes."""
+
+    def __init__(self, obj_classes: Sequence[str], rel_classes: Sequence[str], roi_dim: int, union_dim: int,
+                 glove_dir: str, embed_dim: int, mlp_dim: int, dropout: float, union_gate: bool):
+        super().__init__()
+        d = mlp_dim
+        self.mlp_dim = d
+        self.entity_visual = xavier_init(nn.Linear(roi_dim, 2 * d))  # [x_s | x_o] per box
+        self.entity_words = label_embedding(obj_classes, glove_dir, embed_dim)
+        self.subject_semantic = mlp([embed_dim, d // 2, d])
+        self.object_semantic = mlp([embed_dim, d // 2, d])
+        self.vis2sem = nn.Sequential(xavier_init(nn.Linear(d, 2 * d)), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                     xavier_init(nn.Linear(2 * d, d)))
+        self.subject_gate, self.object_gate = GatedFusion(d), GatedFusion(d)
+        self.subject_block, self.object_block = ResidualBlock(d, dropout), ResidualBlock(d, dropout)
+        self.relation_block = ResidualBlock(d, dropout)
+        # PE-Net subtracts the gated union feature from F(s, o); SPL does not (its union enters the visual branch)
+        self.union_mlp = mlp([union_dim, d, d]) if union_gate else None
+        self.union_gate = GatedFusion(d, sign=-1.0) if union_gate else None
+        self.predicate_words = nn.Embedding(len(rel_classes), embed_dim)
+        with torch.no_grad():
+            self.predicate_words.weight.copy_(predicate_word_vectors(rel_classes, glove_dir, embed_dim))
+        self.predicate_semantic = mlp([embed_dim, d // 2, d])
+        self.dropout = nn.Dropout(dropout)
+        self.project = mlp([d, d, 2 * d])  # shared by relations and prototypes: the 2D matching space
+
+    def relation_representation(self, batch: RelationBatch, obj_preds: torch.Tensor) -> torch.Tensor:
+        """(sum P, D) r before projection."""
+        pairs = global_pair_indices(batch)
+        visual = self.entity_visual(batch.roi_features).view(-1, 2, self.mlp_dim)
+        words = self.entity_words(obj_preds.long())
+        sub, obj = pairs[:, 0], pairs[:, 1]
+        s = self.subject_block(self.subject_gate(self.subject_semantic(words[sub]), self.vis2sem(visual[sub, 0])))
+        o = self.object_block(self.object_gate(self.object_semantic(words[obj]), self.vis2sem(visual[obj, 1])))
+        fused = F.relu(s + o) - (s - o) ** 2
+        if self.union_gate is not None:
+            if batch.union_features is None:
+                raise ValueError("PE-Net needs union features: set MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
+            fused = self.union_gate(fused, self.vis2sem(self.union_mlp(batch.union_features)))
+        return self.relation_block(fused)
+
+    def project_relations(self, r: torch.Tensor) -> torch.Tensor:
+        return self.project(self.dropout(F.relu(r)))
+
+    def prototypes(self) -> torch.Tensor:
+        """(R, 2D) semantic prototypes c_p = project(ReLU(W_p t_p))."""
+        return self.project(self.dropout(F.relu(self.predicate_semantic(self.predicate_words.weight))))
+
+
+@ROI_RELATION_PREDICTORS.register("PrototypeEmbeddingNetwork")
+class PrototypeEmbeddingNetwork(nn.Module):
+    """PE-Net, or SPL when ``spl`` (an ``SPLBranches`` from ``spl.py``) is given. ``extras``: ``rel_features`` (the
+    vector the final classifier reads), ``penet_rel_embed`` (B, 2D) and ``penet_prototypes`` (R, 2D) for the PE-Net
+    losses, plus the SPL branch tensors."""
+
+    def __init__(self, refiner: EntityRefiner, trunk: PrototypeEmbeddingTrunk, temperature: float = 0.07,
+                 spl: Optional[nn.Module] = None):
+        super().__init__()
+        self.refiner = refiner
+        self.trunk = trunk
+        self.logit_scale = nn.Parameter(initial_logit_scale(temperature))
+        self.spl = spl
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int, statistics):
+        from .spl import SPLBranches, spl_enabled
+
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        penet = head.PENET
+        obj_classes, rel_classes = class_counts(statistics)
+        if head.NUM_CLASSES != len(rel_classes):
+            raise ValueError(f"MODEL.ROI_RELATION_HEAD.NUM_CLASSES is {head.NUM_CLASSES} but the dataset has "
+                             f"{len(rel_classes)} predicate classes (with background)")
+        if penet.MLP_DIM < 2 or penet.EMBED_DIM < 1:
+            raise ValueError("MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM must be >= 2 and EMBED_DIM >= 1")
+        use_spl = spl_enabled(cfg)
+        refiner = EntityRefiner(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, penet.EMBED_DIM,
+                                head.CONTEXT_HIDDEN_DIM, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+        trunk = PrototypeEmbeddingTrunk(obj_classes, rel_classes, in_channels, in_channels, cfg.GLOVE_DIR,
+                                        penet.EMBED_DIM, penet.MLP_DIM, penet.DROPOUT, union_gate=not use_spl)
+        spl = SPLBranches.from_config(cfg, in_channels, len(rel_classes)) if use_spl else None
+        return cls(refiner, trunk, penet.TEMPERATURE, spl)
+
+    def forward(self, batch: RelationBatch) -> PredictorOutput:
+        obj_logits, obj_preds = self.refiner(batch)
+        r = self.trunk.relation_representation(batch, obj_preds)
+        embed = self.trunk.project_relations(r)
+        prototypes = self.trunk.prototypes()
+        semantic_logits = cosine_logits(embed, prototypes, self.logit_scale)
+        extras = {"penet_rel_embed": embed, "penet_prototypes": prototypes}
+        if self.spl is None:
+            rel_logits = semantic_logits
+            extras["rel_features"] = embed
+        else:
+            rel_logits, spl_extras = self.spl(r, semantic_logits, prototypes, batch.union_features)
+            extras.update(spl_extras)
+            extras["rel_features"] = r
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
