@@ -185,6 +185,21 @@ _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.DECAY_ITERS = 30000  # head weights x max(1 
 _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.FLOOR = 0.2  # lowest factor of the head weights
 # <<< PE-Net / SPL / reweighting keys
 # >>> HCA / category-discriminating loss keys
+_C.MODEL.ROI_RELATION_HEAD.HCA = CN()  # HybridCoAttentionPredictor (METHODS.md 5.1); width = CONTEXT_HIDDEN_DIM
+_C.MODEL.ROI_RELATION_HEAD.HCA.OBJ_LAYER = 4  # four-stream hybrid layers of the object encoder
+_C.MODEL.ROI_RELATION_HEAD.HCA.REL_LAYER = 2  # SHA layers of the edge decoder
+_C.MODEL.ROI_RELATION_HEAD.HCA.NUM_HEAD = 8  # attention heads of every self/cross-attention block
+_C.MODEL.ROI_RELATION_HEAD.HCA.KEY_DIM = 64  # per-head query/key size (temperature sqrt(KEY_DIM))
+_C.MODEL.ROI_RELATION_HEAD.HCA.VAL_DIM = 64  # per-head value size
+_C.MODEL.ROI_RELATION_HEAD.HCA.INNER_DIM = 2048  # feed-forward hidden size after each attention block
+_C.MODEL.ROI_RELATION_HEAD.HCA.DROPOUT_RATE = 0.1  # attention, feed-forward and box-embedding dropout
+_C.MODEL.ROI_RELATION_HEAD.CDL = CN()  # FGPL's category discriminating loss, LOSS term "cdl" (METHODS.md 5.2)
+_C.MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH = ""  # (R, R) .npy, rows GT, cols predicted (BA-SGG tool)
+_C.MODEL.ROI_RELATION_HEAD.CDL.MITIGATION_FACTOR = 1.5  # exponent on n_j/n_i for rarer, uncorrelated negatives
+_C.MODEL.ROI_RELATION_HEAD.CDL.COMPENSATION_FACTOR = 2.0  # exponent on n_j/n_i for commoner, correlated negatives
+_C.MODEL.ROI_RELATION_HEAD.CDL.CORRELATION_THRESHOLD = 0.9  # P_ij / P_ii above this marks j correlated with i
+_C.MODEL.ROI_RELATION_HEAD.CDL.LATTICE_NORMALIZATION = "row"  # "row" (what the reference computes) | "column"
+_C.MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES = "drop"  # classes absent from the batch: "drop" (reference) | "keep"
 # <<< HCA / category-discriminating loss keys
 # >>> IterativeSG keys (MODEL.DETR ...)
 # <<< IterativeSG keys (MODEL.DETR ...)
