@@ -202,6 +202,30 @@ _C.MODEL.ROI_RELATION_HEAD.CDL.LATTICE_NORMALIZATION = "row"  # "row" (what the 
 _C.MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES = "drop"  # classes absent from the batch: "drop" (reference) | "keep"
 # <<< HCA / category-discriminating loss keys
 # >>> IterativeSG keys (MODEL.DETR ...)
+# MODEL.META_ARCHITECTURE "IterativeSceneGraph" (METHODS.md 6, docs/iterative_sg.md); names as the reference's.
+# Class counts come from the dataset (ROI_BOX_HEAD.NUM_CLASSES / ROI_RELATION_HEAD.NUM_CLASSES, background at 0).
+_C.MODEL.DETR = CN()
+_C.MODEL.DETR.FEATURE_STRIDE = 32  # stride of the backbone map the transformer reads (FPN P5; reference: C5)
+_C.MODEL.DETR.HIDDEN_DIM = 256  # d_model of the input projection, encoder, decoders and queries
+_C.MODEL.DETR.NHEADS = 8  # attention heads everywhere
+_C.MODEL.DETR.DIM_FEEDFORWARD = 2048  # feed-forward width of encoder and decoder layers
+_C.MODEL.DETR.DROPOUT = 0.1  # dropout of attention, feed-forward and the conditioning/refinement blocks
+_C.MODEL.DETR.ENC_LAYERS = 6  # transformer encoder layers
+_C.MODEL.DETR.DEC_LAYERS = 6  # layers of each of the three decoders (subject, object, predicate)
+_C.MODEL.DETR.NUM_OBJECT_QUERIES = 300  # subject and object queries (must equal NUM_RELATION_QUERIES: triplet i)
+_C.MODEL.DETR.NUM_RELATION_QUERIES = 300  # predicate queries; at most this many GT triplets are matched per image
+_C.MODEL.DETR.DEEP_SUPERVISION = True  # losses on every decoder layer (False: the last layer only)
+_C.MODEL.DETR.COST_CLASS = 1.0  # class weight in the matching cost and the class losses
+_C.MODEL.DETR.L1_WEIGHT = 5.0  # box L1 weight in the matching cost and the box losses
+_C.MODEL.DETR.GIOU_WEIGHT = 2.0  # GIoU weight in the matching cost and the box losses
+_C.MODEL.DETR.NO_OBJECT_WEIGHT = 0.1  # CE class weight of "no object" for subject and object queries
+_C.MODEL.DETR.REWEIGHT_RELATIONS = True  # predicate CE weights w_c = max(1, sqrt(alpha / f_c))^UNDERSAMPLE_PARAM
+_C.MODEL.DETR.REWEIGHT_REL_EOS_COEF = 0.1  # CE class weight of "no relation" (with or without REWEIGHT_RELATIONS)
+_C.MODEL.DETR.OVERSAMPLE_PARAM = 0.07  # alpha: predicates rarer than this fraction of the triplets get w_c > 1
+_C.MODEL.DETR.UNDERSAMPLE_PARAM = 1.5  # U = 2 beta (the reference README's convention); 1.5 is beta = 0.75
+_C.MODEL.DETR.TEST_INDEX = -1  # decoder layer whose outputs are the predictions (-1 = last)
+_C.MODEL.DETR.ENTITY_NMS_THRESH = 0.5  # class-wise NMS of the pooled subject/object boxes (ref: NMS_THRESH_TEST)
+_C.MODEL.DETR.ONE_PREDICATE_PER_PAIR = False  # False: keep distinct (s, o, p) as the reference; True: best per pair
 # <<< IterativeSG keys (MODEL.DETR ...)
 # >>> demo / SGB checkpoint keys
 # <<< demo / SGB checkpoint keys

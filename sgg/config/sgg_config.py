@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 RENAMED_KEYS: Dict[str, str] = {
     "MODEL.BACKBONE.BACKBONE_OUT_CHANNELS": "MODEL.BACKBONE.OUT_CHANNELS",
     "SOLVER.SCHEDULE.MAX_DECAY_STEPS": "SOLVER.SCHEDULE.MAX_DECAY_STEP",
+    # detectron2 names used by IterativeSG's configs
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": "SOLVER.GRAD_NORM_CLIP",
+    "SOLVER.BACKBONE_MULTIPLIER": "SOLVER.BACKBONE_LR_FACTOR",
+    "MODEL.WEIGHTS": "MODEL.WEIGHT",
 }
 # SGB keys that have no effect here (the behaviour is implied by another choice); accepted with a warning so that
 # SGB's yamls and command lines load unchanged.

@@ -7,6 +7,7 @@ from sgg.modeling.device import resolve_device
 from sgg.modeling.registry import META_ARCHITECTURES
 
 from . import generalized_rcnn, scene_graph_rcnn  # noqa: F401  (registration)
+from sgg.modeling import iterative_sg  # noqa: F401,E402  (registration: "IterativeSceneGraph")
 
 
 def meta_architecture_name(cfg) -> str:

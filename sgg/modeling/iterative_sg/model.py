@@ -1,0 +1,213 @@
+"""``IterativeSceneGraph``: the one-stage DETR-style scene graph model (IterativeSG, Khandelwal & Sigal, NeurIPS 2022;
+METHODS.md 6, docs/iterative_sg.md).
+
+backbone (the framework's builder; optionally the backbone of our pretrained detector) -> one feature map
+(MODEL.DETR.FEATURE_STRIDE) -> transformer (transformer.py) -> training: Hungarian matching + deep-supervised losses;
+eval: the per-image prediction BoxList of every relation head (inference.py). SGDet only.
+
+Same contract as the other scene graph models: ``model(images, targets)`` returns a dict of named losses in training
+and a list of prediction BoxLists in eval (targets are ignored there).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sgg.config import get_protocol
+from sgg.modeling.backbone import build_backbone
+from sgg.modeling.registry import META_ARCHITECTURES
+from sgg.structures import BoxList, ImageList, to_image_list
+from sgg.utils.checkpoint import compare_state_dicts, load_checkpoint_file
+
+from .inference import IterativeSGPostProcessor
+from .losses import IterativeSGCriterion, predicate_loss_weights
+from .matcher import TripletMatcher
+from .targets import build_triplet_targets
+from .transformer import IterativeSGTransformer
+
+logger = logging.getLogger(__name__)
+
+SIZE_DIVISIBILITY = 32
+BACKBONE_PREFIXES = ("backbone.", "detector.backbone.")  # a detector checkpoint, or a SceneGraphRCNN one
+
+
+def predicate_counts_from_statistics(statistics: Dict, num_rel_classes: int) -> torch.Tensor:
+    """Training triplets per predicate (entry 0 unused): ``predicate_counts``, else summed from ``fg_matrix``."""
+    if "predicate_counts" in statistics:
+        counts = torch.as_tensor(statistics["predicate_counts"]).flatten()
+    elif "fg_matrix" in statistics:
+        counts = torch.as_tensor(statistics["fg_matrix"]).sum(dim=(0, 1)).flatten().clone()
+    else:
+        raise KeyError("MODEL.DETR.REWEIGHT_RELATIONS needs the training statistics' 'predicate_counts' (or "
+                       f"'fg_matrix'); the statistics have {sorted(statistics)}")
+    if counts.numel() != num_rel_classes:
+        raise ValueError(f"the statistics count {counts.numel()} predicates (with background) but the model has "
+                         f"{num_rel_classes} (MODEL.ROI_RELATION_HEAD.NUM_CLASSES)")
+    counts = counts.clone()
+    counts[0] = 0
+    return counts
+
+
+@META_ARCHITECTURES.register("IterativeSceneGraph")
+class IterativeSceneGraph(nn.Module):
+    def __init__(self, backbone: nn.Module, in_feature: str, transformer: IterativeSGTransformer,
+                 matcher: TripletMatcher, criterion: IterativeSGCriterion, postprocessor: IterativeSGPostProcessor,
+                 num_queries: int, deep_supervision: bool = True, test_index: int = -1,
+                 backbone_name: str = ""):
+        super().__init__()
+        self.backbone = backbone
+        self.in_feature = in_feature
+        self.transformer = transformer
+        self.matcher = matcher
+        self.criterion = criterion
+        self.postprocessor = postprocessor
+        self.num_queries = num_queries
+        self.deep_supervision = deep_supervision
+        num_layers = transformer.decoder.num_layers
+        if not -num_layers <= test_index < num_layers:
+            raise ValueError(f"MODEL.DETR.TEST_INDEX {test_index} is outside the {num_layers} decoder layers "
+                             f"(MODEL.DETR.DEC_LAYERS); use -1 for the last")
+        self.test_index = test_index
+        self.backbone_name = backbone_name
+
+    # ------------------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_config(cls, cfg, statistics: Optional[Dict] = None) -> "IterativeSceneGraph":
+        mode = get_protocol(cfg)
+        if mode != "sgdet":
+            raise ValueError(f"IterativeSceneGraph predicts boxes, labels and predicates from the image (SGDet); "
+                             f"{mode} (GT boxes) is not supported: set MODEL.ROI_RELATION_HEAD.USE_GT_BOX False and "
+                             "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False")
+        if statistics is None:
+            from sgg.data import get_dataset_statistics
+
+            statistics = get_dataset_statistics(cfg)
+        detr = cfg.MODEL.DETR
+        num_obj, num_rel = len(statistics["obj_classes"]), len(statistics["rel_classes"])
+        for key, value, expected in (("MODEL.ROI_BOX_HEAD.NUM_CLASSES", cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, num_obj),
+                                     ("MODEL.ROI_RELATION_HEAD.NUM_CLASSES", cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES,
+                                      num_rel)):
+            if value != expected:
+                raise ValueError(f"{key} is {value} but the dataset has {expected} classes (with background); set "
+                                 f"it to {expected}")
+        if detr.NUM_OBJECT_QUERIES != detr.NUM_RELATION_QUERIES:
+            raise ValueError(f"MODEL.DETR.NUM_OBJECT_QUERIES ({detr.NUM_OBJECT_QUERIES}) and "
+                             f"MODEL.DETR.NUM_RELATION_QUERIES ({detr.NUM_RELATION_QUERIES}) must be equal: query i "
+                             "of the subject, object and predicate decoders forms triplet i")
+        if detr.NUM_RELATION_QUERIES < 1:
+            raise ValueError(f"MODEL.DETR.NUM_RELATION_QUERIES must be positive, got {detr.NUM_RELATION_QUERIES}")
+        backbone = build_backbone(cfg)
+        in_feature = next((name for name, stride in backbone.feature_strides.items()
+                           if stride == detr.FEATURE_STRIDE), None)
+        if in_feature is None:
+            raise ValueError(f"MODEL.DETR.FEATURE_STRIDE {detr.FEATURE_STRIDE}: backbone "
+                             f"{cfg.MODEL.BACKBONE.CONV_BODY} has no feature map of that stride (its strides: "
+                             f"{sorted(set(backbone.feature_strides.values()))})")
+        transformer = IterativeSGTransformer(
+            backbone.out_channels, num_obj, num_rel, detr.NUM_RELATION_QUERIES, d_model=detr.HIDDEN_DIM,
+            nhead=detr.NHEADS, dim_feedforward=detr.DIM_FEEDFORWARD, dropout=detr.DROPOUT,
+            num_encoder_layers=detr.ENC_LAYERS, num_decoder_layers=detr.DEC_LAYERS)
+        counts = (predicate_counts_from_statistics(statistics, num_rel) if detr.REWEIGHT_RELATIONS
+                  else torch.ones(num_rel))
+        weights = predicate_loss_weights(counts, detr.OVERSAMPLE_PARAM, detr.UNDERSAMPLE_PARAM,
+                                         detr.REWEIGHT_REL_EOS_COEF, reweight=detr.REWEIGHT_RELATIONS)
+        logger.info("IterativeSG predicate loss weights (index 0 = no relation): %s",
+                    ", ".join(f"{w:.3g}" for w in weights.tolist()))
+        criterion = IterativeSGCriterion(num_obj, weights, detr.NO_OBJECT_WEIGHT, detr.COST_CLASS, detr.L1_WEIGHT,
+                                         detr.GIOU_WEIGHT)
+        matcher = TripletMatcher(detr.COST_CLASS, detr.L1_WEIGHT, detr.GIOU_WEIGHT)
+        postprocessor = IterativeSGPostProcessor(detr.ENTITY_NMS_THRESH, detr.ONE_PREDICATE_PER_PAIR,
+                                                 cfg.TEST.RELATION.MAX_PAIRS_STORED)
+        return cls(backbone, in_feature, transformer, matcher, criterion, postprocessor,
+                   detr.NUM_RELATION_QUERIES, detr.DEEP_SUPERVISION, detr.TEST_INDEX, cfg.MODEL.BACKBONE.CONV_BODY)
+
+    def load_pretrained_detector(self, path: str) -> None:
+        """The backbone of a detector checkpoint (``tools/detector_pretrain_net.py``, keys ``backbone.*``; or a
+        SceneGraphRCNN checkpoint, ``detector.backbone.*``). It must fit exactly; the rest of the file is unused.
+        An empty path keeps the backbone the builder made (ImageNet or random weights) with a warning."""
+        if not path:
+            logger.warning("MODEL.PRETRAINED_DETECTOR_CKPT is empty: the IterativeSG backbone keeps the weights of "
+                           "the backbone builder (MODEL.PRETRAINED_BACKBONE_PATH / RANDOM_INIT_BACKBONE)")
+            return
+        state = load_checkpoint_file(path, key="MODEL.PRETRAINED_DETECTOR_CKPT")["model"]
+        backbone_state = {}
+        for prefix in BACKBONE_PREFIXES:
+            backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if backbone_state:
+                break
+        if not backbone_state:
+            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} holds no backbone weights (no key starts with "
+                             f"{' or '.join(BACKBONE_PREFIXES)}; it has e.g. {sorted(state)[:5]})")
+        missing, unexpected, mismatched = compare_state_dicts(self.backbone.state_dict(), backbone_state)
+        if missing or unexpected or mismatched:
+            problems = []
+            if mismatched:
+                problems.append(f"{len(mismatched)} tensors with other shapes, e.g. {mismatched[:3]}")
+            if missing:
+                problems.append(f"{len(missing)} backbone keys missing from it, e.g. {missing[:3]}")
+            if unexpected:
+                problems.append(f"{len(unexpected)} keys the backbone does not have, e.g. {unexpected[:3]}")
+            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: its backbone does not fit MODEL.BACKBONE "
+                             f"{self.backbone_name!r} of this config (check MODEL.BACKBONE.CONV_BODY, OUT_CHANNELS, "
+                             f"MODEL.TINY_BACKBONE / MODEL.RESNETS against the detector's config): "
+                             + "; ".join(problems))
+        self.backbone.load_state_dict(backbone_state)
+        logger.info("IterativeSG backbone loaded from the detector checkpoint %s (%d tensors)", path,
+                    len(backbone_state))
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def _prepare_images(self, images) -> ImageList:
+        if isinstance(images, torch.Tensor) and images.ndim == 4:
+            images = ImageList(images, [tuple(images.shape[-2:])] * images.shape[0])
+        elif not hasattr(images, "tensors"):
+            images = to_image_list(list(images), SIZE_DIVISIBILITY)
+        tensors = images.tensors
+        pad_h, pad_w = -tensors.shape[-2] % SIZE_DIVISIBILITY, -tensors.shape[-1] % SIZE_DIVISIBILITY
+        if pad_h or pad_w:
+            images = ImageList(F.pad(tensors, (0, pad_w, 0, pad_h)), images.image_sizes)
+        return images
+
+    def _padding_mask(self, images: ImageList, feature_size) -> torch.Tensor:
+        """(B, h, w) True where the feature cell lies on padding (DETR's mask, nearest-resized)."""
+        batch, _, height, width = images.tensors.shape
+        mask = torch.ones((batch, height, width), dtype=torch.bool, device=images.tensors.device)
+        for index, (h, w) in enumerate(images.image_sizes):
+            mask[index, :h, :w] = False
+        return F.interpolate(mask[None].float(), size=tuple(feature_size)).bool()[0]
+
+    def predict(self, images):
+        """(the transformer's per-layer outputs for a batch (see ``IterativeSGTransformer``), the padded ImageList)."""
+        images = self._prepare_images(images)
+        features = self.backbone(images.tensors)[self.in_feature]
+        return self.transformer(features, self._padding_mask(images, features.shape[-2:])), images
+
+    def supervised_layers(self, num_layers: int) -> List[int]:
+        return list(range(num_layers)) if self.deep_supervision else [num_layers - 1]
+
+    def forward(self, images, targets: Optional[Sequence[BoxList]] = None):
+        if self.training and targets is None:
+            raise ValueError("IterativeSceneGraph needs targets in training mode")
+        outputs, images = self.predict(images)
+        if self.training:
+            if len(targets) != len(images.image_sizes):
+                raise ValueError(f"got {len(targets)} targets for {len(images.image_sizes)} images")
+            device = outputs["relation_logits"].device
+            for index, (target, (height, width)) in enumerate(zip(targets, images.image_sizes)):
+                if tuple(target.size) != (int(width), int(height)):
+                    raise ValueError(f"target {index} is for an image of (w, h) {tuple(target.size)} but the image "
+                                     f"is {(int(width), int(height))}: targets must be in the resized image's "
+                                     "coordinates")
+            triplets = [build_triplet_targets(t.to(device), self.num_queries, i) for i, t in enumerate(targets)]
+            layers = self.supervised_layers(outputs["relation_logits"].shape[0])
+            matches = self.matcher(outputs, triplets, layers)  # one assignment for every layer
+            return self.criterion(outputs, triplets, matches, layers)
+        layer = self.test_index
+        predictions = []
+        for index, (height, width) in enumerate(images.image_sizes):
+            per_image = {k: v[layer, index] for k, v in outputs.items()}
+            predictions.append(self.postprocessor(per_image, (int(height), int(width))))
+        return predictions
