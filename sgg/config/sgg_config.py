@@ -16,10 +16,13 @@ logger = logging.getLogger(__name__)
 RENAMED_KEYS: Dict[str, str] = {
     "MODEL.BACKBONE.BACKBONE_OUT_CHANNELS": "MODEL.BACKBONE.OUT_CHANNELS",
     "SOLVER.SCHEDULE.MAX_DECAY_STEPS": "SOLVER.SCHEDULE.MAX_DECAY_STEP",
-    # detectron2 names used by IterativeSG's configs
-    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": "SOLVER.GRAD_NORM_CLIP",
+    # IterativeSG (detectron2) loads a DETR checkpoint here; ours takes a checkpoint of this framework's model
+    "MODEL.WEIGHTS": "MODEL.WEIGHT (a checkpoint of this framework; docs/iterative_sg.md maps the reference command)",
+}
+# Other codebases' names for exactly our key (IterativeSG's detectron2 solver keys): accepted and set on ours.
+ALIASED_KEYS: Dict[str, str] = {
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": "SOLVER.GRAD_NORM_CLIP",  # with CLIP_TYPE full_model, NORM_TYPE 2
     "SOLVER.BACKBONE_MULTIPLIER": "SOLVER.BACKBONE_LR_FACTOR",
-    "MODEL.WEIGHTS": "MODEL.WEIGHT",
 }
 # SGB keys that have no effect here (the behaviour is implied by another choice); accepted with a warning so that
 # SGB's yamls and command lines load unchanged.
@@ -132,8 +135,11 @@ class SGGConfig(CfgNode):
         return reason is not None
 
     def _set_flat(self, key: str, value: Any, source: str) -> None:
+        if key in ALIASED_KEYS:
+            logger.info("%s: %s is read as %s", source, key, ALIASED_KEYS[key])
+            key = ALIASED_KEYS[key]
         if key in RENAMED_KEYS:
-            raise ConfigError(f"{source}: config key {key} is SGB's name; use {RENAMED_KEYS[key]} instead")
+            raise ConfigError(f"{source}: config key {key} is another codebase's name (SGB, detectron2); use {RENAMED_KEYS[key]} instead")
         node = self
         parts = key.split(".")
         for depth, part in enumerate(parts[:-1]):

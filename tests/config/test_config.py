@@ -91,6 +91,13 @@ def test_renamed_sgb_key_says_which_key_to_use():
         load_config(None, ["MODEL.BACKBONE.BACKBONE_OUT_CHANNELS", "256"])
 
 
+def test_iterative_sg_solver_names_set_our_keys_and_model_weights_is_refused():
+    cfg = load_config(None, ["SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "0.01", "SOLVER.BACKBONE_MULTIPLIER", "0.1"])
+    assert cfg.SOLVER.GRAD_NORM_CLIP == 0.01 and cfg.SOLVER.BACKBONE_LR_FACTOR == 0.1
+    with pytest.raises(ConfigError, match="MODEL.WEIGHTS is another codebase's name.*use MODEL.WEIGHT"):
+        load_config(None, ["MODEL.WEIGHTS", "detr.pth"])
+
+
 def test_ignored_sgb_key_is_accepted():
     cfg = load_config(None, ["MODEL.RPN.USE_FPN", "True"])
     assert "USE_FPN" not in cfg.MODEL.RPN
