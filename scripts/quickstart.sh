@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install, generate the synthetic Visual Genome, pre-train the tiny-FPN detector,
 # then train and evaluate the Transformer relation head in PredCls, SGCls and SGDet, printing SGB's result tables.
-# Usage: bash scripts/quickstart.sh [OUTPUT_ROOT]        (default output/quickstart; about 20 minutes on 2 CPU cores)
+# Usage: bash scripts/quickstart.sh [OUTPUT_ROOT]        (default output/quickstart; about 18 minutes on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUTPUT_ROOT=${1:-output/quickstart}
