@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sgg.engine import Trainer, default_argument_parser, default_setup  # noqa: E402
-from sgg.engine.relation import (build_scene_graph_model, load_pretrained_detector, load_statistics,  # noqa: E402
+from sgg.engine.relation import (build_scene_graph_model, load_initial_weights, load_statistics,  # noqa: E402
                                  relation_val_fn, test_relations)
 
 logger = logging.getLogger("sgg.tools.relation_train_net")
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
                    "ind_to_predicates": list(statistics["rel_classes"])}
     trainer = Trainer(cfg, model, val_fn=val_fn, default_metric="R@100", label_names=label_names)
     if not trainer.checkpointer.has_checkpoint():
-        load_pretrained_detector(cfg, model)
+        load_initial_weights(cfg, model)
     trainer.resume_or_load()
     trainer.train()
     if not args.skip_test:

@@ -145,6 +145,15 @@ _C.MODEL.ROI_RELATION_HEAD.RANKER.MARGIN_M2 = 0.0  # margin of the "margin" loss
 _C.MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION = "multiply"  # test: "multiply" rel scores by S | "none"
 # <<< LinkNet / CCE / Ranker keys
 # >>> BA-SGG keys
+# BA-SGG (Guo et al., ICCV 2021; docs/ba_sgg.md). The first three keys are the reference repository's own names.
+_C.MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER = False  # Semantic Adjustment: logits z' = A' z, train and test
+_C.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False  # BPL stage 2: train only a copy of the classifier
+_C.MODEL.PRETRAINED_MODEL_CKPT = ""  # stage-1 relation checkpoint; its classifier also initialises the clean copy
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG = CN()
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH = ""  # (R, R) .npy of tools/relation_confusion_matrix.py
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.BALANCE_TRAIN_DATA = True  # with the clean classifier: re-balanced training split
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.TOP_PREDICATES = 15  # N: the N most frequent predicates are capped ...
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.MAX_INSTANCES = 2000  # ... at M instances each, first come first kept
 # <<< BA-SGG keys
 # >>> PE-Net / SPL / reweighting keys
 _C.MODEL.USE_REWEIGHT = "none"  # SPL's key: "PENET" reads LOSS entry RelationCE as ReweightedRelationCE; "none"

@@ -60,6 +60,12 @@ def build_datasets(cfg, split: str, is_train: Optional[bool] = None) -> List:
     is_train = (split == "train") if is_train is None else is_train
     transforms = build_transforms(cfg, is_train)
     datasets = [build_dataset(cfg, name, transforms) for name in names]
+    ba_sgg = cfg.MODEL.ROI_RELATION_HEAD.BA_SGG
+    if split == "train" and is_train and cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER and ba_sgg.BALANCE_TRAIN_DATA:
+        from sgg.data.bpl import balance_training_split
+
+        for ds in datasets:  # BA-SGG stage 2 trains on the re-balanced split
+            balance_training_split(ds, ba_sgg.TOP_PREDICATES, ba_sgg.MAX_INSTANCES)
     if not is_train:
         for ds in datasets:  # evaluating a train split: model-input boxes must equal the evaluator's GT boxes
             ds.evaluation_targets = True

@@ -61,6 +61,17 @@ def load_pretrained_detector(cfg, model: nn.Module) -> None:
     logger.info("Loaded the detector from %s", path)
 
 
+def load_initial_weights(cfg, model: nn.Module) -> None:
+    """What a fresh relation training starts from: the detector (``load_pretrained_detector``) or, in BA-SGG's
+    stage 2 (``WITH_CLEAN_CLASSIFIER``), the whole stage-1 model with its classifier copied into the clean one."""
+    if cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER:
+        from sgg.modeling.roi_heads.relation_head.ba_sgg import load_stage1_model
+
+        load_stage1_model(cfg, model)
+    else:
+        load_pretrained_detector(cfg, model)
+
+
 def relation_val_fn(cfg, statistics: Dict) -> Callable[[nn.Module], Dict]:
     """Validation on the first ``DATASETS.VAL`` dataset; its ``R@100`` drives the plateau schedule, as in SGB."""
     from sgg.data import build_data_loader

@@ -164,6 +164,19 @@ class VGDataset(Dataset):
                            "dropped with their relations when those images are loaded", self.roidb_file,
                            int(empty.sum()), images)
 
+    def keep_images(self, keep: np.ndarray) -> None:
+        """Restrict the dataset to the images where the boolean mask ``keep`` (one entry per item) is True."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"keep_images: mask of shape {keep.shape}, expected ({len(self)},)")
+        index = np.flatnonzero(keep)
+        for name in ("gt_boxes", "gt_classes", "gt_attributes", "relationships", "img_info", "filenames"):
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in index.tolist()])
+        self._sizes = self._sizes[index]
+        self.split_mask[self.image_index[~keep]] = False
+        self.image_index = self.image_index[index]
+
     # ------------------------------------------------------------------------------------------------ items
     def __len__(self) -> int:
         return len(self.filenames)

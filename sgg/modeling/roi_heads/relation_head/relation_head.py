@@ -7,6 +7,7 @@ module (``RESCORER``, e.g. a Ranker) that sits between the predictor and post-pr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +20,7 @@ from sgg.structures import BoxList
 
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
+from .ba_sgg import TransferClassifier, add_clean_classifier, freeze_all_but_clean, set_clean_train_mode
 from .inference import RelationPostProcessor
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor
@@ -59,6 +61,22 @@ class RelationHead(nn.Module):
         self.rescorer = RELATION_RESCORERS.get(head.RESCORER).from_config(cfg, statistics) if head.RESCORER else None
         self.loss_terms = build_relation_losses(cfg, statistics)
         self.post_processor = RelationPostProcessor.from_config(cfg, self.mode)
+        # BA-SGG (ba_sgg.py): Semantic Adjustment of the logits, and BPL's stage 2 that trains a classifier copy only
+        self.transfer = None
+        if head.WITH_TRANSFER_CLASSIFIER:
+            self.transfer = TransferClassifier.from_config(cfg, len(statistics["rel_classes"]))
+        self.clean_classifier = head.WITH_CLEAN_CLASSIFIER
+        if self.clean_classifier:
+            paths = add_clean_classifier(self.predictor)
+            trainable = freeze_all_but_clean(self)
+            logger.info("BA-SGG clean classifier over %s: %d trainable parameter tensors, the rest frozen",
+                        ", ".join(paths), len(trainable))
+
+    def train(self, mode: bool = True) -> "RelationHead":
+        super().train(mode)
+        if self.clean_classifier:
+            set_clean_train_mode(self, mode)
+        return self
 
     def init_from_detector(self, detector: nn.Module) -> None:
         """Copy the (trained) detector's box MLP into the object and union feature MLPs, as SGB's ``load_mapping``
@@ -116,6 +134,8 @@ class RelationHead(nn.Module):
             rel_binarys=[s.binary for s in samples] if samples else None,
             features=features, image_sizes=[tuple(s) for s in image_sizes])
         output: PredictorOutput = self.predictor(batch)
+        if self.transfer is not None:
+            output = dataclasses.replace(output, rel_logits=self.transfer(output.rel_logits))
         rel_scores = None
         if self.rescorer is not None:
             output, rel_scores = self.rescorer(batch, output)

@@ -24,6 +24,7 @@ class FrequencyPredictor(nn.Module):
     """
 
     uses_union_features = False  # the relation head then skips union-box pooling
+    CLASSIFIER_MODULES = ("freq_bias",)  # BA-SGG's clean classifier (ba_sgg.py)
 
     def __init__(self, mode: str, pred_dist, num_obj_classes: int, later_nms_thresh: float = 0.3):
         super().__init__()

@@ -176,6 +176,8 @@ class LinkNetPredictor(nn.Module):
     ``gce_logits`` (B, C) and, when the boxes are labelled, ``gce_targets`` (B, C) for the "gce" loss term.
     """
 
+    CLASSIFIER_MODULES = ("rel_compress", "freq_bias")  # BA-SGG's clean classifier (ba_sgg.py)
+
     def __init__(self, mode: str, obj_classes: Sequence[str], num_rel_classes: int, in_channels: int,
                  context_dim: int, glove_dir: str, embed_dim: int = 200, hidden_dim: int = 256,
                  pooling_dim: int = 4096, reduction: int = 2, geometry_dim: int = 128, geometry_dropout: float = 0.1,

@@ -188,6 +188,9 @@ class LSTMContext(nn.Module):
 class MotifPredictor(nn.Module):
     """LSTMContext + the shared edge head (``rel_compress(post_cat([head_s; tail_o]) * union) + freq_bias``)."""
 
+    # BA-SGG's clean classifier (ba_sgg.py): the modules the reference copies for Motifs
+    CLASSIFIER_MODULES = ("edge_head.post_cat", "edge_head.rel_compress", "edge_head.freq_bias")
+
     def __init__(self, context: LSTMContext, edge_head: RelationEdgeHead):
         super().__init__()
         self.context = context

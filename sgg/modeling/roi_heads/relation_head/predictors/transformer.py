@@ -141,6 +141,9 @@ class TransformerContext(nn.Module):
 class TransformerPredictor(nn.Module):
     """TransformerContext + the edge head: ``rel_compress(post_cat(prod) * union) + ctx_compress(prod) + freq_bias``."""
 
+    # BA-SGG's clean classifier (ba_sgg.py): the modules the reference copies for the Transformer
+    CLASSIFIER_MODULES = ("edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias")
+
     def __init__(self, context: TransformerContext, edge_head: RelationEdgeHead):
         super().__init__()
         self.context = context

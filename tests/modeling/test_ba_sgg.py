@@ -1,0 +1,237 @@
+"""BA-SGG: the transfer matrix, the confusion-matrix checks, BPL's re-balanced split, the clean classifier (only it
+trains, it starts from the stage-1 classifier) and the confusion counting of tools/relation_confusion_matrix.py."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sgg.data.bpl import balance_training_split, cap_relations, most_frequent_predicates
+from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
+from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, TransferClassifier, load_confusion_matrix,
+                                                         load_stage1_model, map_stage1_state_dict, transfer_matrix)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_scene_graph_model import NUM_PREDICATES, _batch, _cfg, _statistics  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from relation_confusion_matrix import count_confusions  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------------ transfer matrix
+def test_transfer_matrix_on_a_hand_made_confusion_matrix():
+    c = np.array([[5, 1, 1], [2, 3, 1], [0, 1, 3]])
+    # background row/column zeroed, C[0,0] = 1 -> rows [1,0,0] [0,3,1] [0,1,3]; rownorm -> [0,.75,.25] [0,.25,.75];
+    # + I -> [0,1.75,.25] [0,.25,1.75] (sums 2); rownorm -> [0,.875,.125] [0,.125,.875]; background row stays [1,0,0]
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.875, 0.125], [0.0, 0.125, 0.875]])
+    assert torch.allclose(transfer_matrix(c), expected)
+    # z' = A' z: z = (1, 2, 4) -> (1, .875*2 + .125*4, .125*2 + .875*4) = (1, 2.25, 3.75), per row of a batch
+    z = torch.tensor([[1.0, 2.0, 4.0], [0.0, 8.0, 0.0]])
+    out = TransferClassifier(transfer_matrix(c))(z)
+    assert torch.allclose(out, torch.tensor([[1.0, 2.25, 3.75], [0.0, 7.0, 1.0]]))
+
+
+def test_confusion_matrix_file_checks(tmp_path):
+    good = tmp_path / "c.npy"
+    np.save(good, np.array([[0, 0, 0], [0, 3, 1], [0, 2, 2]]))
+    assert load_confusion_matrix(str(good), 3).shape == (3, 3)
+    with pytest.raises(ValueError, match=r"has shape \(3, 3\), expected \(4, 4\)"):
+        load_confusion_matrix(str(good), 4)
+    zero_row = tmp_path / "z.npy"
+    np.save(zero_row, np.array([[0, 0, 0], [0, 3, 1], [0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"all-zero rows for predicate classes \[2\]"):
+        load_confusion_matrix(str(zero_row), 3)
+    negative = tmp_path / "n.npy"
+    np.save(negative, np.array([[0, 0, 0], [0, 3, -1], [0, 1, 1]]))
+    with pytest.raises(ValueError, match="finite, non-negative"):
+        load_confusion_matrix(str(negative), 3)
+    with pytest.raises(FileNotFoundError, match="CONFUSION_MATRIX_PATH: .*nope.npy does not exist"):
+        load_confusion_matrix(str(tmp_path / "nope.npy"), 3)
+    with pytest.raises(ValueError, match="CONFUSION_MATRIX_PATH is empty: run tools/relation_confusion_matrix.py"):
+        load_confusion_matrix("", 3)
+
+
+# ------------------------------------------------------------------------------------------------ BPL split
+def test_most_frequent_predicates_ignore_background_and_keep_ties_in_index_order():
+    assert most_frequent_predicates([100, 5, 9, 9, 1], 2).tolist() == [2, 3]
+    assert most_frequent_predicates([0, 5, 9, 9, 1], 3).tolist() == [2, 3, 1]
+
+
+def test_capping_keeps_the_first_instances_in_dataset_order():
+    images = [np.array([[0, 1, 1], [1, 0, 1]]), np.array([[0, 1, 1], [0, 1, 2]]), np.array([[1, 0, 1]]),
+              np.zeros((0, 3), dtype=np.int64)]
+    out = cap_relations(images, capped=[1], max_instances=2)
+    # predicate 1 has 4 instances; the first two (image 0) stay; predicate 2 is not capped
+    assert out[0].tolist() == [[0, 1, 1], [1, 0, 1]]
+    assert out[1].tolist() == [[0, 1, 2]]
+    assert out[2].shape == (0, 3) and out[3].shape == (0, 3)
+
+
+class _TinyDataset:
+    """What balance_training_split needs of a VGDataset."""
+
+    def __init__(self, relationships, predicates=("__background__", "on", "has")):
+        self.relationships = relationships
+        self.ind_to_predicates = list(predicates)
+        self.dict_file = "/nonexistent.json"  # no predicate_count: the split's own counts rank the predicates
+        self.roidb_file = "tiny.h5"
+        self.kept = None
+
+    def keep_images(self, keep):
+        self.kept = np.asarray(keep).tolist()
+        self.relationships = [r for r, k in zip(self.relationships, keep) if k]
+
+    def __len__(self):
+        return len(self.relationships)
+
+
+def test_balanced_split_drops_images_left_empty():
+    ds = _TinyDataset([np.array([[0, 1, 1], [1, 0, 1]]), np.array([[0, 1, 1], [0, 1, 2]]), np.array([[1, 0, 1]])])
+    balance_training_split(ds, top_n=1, max_instances=2)  # "on" (4 instances) is the most frequent
+    assert ds.kept == [True, True, False]
+    assert [r.tolist() for r in ds.relationships] == [[[0, 1, 1], [1, 0, 1]], [[0, 1, 2]]]
+
+
+def test_balanced_split_without_relations_left_is_an_error():
+    ds = _TinyDataset([np.array([[0, 1, 1]]), np.array([[0, 1, 2]])])
+    with pytest.raises(ValueError, match="BA_SGG: capping the 2 most frequent predicates at 0 instances leaves no"):
+        balance_training_split(ds, top_n=2, max_instances=0)
+    assert len(ds.relationships) == 2  # nothing lost
+
+
+def test_vg_dataset_keep_images_keeps_every_per_image_list_aligned(tmp_path):
+    from sgg.data.datasets import VGDataset
+    from sgg.data.synthetic import generate_synthetic_vg
+
+    root = tmp_path / "vg"
+    generate_synthetic_vg(str(root), num_train=8, num_test=2, seed=3, workers=1)
+    ds = VGDataset("train", str(root / "VG_100K"), str(root / "VG-SGG-with-attri.h5"),
+                   str(root / "VG-SGG-dicts-with-attri.json"), str(root / "image_data.json"), num_val_im=0)
+    before = [(ds.filenames[i], ds.gt_boxes[i].copy(), ds.relationships[i].copy()) for i in range(len(ds))]
+    keep = np.arange(len(ds)) % 2 == 1
+    ds.keep_images(keep)
+    kept = [b for b, k in zip(before, keep) if k]
+    assert len(ds) == len(kept) and ds.split_mask.sum() == len(kept)
+    for i, (name, boxes, rels) in enumerate(kept):
+        assert ds.filenames[i] == name and np.array_equal(ds.gt_boxes[i], boxes)
+        assert np.array_equal(ds.relationships[i], rels)
+        assert ds.get_img_info(i)["file_name"] == os.path.basename(name)
+        assert len(ds.get_groundtruth(i)) == len(boxes)
+
+
+# ------------------------------------------------------------------------------------------------ clean classifier
+def _stage2_model(predictor, *extra):
+    cfg = _cfg(predictor, True, True, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True", *extra)
+    return cfg, SceneGraphRCNN.from_config(cfg, _statistics())
+
+
+@pytest.mark.parametrize("predictor,paths", [
+    ("TransformerPredictor", ["edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias"]),
+    ("MotifPredictor", ["edge_head.post_cat", "edge_head.rel_compress", "edge_head.freq_bias"]),
+    ("FrequencyPredictor", ["freq_bias"])])
+def test_stage2_trains_only_the_clean_classifier(predictor, paths):
+    torch.manual_seed(0)
+    _, model = _stage2_model(predictor)
+    predictor_module = model.relation_head.predictor
+    for path in paths:
+        assert isinstance(predictor_module.get_submodule(path), CleanClassifier)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".clean." in n for n in trainable)
+    model.train()
+    assert model.relation_head.training
+    assert all(m.clean.training for m in model.modules() if isinstance(m, CleanClassifier))
+    assert not predictor_module.training and not model.relation_head.box_feature_extractor.training
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    images, targets = _batch()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    losses = model(images, targets)
+    sum(losses.values()).backward()
+    optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= set(trainable)
+    assert any(".clean." in n for n in changed)
+
+
+def test_stage1_checkpoint_maps_the_classifier_into_the_clean_copy(tmp_path):
+    torch.manual_seed(1)
+    stage1_cfg = _cfg("TransformerPredictor", True, True)
+    stage1 = SceneGraphRCNN.from_config(stage1_cfg, _statistics())
+    path = tmp_path / "stage1.pth"
+    torch.save({"model": stage1.state_dict()}, path)
+    torch.manual_seed(2)  # a different random init, so equality below comes from the loading
+    cfg, stage2 = _stage2_model("TransformerPredictor", "MODEL.PRETRAINED_MODEL_CKPT", str(path))
+    load_stage1_model(cfg, stage2)
+    head1 = stage1.relation_head.predictor.edge_head
+    head2 = stage2.relation_head.predictor.edge_head
+    for name in ("rel_compress", "ctx_compress"):
+        for copy in ("clean", "general"):
+            assert torch.equal(getattr(getattr(head2, name), copy).weight, getattr(head1, name).weight)
+    assert torch.equal(head2.freq_bias.clean.obj_baseline.weight, head1.freq_bias.obj_baseline.weight)
+    assert torch.equal(head2.post_emb.weight, head1.post_emb.weight)  # the rest is the stage-1 model
+    # the mapping itself: a stage-1 key feeds both copies, a stage-2 key loads as it is
+    mapped = map_stage1_state_dict({"a.w": torch.ones(1), "b.clean.w": torch.zeros(1)},
+                                   ["a.clean.w", "a.general.w", "b.clean.w"])
+    assert sorted(mapped) == ["a.clean.w", "a.general.w", "b.clean.w"] and mapped["b.clean.w"].item() == 0
+
+
+def test_stage2_without_or_with_a_foreign_stage1_checkpoint_is_an_error(tmp_path):
+    cfg, model = _stage2_model("TransformerPredictor")
+    with pytest.raises(ValueError, match="MODEL.PRETRAINED_MODEL_CKPT is empty but .*WITH_CLEAN_CLASSIFIER"):
+        load_stage1_model(cfg, model)
+    motif = SceneGraphRCNN.from_config(_cfg("MotifPredictor", True, True), _statistics())
+    path = tmp_path / "motif.pth"
+    torch.save({"model": motif.state_dict()}, path)
+    cfg, model = _stage2_model("TransformerPredictor", "MODEL.PRETRAINED_MODEL_CKPT", str(path))
+    with pytest.raises(ValueError, match="does not fit this model: .* keys are missing"):
+        load_stage1_model(cfg, model)
+
+
+def test_a_predictor_without_declared_classifier_modules_is_refused():
+    cfg = _cfg("TransformerPredictor", True, True, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True")
+    from sgg.modeling.roi_heads.relation_head.predictors.transformer import TransformerPredictor
+
+    saved = TransformerPredictor.CLASSIFIER_MODULES
+    TransformerPredictor.CLASSIFIER_MODULES = ()
+    try:
+        with pytest.raises(ValueError, match="TransformerPredictor declares no CLASSIFIER_MODULES"):
+            SceneGraphRCNN.from_config(cfg, _statistics())
+    finally:
+        TransformerPredictor.CLASSIFIER_MODULES = saved
+
+
+def test_semantic_adjustment_maps_the_predictor_logits_at_test(tmp_path):
+    c = np.arange(NUM_PREDICATES ** 2, dtype=np.float64).reshape(NUM_PREDICATES, NUM_PREDICATES) + 1
+    path = tmp_path / "c.npy"
+    np.save(path, c)
+    torch.manual_seed(0)
+    cfg = _cfg("MotifPredictor", True, True, "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
+               "MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH", str(path))
+    model = SceneGraphRCNN.from_config(cfg, _statistics()).eval()
+    captured = []
+    model.relation_head.predictor.register_forward_hook(lambda m, i, out: captured.append(out.rel_logits))
+    images, targets = _batch()
+    with torch.no_grad():
+        predictions = model(images, targets)
+    expected = torch.softmax(captured[0] @ transfer_matrix(c).t(), dim=-1)
+    scores = torch.cat([p.get_field("pred_rel_scores") for p in predictions])
+    pairs = torch.cat([p.get_field("rel_pair_idxs") for p in predictions])
+    assert len(scores) == len(expected) == len(pairs)
+    # post-processing sorts pairs; compare as sets of rows
+    assert torch.allclose(scores.sort(dim=0).values, expected.sort(dim=0).values, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ confusion counts
+def test_confusion_counts_use_the_argmax_over_foreground_of_the_gt_pair():
+    matrix = np.zeros((4, 4), dtype=np.int64)
+    pairs = np.array([[0, 1], [1, 0], [0, 2]])
+    scores = np.array([[0.9, 0.05, 0.03, 0.02],   # (0, 1): background wins, foreground argmax is predicate 1
+                       [0.1, 0.1, 0.2, 0.6],      # (1, 0): predicate 3
+                       [0.0, 0.5, 0.5, 0.0]])     # (0, 2): a tie, the first foreground class
+    gt = np.array([[0, 1, 2], [0, 1, 3], [1, 0, 1], [2, 0, 1]])  # (2, 0) was not predicted
+    missing = count_confusions(matrix, gt, pairs, scores)
+    assert missing == 1
+    expected = np.zeros((4, 4), dtype=np.int64)
+    expected[2, 1] = expected[3, 1] = expected[1, 3] = 1
+    assert np.array_equal(matrix, expected)
