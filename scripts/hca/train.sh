@@ -41,14 +41,11 @@ case "$VARIANT" in
        need_file "$CONF_MAT" "the predicate confusion matrix (CONF_MAT)" "run scripts/hca/confusion_matrix.sh first"
        METHOD=(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH "$CONF_MAT") ;;
   two_stage)
-       NAME=HCA_CDL_BASGG; CONFIG=$CONFIG_DIR/${PREFIX}cdl.yaml
+       NAME=HCA_CDL_BASGG; CONFIG=$CONFIG_DIR/${PREFIX}cdl_basgg.yaml
        need_file "$CONF_MAT" "the predicate confusion matrix (CONF_MAT)" "run scripts/hca/confusion_matrix.sh first"
        need_file "$STAGE1" "the stage-1 weights (STAGE1)" "train the cdl variant in $PROTOCOL first"
-       # BA-SGG stage 2 with the reference repository's keys; ReBalance-HCA's scripts keep the transfer off
-       METHOD=(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH "$CONF_MAT"
-               MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER True
-               MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER False
-               MODEL.PRETRAINED_MODEL_CKPT "$STAGE1") ;;
+       # BA-SGG stage 2 (hca_cdl_basgg.yaml: clean classifier, BPL split, transfer off as ReBalance-HCA's scripts)
+       METHOD=(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH "$CONF_MAT" MODEL.PRETRAINED_MODEL_CKPT "$STAGE1") ;;
   *) echo "unknown variant '$VARIANT': use ce, cdl or two_stage" >&2; exit 2 ;;
 esac
 ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" "${METHOD[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
