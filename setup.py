@@ -19,6 +19,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["sgg", "sgg.*"]),
     install_requires=read_requirements(),
-    extras_require={"test": ["pytest>=7.0"]},
+    extras_require={"test": ["pytest>=7.0", "matplotlib>=3.5"],  # the plot tests run in CI
+                    "plots": ["matplotlib>=3.5"]},
     license="MIT",
 )

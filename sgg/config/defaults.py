@@ -329,6 +329,7 @@ _C.TEST.RELATION.LEGACY_IOU = True  # +1 pixel IoU convention of SGB; False = co
 _C.TEST.RELATION.RELATION_NMS = False  # PE-Net-style relation NMS before recall (inflates numbers; off in SGB)
 _C.TEST.RELATION.MAX_PAIRS_STORED = 0  # cap on stored pairs per image in predictions (0 = all)
 _C.TEST.RELATION.SAVE_PREDICTIONS = True  # write the compact prediction file at test time
+_C.TEST.RELATION.PLOTS = True  # the test tool draws per-predicate R@K and the GT distribution (needs matplotlib)
 
 # ------------------------------------------------------------------------------------------------------------- MISC
 _C.OUTPUT_DIR = "."

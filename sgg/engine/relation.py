@@ -72,6 +72,21 @@ def load_initial_weights(cfg, model: nn.Module) -> None:
         load_pretrained_detector(cfg, model)
 
 
+def write_result_plots(results_file: str, folder: str) -> None:
+    """Per-predicate R@K (largest K) and the GT predicate distribution of a results file, when matplotlib is there."""
+    try:
+        from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
+                                            plot_predicate_distribution)
+
+        block = load_per_predicate(results_file)
+        k = max(int(key[2:]) for key in block if key.startswith("R@"))
+        plot_per_predicate_recall(results_file, os.path.join(folder, f"per_predicate_R@{k}.png"), k=k)
+        plot_predicate_distribution(block["names"], block["gt_count"],
+                                    os.path.join(folder, "predicate_distribution.png"), log=True)
+    except ImportError as err:
+        logger.info("no result plots (TEST.RELATION.PLOTS): %s", err)
+
+
 def relation_val_fn(cfg, statistics: Dict) -> Callable[[nn.Module], Dict]:
     """Validation on the first ``DATASETS.VAL`` dataset; its ``R@100`` drives the plateau schedule, as in SGB."""
     from sgg.data import build_data_loader
@@ -98,4 +113,6 @@ def test_relations(cfg, model: nn.Module, statistics: Dict, split: str = "test")
         folder = os.path.join(cfg.OUTPUT_DIR, "inference", name)
         results[name] = evaluate_relations(cfg, model, loader, folder, statistics,
                                            save_predictions=cfg.TEST.RELATION.SAVE_PREDICTIONS)
+        if cfg.TEST.RELATION.PLOTS and comm.is_main_process():
+            write_result_plots(os.path.join(folder, "results.json"), folder)
     return results

@@ -1,0 +1,119 @@
+"""Figures of relation results, the three kinds of the CCE paper (matplotlib, the optional ``plots`` extra):
+
+* ``plot_predicate_distribution``: how often each predicate is annotated, sorted, optionally on a log scale;
+* ``plot_per_predicate_recall``: per-predicate R@K of one run, predicates in frequency order;
+* ``plot_recall_change``: per-predicate R@K of run B minus run A (gains up, losses down).
+
+Inputs are the evaluator's ``results.json`` (its ``per_predicate`` block: ``names``, ``gt_count``, ``R@K``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("the result plots need matplotlib: pip install matplotlib (or pip install -e .[plots])") \
+            from None
+    return plt
+
+
+def load_per_predicate(path: str) -> Dict:
+    """The ``per_predicate`` block of an evaluator ``results.json``, checked."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"results file {path} does not exist (relation_test_net.py writes "
+                                f"OUTPUT_DIR/inference/<dataset>/results.json)")
+    with open(path) as f:
+        try:
+            results = json.load(f)
+        except ValueError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+    block = results.get("per_predicate") if isinstance(results, dict) else None
+    if not isinstance(block, dict) or "names" not in block or "gt_count" not in block:
+        raise ValueError(f"{path} has no 'per_predicate' block with 'names' and 'gt_count' (is it an evaluator "
+                         f"results.json?)")
+    return block
+
+
+def _recall(block: Dict, k: int, path: str) -> np.ndarray:
+    key = f"R@{k}"
+    if key not in block:
+        available = sorted(x for x in block if x.startswith("R@"))
+        raise KeyError(f"{path}: no per-predicate {key}; available: {', '.join(available)}")
+    return np.asarray(block[key], dtype=np.float64)
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def _bars(names: Sequence[str], values: Sequence[float], ylabel: str, title: str, colors=None, log: bool = False):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(names) + 1.5), 4.2))
+    ax.bar(np.arange(len(names)), values, color=colors if colors is not None else "#3b6ea8")
+    ax.set_xticks(np.arange(len(names)))
+    ax.set_xticklabels(names, rotation=70, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(axis="y", alpha=0.3)
+    return fig, ax
+
+
+def frequency_order(counts: Sequence[float]) -> np.ndarray:
+    """Predicate indices by decreasing count (ties in index order)."""
+    return np.argsort(-np.asarray(counts, dtype=np.float64), kind="stable")
+
+
+def plot_predicate_distribution(names: Sequence[str], counts: Sequence[float], path: str, log: bool = False,
+                                title: str = "predicate distribution") -> str:
+    if len(names) != len(counts):
+        raise ValueError(f"{len(names)} predicate names for {len(counts)} counts")
+    order = frequency_order(counts)
+    fig, _ = _bars([names[i] for i in order], np.asarray(counts, dtype=np.float64)[order], "instances", title,
+                   log=log)
+    return _save(fig, path)
+
+
+def plot_per_predicate_recall(results_path: str, path: str, k: int = 100, title: Optional[str] = None) -> str:
+    block = load_per_predicate(results_path)
+    recall = _recall(block, k, results_path)
+    order = frequency_order(block["gt_count"])
+    names = [block["names"][i] for i in order]
+    fig, ax = _bars(names, recall[order], f"R@{k}", title or f"per-predicate R@{k} (mean {np.nanmean(recall):.3f})")
+    ax.set_ylim(0, 1)
+    return _save(fig, path)
+
+
+def plot_recall_change(results_a: str, results_b: str, path: str, k: int = 100, label_a: str = "A",
+                       label_b: str = "B") -> str:
+    """Per-predicate R@K of B minus A; both runs must cover the same predicates."""
+    block_a, block_b = load_per_predicate(results_a), load_per_predicate(results_b)
+    if list(block_a["names"]) != list(block_b["names"]):
+        raise ValueError(f"{results_a} and {results_b} evaluate different predicate lists")
+    change = _recall(block_b, k, results_b) - _recall(block_a, k, results_a)
+    order = frequency_order(block_a["gt_count"])
+    values = change[order]
+    colors = ["#2a9d5c" if v >= 0 else "#c8553d" for v in values]
+    fig, ax = _bars([block_a["names"][i] for i in order], values, f"change of R@{k}",
+                    f"R@{k}: {label_b} minus {label_a} (mean {np.nanmean(change):+.3f})", colors=colors)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    return _save(fig, path)
+
+
+__all__ = ["load_per_predicate", "plot_predicate_distribution", "plot_per_predicate_recall", "plot_recall_change",
+           "frequency_order"]

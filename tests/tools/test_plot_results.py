@@ -1,0 +1,86 @@
+"""tools/plot_results.py and the test tool's automatic plots, on small hand-written results files."""
+import json
+import os
+import sys
+
+import cv2
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import plot_results  # noqa: E402
+
+from sgg.engine.relation import write_result_plots  # noqa: E402
+from sgg.utils.result_plots import frequency_order, load_per_predicate  # noqa: E402
+
+
+def _results(path, names=("on", "has", "near"), counts=(5, 50, 20), recall=(0.2, 0.9, 0.5)):
+    block = {"names": list(names), "gt_count": list(counts), "num_images": [1, 9, 4], "R@20": list(recall),
+             "R@50": list(recall), "R@100": list(recall)}
+    path.write_text(json.dumps({"mode": "predcls", "R@100": 0.7, "per_predicate": block}))
+    return str(path)
+
+
+def _image_size(path):
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image.shape[1], image.shape[0]
+
+
+def test_each_figure_is_written(tmp_path):
+    a = _results(tmp_path / "a.json")
+    b = _results(tmp_path / "b.json", recall=(0.6, 0.8, 0.5))
+    assert plot_results.main(["distribution", "--results", a, "--log", "--output", str(tmp_path / "d.png")]) == 0
+    assert plot_results.main(["recall", "--results", a, "--k", "50", "--output", str(tmp_path / "r.png")]) == 0
+    assert plot_results.main(["compare", "--results-a", a, "--results-b", b, "--label-a", "CE", "--label-b", "CCE",
+                              "--output", str(tmp_path / "c.png")]) == 0
+    for name in ("d.png", "r.png", "c.png"):
+        width, height = _image_size(tmp_path / name)
+        assert width >= 500 and height >= 300  # figsize (>= 6 x 4.2 inches) at 100 dpi
+
+
+def test_distribution_of_a_config_split(tmp_path):
+    from sgg.data.synthetic import generate_synthetic_vg
+
+    generate_synthetic_vg(str(tmp_path / "synthetic_vg"), num_train=10, num_test=2, seed=2, workers=1)
+    out = tmp_path / "train.png"
+    code = plot_results.main(["distribution", "--config-file", os.path.join(REPO, "configs/synthetic/relation_predcls.yaml"),
+                              "--split", "train", "--output", str(out), "DATASETS.DATA_DIR", str(tmp_path),
+                              "DATASETS.VAL_SIZE", "2"])
+    assert code == 0 and out.exists()
+
+
+def test_predicates_are_ordered_by_frequency():
+    assert frequency_order([5, 50, 20, 50]).tolist() == [1, 3, 2, 0]
+
+
+def test_bad_inputs_name_the_problem(tmp_path, caplog):
+    a = _results(tmp_path / "a.json")
+    other = _results(tmp_path / "o.json", names=("on", "has", "under"))
+    assert plot_results.main(["recall", "--results", str(tmp_path / "none.json"), "--output", "x.png"]) == 2
+    assert "none.json does not exist" in caplog.text
+    (tmp_path / "plain.json").write_text(json.dumps({"R@100": 0.5}))
+    with pytest.raises(ValueError, match="no 'per_predicate' block"):
+        load_per_predicate(str(tmp_path / "plain.json"))
+    assert plot_results.main(["recall", "--results", a, "--k", "10", "--output", str(tmp_path / "x.png")]) == 2
+    assert "no per-predicate R@10; available: R@100, R@20, R@50" in caplog.text
+    assert plot_results.main(["compare", "--results-a", a, "--results-b", other, "--output", "x.png"]) == 2
+    assert "evaluate different predicate lists" in caplog.text
+    assert plot_results.main(["distribution", "--output", "x.png"]) == 2
+    assert "exactly one of --results and --config-file" in caplog.text
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_without_matplotlib_the_error_says_how_to_install(tmp_path, monkeypatch, caplog):
+    a = _results(tmp_path / "a.json")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert plot_results.main(["recall", "--results", a, "--output", str(tmp_path / "r.png")]) == 2
+    assert "pip install matplotlib" in caplog.text
+    write_result_plots(a, str(tmp_path))  # the test tool goes on without plots
+    assert not (tmp_path / "per_predicate_R@100.png").exists()
+
+
+def test_the_test_tool_plots(tmp_path):
+    a = _results(tmp_path / "results.json")
+    write_result_plots(a, str(tmp_path))
+    assert (tmp_path / "per_predicate_R@100.png").exists() and (tmp_path / "predicate_distribution.png").exists()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Figures of relation results (needs matplotlib: ``pip install -e .[plots]``):
+
+    python tools/plot_results.py distribution --results <run>/inference/<dataset>/results.json --log --output d.png
+    python tools/plot_results.py distribution --config-file <config>.yaml --split train --output d.png [KEY VALUE ...]
+    python tools/plot_results.py recall  --results <run>/.../results.json --k 100 --output r.png
+    python tools/plot_results.py compare --results-a <CE run>/.../results.json --results-b <CCE run>/.../results.json \
+        --label-a CE --label-b CCE --k 100 --output change.png
+
+``distribution``: annotated instances per predicate, sorted (from a results file: the evaluated split; from a config:
+any split of its datasets). ``recall``: per-predicate R@K of one run. ``compare``: per-predicate R@K of B minus A.
+Predicates are in decreasing frequency order in every figure.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,  # noqa: E402
+                                    plot_predicate_distribution, plot_recall_change)
+
+logger = logging.getLogger("sgg.tools.plot_results")
+
+
+def split_counts(config_file: str, split: str, opts):
+    from sgg.config import load_config
+    from sgg.data.build import SPLIT_TO_KEY, build_dataset, predicate_counts
+
+    cfg = load_config(config_file or None, list(opts))
+    names = list(getattr(cfg.DATASETS, SPLIT_TO_KEY[split]))
+    if not names:
+        raise ValueError(f"DATASETS.{SPLIT_TO_KEY[split]} of {config_file} is empty")
+    dataset = build_dataset(cfg, names[0], check_images=False)
+    counts = predicate_counts(dataset)
+    return list(dataset.ind_to_predicates)[1:], counts[1:], f"{names[0]}: predicate distribution"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Figures of relation results")
+    sub = parser.add_subparsers(dest="figure", required=True)
+    dist = sub.add_parser("distribution", help="instances per predicate, sorted")
+    dist.add_argument("--results", default="", help="an evaluator results.json (its GT counts)")
+    dist.add_argument("--config-file", default="", help="or a config: count a split of its datasets")
+    dist.add_argument("--split", default="train", choices=("train", "val", "test"))
+    dist.add_argument("--log", action="store_true", help="logarithmic count axis")
+    dist.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE")
+    recall = sub.add_parser("recall", help="per-predicate R@K of one run")
+    recall.add_argument("--results", required=True)
+    compare = sub.add_parser("compare", help="per-predicate R@K of run B minus run A")
+    compare.add_argument("--results-a", required=True)
+    compare.add_argument("--results-b", required=True)
+    compare.add_argument("--label-a", default="A")
+    compare.add_argument("--label-b", default="B")
+    for p in (dist, recall, compare):
+        p.add_argument("--output", required=True, help="PNG (or any format matplotlib writes) to create")
+    for p in (recall, compare):
+        p.add_argument("--k", type=int, default=100, help="the K of R@K")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        if args.figure == "distribution":
+            if bool(args.results) == bool(args.config_file):
+                raise ValueError("distribution: give exactly one of --results and --config-file")
+            if args.results:
+                block = load_per_predicate(args.results)
+                names, counts, title = block["names"], block["gt_count"], "predicate distribution (evaluated split)"
+            else:
+                names, counts, title = split_counts(args.config_file, args.split, args.opts)
+            plot_predicate_distribution(names, counts, args.output, log=args.log, title=title)
+        elif args.figure == "recall":
+            plot_per_predicate_recall(args.results, args.output, k=args.k)
+        else:
+            plot_recall_change(args.results_a, args.results_b, args.output, k=args.k, label_a=args.label_a,
+                               label_b=args.label_b)
+    except (ImportError, ValueError, KeyError, FileNotFoundError) as err:
+        logger.error("%s", str(err).strip("'\""))
+        return 2
+    logger.info("wrote %s", args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
