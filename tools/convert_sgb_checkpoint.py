@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # noqa: E402
 
 logger = logging.getLogger("sgg.tools.convert_sgb_checkpoint")
+SGB_CONVENTIONS = ["MODEL.BOX_CODER_PLUS_ONE", "True", "MODEL.RPN.LEGACY_ANCHORS", "True",
+                   "MODEL.RESNETS.FROZEN_BN_EPS", "0.0"]
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "e2e_relation_detector_X_101_32_8_FPN_1x.yaml")
 
@@ -31,8 +33,10 @@ def build_detector(config_file: str, opts):
     from sgg.config import load_config
     from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
 
-    # every weight comes from the checkpoint: no ImageNet file is needed to build the network
-    cfg = load_config(config_file, ["MODEL.RANDOM_INIT_BACKBONE", "True", "MODEL.RELATION_ON", "False", *opts])
+    # every weight comes from the checkpoint: no ImageNet file is needed to build the network; the saved config
+    # records SGB's numeric conventions, which a model using the converted detector should keep
+    cfg = load_config(config_file, ["MODEL.RANDOM_INIT_BACKBONE", "True", "MODEL.RELATION_ON", "False",
+                                    *SGB_CONVENTIONS, *opts])
     return cfg, GeneralizedRCNN.from_config(cfg)
 
 
@@ -78,7 +82,8 @@ def main(argv=None) -> int:
     torch.save({"model": converted, "config": cfg.dump(), "source": os.path.abspath(args.sgb_checkpoint)},
                args.output)
     logger.info("converted %d tensors into %s; use it as MODEL.PRETRAINED_DETECTOR_CKPT (or MODEL.WEIGHT of "
-                "tools/detector_test_net.py) with %s", len(converted), args.output, args.config_file)
+                "tools/detector_test_net.py) with %s and SGB's conventions: %s", len(converted), args.output,
+                args.config_file, " ".join(SGB_CONVENTIONS))
     return 0
 
 

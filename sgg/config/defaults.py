@@ -237,6 +237,11 @@ _C.MODEL.DETR.ENTITY_NMS_THRESH = 0.5  # class-wise NMS of the pooled subject/ob
 _C.MODEL.DETR.ONE_PREDICATE_PER_PAIR = False  # False: keep distinct (s, o, p) as the reference; True: best per pair
 # <<< IterativeSG keys (MODEL.DETR ...)
 # >>> demo / SGB checkpoint keys
+# maskrcnn-benchmark's numeric conventions (sgg/modeling/sgb_conventions.py), for detectors converted from SGB
+# with tools/convert_sgb_checkpoint.py; the torchvision conventions are the defaults.
+_C.MODEL.BOX_CODER_PLUS_ONE = False  # box widths x2 - x1 + 1 when encoding / decoding boxes (RPN and box head)
+_C.MODEL.RPN.LEGACY_ANCHORS = False  # Detectron's cell anchors (centred at (stride - 1) / 2, rounded sides)
+_C.MODEL.RESNETS.FROZEN_BN_EPS = 1e-5  # epsilon of the frozen batch norm; maskrcnn-benchmark's has none (0.0)
 # <<< demo / SGB checkpoint keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT

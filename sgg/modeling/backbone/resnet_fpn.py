@@ -66,8 +66,9 @@ def build_resnet_fpn(cfg, name: str, depth: int, groups: int, width_per_group: i
     if not 0 <= freeze_at <= 5:
         raise ValueError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for {name} (stem + 4 stages), "
                          f"got {freeze_at}")
+    eps = float(cfg.MODEL.RESNETS.FROZEN_BN_EPS)
     trunk = _TRUNKS[depth](weights=None, groups=groups, width_per_group=width_per_group,
-                           norm_layer=FrozenBatchNorm2d)
+                           norm_layer=lambda channels: FrozenBatchNorm2d(channels, eps=eps))
     weights_file = resolve_weights_file(cfg, name, _IMAGENET_WEIGHTS.get((depth, groups, width_per_group)))
     if weights_file is not None:
         load_trunk_weights(trunk, weights_file, name, ignore_prefixes=("fc.",))

@@ -48,6 +48,11 @@ def build_anchor_generator(cfg, num_levels: int) -> AnchorGenerator:
     else:
         raise ValueError(f"MODEL.RPN.ANCHOR_SIZES has {len(sizes)} sizes but the backbone "
                          f"{cfg.MODEL.BACKBONE.CONV_BODY} has {num_levels} feature levels: give one size per level")
+    if cfg.MODEL.RPN.LEGACY_ANCHORS:
+        from sgg.modeling.sgb_conventions import DetectronAnchorGenerator
+
+        strides = tuple(cfg.MODEL.RPN.ANCHOR_STRIDE)
+        return DetectronAnchorGenerator(per_level, (ratios,) * len(per_level), strides)
     return AnchorGenerator(sizes=per_level, aspect_ratios=(ratios,) * len(per_level))
 
 
@@ -75,6 +80,10 @@ def build_rpn(cfg, backbone) -> RegionProposalNetwork:
         pre_nms_top_n=_top_n(rpn_cfg.PRE_NMS_TOP_N_TRAIN, rpn_cfg.PRE_NMS_TOP_N_TEST),
         post_nms_top_n=post_nms, nms_thresh=rpn_cfg.NMS_THRESH,
     )
+    if cfg.MODEL.BOX_CODER_PLUS_ONE:
+        from sgg.modeling.sgb_conventions import PlusOneBoxCoder
+
+        rpn.box_coder = PlusOneBoxCoder(rpn.box_coder.weights, rpn.box_coder.bbox_xform_clip)
     if rpn_cfg.MIN_SIZE > 0:  # SGB's 0 keeps torchvision's 1e-3 (drops only degenerate boxes)
         rpn.min_size = float(rpn_cfg.MIN_SIZE)
     return rpn

@@ -54,7 +54,7 @@ class BoxHead(RoIHeads):
         pooler = MultiScaleRoIAlign(featmap_names, output_size=resolution, sampling_ratio=box.POOLER_SAMPLING_RATIO)
         mlp = TwoMLPHead(in_channels * resolution * resolution, box.MLP_HEAD_DIM)
         predictor = BoxPredictor(box.MLP_HEAD_DIM, box.NUM_CLASSES, cfg.MODEL.CLS_AGNOSTIC_BBOX_REG)
-        return cls(pooler, mlp, predictor,
+        head = cls(pooler, mlp, predictor,
                    fg_iou_thresh=heads.FG_IOU_THRESHOLD, bg_iou_thresh=heads.BG_IOU_THRESHOLD,
                    batch_size_per_image=heads.BATCH_SIZE_PER_IMAGE, positive_fraction=heads.POSITIVE_FRACTION,
                    bbox_reg_weights=tuple(heads.BBOX_REG_WEIGHTS), score_thresh=heads.SCORE_THRESH,
@@ -62,6 +62,12 @@ class BoxHead(RoIHeads):
                    post_nms_per_cls_topn=heads.POST_NMS_PER_CLS_TOPN,
                    nms_filter_duplicates=heads.NMS_FILTER_DUPLICATES,
                    add_gt_proposals=cfg.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN)
+        if cfg.MODEL.BOX_CODER_PLUS_ONE:  # maskrcnn-benchmark's +1 box widths (sgg/modeling/sgb_conventions.py)
+            from sgg.modeling.sgb_conventions import PlusOneBoxCoder
+
+            head.box_coder = PlusOneBoxCoder(head.box_coder.weights, head.box_coder.bbox_xform_clip)
+            head.post_processor.box_coder = head.box_coder
+        return head
 
     def add_gt_proposals(self, proposals: List[torch.Tensor], gt_boxes: List[torch.Tensor]) -> List[torch.Tensor]:
         if self.add_gt_to_proposals:
