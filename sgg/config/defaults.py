@@ -150,7 +150,8 @@ _C.MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER = False  # Semantic Adjustme
 _C.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False  # BPL stage 2: train only a copy of the classifier
 _C.MODEL.PRETRAINED_MODEL_CKPT = ""  # stage-1 relation checkpoint; its classifier also initialises the clean copy
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG = CN()
-_C.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH = ""  # (R, R) .npy of tools/relation_confusion_matrix.py
+# (R, R) .npy of tools/relation_confusion_matrix.py; the default is where the reference reads it
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH = "misc/conf_mat_freq_train.npy"
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.BALANCE_TRAIN_DATA = True  # with the clean classifier: re-balanced training split
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.TOP_PREDICATES = 15  # N: the N most frequent predicates are capped ...
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.MAX_INSTANCES = 2000  # ... at M instances each, first come first kept

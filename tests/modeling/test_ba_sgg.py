@@ -235,3 +235,15 @@ def test_confusion_counts_use_the_argmax_over_foreground_of_the_gt_pair():
     expected = np.zeros((4, 4), dtype=np.int64)
     expected[2, 1] = expected[3, 1] = expected[1, 3] = 1
     assert np.array_equal(matrix, expected)
+
+
+def test_reference_stage2_keys_read_the_matrix_where_the_reference_keeps_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stage2 = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
+              "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True"]  # the reference README's stage-2 keys
+    with pytest.raises(FileNotFoundError, match="misc/conf_mat_freq_train.npy does not exist"):
+        SceneGraphRCNN.from_config(_cfg("TransformerPredictor", True, True, *stage2), _statistics())
+    (tmp_path / "misc").mkdir()
+    np.save(tmp_path / "misc" / "conf_mat_freq_train.npy", np.eye(NUM_PREDICATES) * 3 + 1)
+    model = SceneGraphRCNN.from_config(_cfg("TransformerPredictor", True, True, *stage2), _statistics())
+    assert model.relation_head.transfer is not None and model.relation_head.clean_classifier
