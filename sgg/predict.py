@@ -1,8 +1,8 @@
 """Scene graphs of your own images from a trained checkpoint (``tools/demo.py`` is the command line):
 
-    from sgg.predict import SceneGraphPredictor
-    predictor = SceneGraphPredictor("output/qt/MotifPredictor/sgdet/model_final.pth")
-    graph = predictor("photo.jpg", top_k=20)          # SGDet: boxes come from the detector
+    from sgg.predict import load_predictor
+    predictor = load_predictor("output/qt/MotifPredictor/sgdet/model_final.pth")   # = SceneGraphPredictor(...)
+    graph = predictor.predict("photo.jpg", top_k=20)  # SGDet: boxes come from the detector; predictor(...) is the same
     graph = predictor("photo.jpg", boxes=[[x1, y1, x2, y2], ...], labels=["person", ...])   # PredCls checkpoints
 
 Checkpoints are self-contained: the config text and the label names are inside, so no dataset is needed. The
@@ -51,14 +51,35 @@ def placeholder_statistics(obj_classes: Sequence[str], rel_classes: Sequence[str
 def load_checkpoint(path: str) -> Dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # pickle / zip errors of a damaged or foreign file
+        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {err}") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"checkpoint {path} holds no 'model' state dict (is it a checkpoint of this framework?)")
-    for field in ("config", "label_names"):
-        if field not in checkpoint:
-            raise ValueError(f"checkpoint {path} has no '{field}': only relation checkpoints written by "
-                             f"tools/relation_train_net.py are self-contained")
+    if not checkpoint.get("config"):
+        raise ValueError(f"checkpoint {path} has no 'config': only relation checkpoints written by "
+                         f"tools/relation_train_net.py are self-contained")
     return checkpoint
+
+
+def checkpoint_label_names(checkpoint: Dict, cfg, path: str) -> Dict[str, List[str]]:
+    """``{"ind_to_classes", "ind_to_predicates"}`` stored in the checkpoint; for checkpoints without them, read from
+    the dictionary file of the config's training dataset when that file is on this machine."""
+    names = checkpoint.get("label_names")
+    if isinstance(names, dict) and names.get("ind_to_classes") and names.get("ind_to_predicates"):
+        return {k: list(names[k]) for k in ("ind_to_classes", "ind_to_predicates")}
+    try:
+        from sgg.engine.detection import dataset_label_names
+
+        names = dataset_label_names(cfg)
+    except Exception:  # no catalog entry or no dictionary file here: the error below says what is needed
+        names = None
+    if not names:
+        raise ValueError(f"checkpoint {path} has no 'label_names' (ind_to_classes / ind_to_predicates) and the "
+                         f"dictionary file of its DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)} is not under "
+                         f"DATASETS.DATA_DIR {cfg.DATASETS.DATA_DIR!r}: pass opts=['DATASETS.DATA_DIR', <folder>]")
+    return names
 
 
 class SceneGraphPredictor:
@@ -79,11 +100,20 @@ class SceneGraphPredictor:
         cfg.freeze()
         self.cfg = cfg
         self.protocol = get_protocol(cfg)
-        names = checkpoint["label_names"]
+        names = checkpoint_label_names(checkpoint, cfg, checkpoint_path)
         self.obj_classes = list(names["ind_to_classes"])
         self.rel_classes = list(names["ind_to_predicates"])
+        counts = {"MODEL.ROI_BOX_HEAD.NUM_CLASSES": (cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, self.obj_classes),
+                  "MODEL.ROI_RELATION_HEAD.NUM_CLASSES": (cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, self.rel_classes)}
+        for key, (count, labels) in counts.items():
+            if count != len(labels):
+                raise ValueError(f"checkpoint {checkpoint_path}: {key} is {count} but its label names list "
+                                 f"{len(labels)} (with the background)")
         self.model = build_scene_graph_model(cfg, placeholder_statistics(self.obj_classes, self.rel_classes))
-        missing, unexpected = self.model.load_state_dict(checkpoint["model"], strict=False)
+        try:
+            missing, unexpected = self.model.load_state_dict(checkpoint["model"], strict=False)
+        except RuntimeError as err:  # tensors of another shape
+            raise ValueError(f"checkpoint {checkpoint_path} does not fit the model its config builds: {err}") from None
         if missing or unexpected:
             raise ValueError(f"checkpoint {checkpoint_path} does not fit the model its config builds: missing "
                              f"{list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
@@ -139,6 +169,11 @@ class SceneGraphPredictor:
         graph.update({"image": source, "width": width, "height": height, "protocol": self.protocol})
         return graph
 
+    def predict(self, image: Union[str, np.ndarray], boxes: Optional[Sequence[Sequence[float]]] = None,
+                labels: Optional[Sequence[Union[str, int]]] = None, top_k: int = 20) -> Dict:
+        """The scene graph dict of one image (the same as calling the predictor)."""
+        return self(image, boxes=boxes, labels=labels, top_k=top_k)
+
     def _scene_graph(self, prediction, top_k: int) -> Dict:
         labels = prediction.get_field("pred_labels").tolist()
         scores = prediction.get_field("pred_scores").tolist()
@@ -156,4 +191,10 @@ class SceneGraphPredictor:
         return {"objects": objects, "relations": relations}
 
 
-__all__ = ["SceneGraphPredictor", "read_image", "load_checkpoint", "placeholder_statistics"]
+def load_predictor(checkpoint_path: str, device: str = "cpu", opts: Sequence[str] = ()) -> SceneGraphPredictor:
+    """A ready predictor from a self-contained checkpoint: ``load_predictor(path).predict("a.jpg")``."""
+    return SceneGraphPredictor(checkpoint_path, device=device, opts=opts)
+
+
+__all__ = ["SceneGraphPredictor", "load_predictor", "read_image", "load_checkpoint", "checkpoint_label_names",
+           "placeholder_statistics"]

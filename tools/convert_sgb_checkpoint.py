@@ -3,7 +3,7 @@
 
     python tools/convert_sgb_checkpoint.py --sgb-checkpoint pretrained_faster_rcnn/model_final.pth \
         --output checkpoints/sgb_detector_X101.pth [--config-file configs/e2e_relation_detector_X_101_32_8_FPN_1x.yaml]
-    python tools/relation_train_net.py --config-file configs/e2e_relation_X_101_32_8_FPN_1x.yaml \
+    python tools/relation_train_net.py --config-file configs/e2e_relation_X_101_32_8_FPN_1x_sgb_detector.yaml \
         MODEL.PRETRAINED_DETECTOR_CKPT checkpoints/sgb_detector_X101.pth ...
 
 Every tensor of SGB's detector is renamed onto the detector the config builds (sgg/utils/sgb_checkpoint.py lists the
@@ -24,7 +24,8 @@ from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # n
 
 logger = logging.getLogger("sgg.tools.convert_sgb_checkpoint")
 SGB_CONVENTIONS = ["MODEL.BOX_CODER_PLUS_ONE", "True", "MODEL.RPN.LEGACY_ANCHORS", "True",
-                   "MODEL.RESNETS.FROZEN_BN_EPS", "0.0"]
+                   "MODEL.RESNETS.FROZEN_BN_EPS", "0.0", "MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS", "True",
+                   "MODEL.ROI_BOX_HEAD.POOLER_ALIGNED", "False"]
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "e2e_relation_detector_X_101_32_8_FPN_1x.yaml")
 

@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
+        if args.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
         images = list_images(args.input)
         boxes = load_boxes(args.boxes)
         predictor = SceneGraphPredictor(args.checkpoint, device=args.device)

@@ -243,6 +243,8 @@ _C.MODEL.DETR.ONE_PREDICATE_PER_PAIR = False  # False: keep distinct (s, o, p) a
 _C.MODEL.BOX_CODER_PLUS_ONE = False  # box widths x2 - x1 + 1 when encoding / decoding boxes (RPN and box head)
 _C.MODEL.RPN.LEGACY_ANCHORS = False  # Detectron's cell anchors (centred at (stride - 1) / 2, rounded sides)
 _C.MODEL.RESNETS.FROZEN_BN_EPS = 1e-5  # epsilon of the frozen batch norm; maskrcnn-benchmark's has none (0.0)
+_C.MODEL.ROI_BOX_HEAD.POOLER_ALIGNED = False  # RoIAlign variant: False legacy grid (SGB, torchvision), True half-pixel
+_C.MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS = False  # maskrcnn-benchmark's FPN level of a box (+1 areas); SGB: True
 # <<< demo / SGB checkpoint keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT

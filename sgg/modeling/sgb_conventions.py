@@ -4,13 +4,19 @@ its boxes (docs/demo.md):
 * ``MODEL.BOX_CODER_PLUS_ONE``: box widths are ``x2 - x1 + 1`` when boxes are encoded and decoded (RPN and box head);
 * ``MODEL.RPN.LEGACY_ANCHORS``: Detectron's cell anchors (centred on ``(stride - 1) / 2``, rounded widths);
 * ``MODEL.RESNETS.FROZEN_BN_EPS``: the epsilon of the frozen batch norm (maskrcnn-benchmark's has none: 0).
+* ``MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS``: maskrcnn-benchmark's FPN level of a box (``+1`` areas, the epsilon
+  inside the logarithm); ``MODEL.ROI_BOX_HEAD.POOLER_ALIGNED``: the RoIAlign variant (False: the legacy sampling
+  grid of maskrcnn-benchmark / SGB and of torchvision's default; True: the half-pixel "aligned" grid of detectron2).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from torch import nn
+from torchvision.ops import roi_align
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
@@ -77,4 +83,52 @@ class DetectronAnchorGenerator(AnchorGenerator):
                              for s, size, ratio in zip(strides, sizes, aspect_ratios)]
 
 
-__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator"]
+class MultiLevelRoIAlign(nn.Module):
+    """RoIAlign on the FPN level of each box, as torchvision's ``MultiScaleRoIAlign`` but with the level rule and the
+    RoIAlign variant chosen by config keys. A box of side ``s = sqrt(area)`` goes to level
+    ``floor(4 + log2(s / 224 + 1e-6))`` with ``area = (x2 - x1 + 1)(y2 - y1 + 1)`` (``legacy_levels``:
+    maskrcnn-benchmark's ``LevelMapper``) or ``floor(4 + log2(s / 224) + 1e-6)`` with ``area = (x2 - x1)(y2 - y1)``
+    (torchvision's), clamped to the levels present. The scale of a level is the power of two nearest to
+    feature size / padded image size (torchvision's rule; the POOLER_SCALES of an FPN config give the same values)."""
+
+    def __init__(self, featmap_names: Sequence[str], output_size: int, sampling_ratio: int, aligned: bool = False,
+                 legacy_levels: bool = True, canonical_scale: float = 224.0, canonical_level: int = 4):
+        super().__init__()
+        self.featmap_names = list(featmap_names)
+        self.output_size = (int(output_size), int(output_size))
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = bool(aligned)
+        self.legacy_levels = bool(legacy_levels)
+        self.canonical_scale, self.canonical_level = float(canonical_scale), int(canonical_level)
+
+    def box_levels(self, boxes: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+        """(N,) index into ``scales`` of each xyxy box."""
+        k_min, k_max = -math.log2(scales[0]), -math.log2(scales[-1])
+        plus = 1.0 if self.legacy_levels else 0.0
+        side = torch.sqrt((boxes[:, 2] - boxes[:, 0] + plus) * (boxes[:, 3] - boxes[:, 1] + plus))
+        if self.legacy_levels:
+            level = torch.floor(self.canonical_level + torch.log2(side / self.canonical_scale + 1e-6))
+        else:
+            level = torch.floor(self.canonical_level + torch.log2(side / self.canonical_scale) + 1e-6)
+        return (level.clamp(min=k_min, max=k_max) - k_min).to(torch.int64)
+
+    def forward(self, features: Dict[str, torch.Tensor], boxes: List[torch.Tensor],
+                image_shapes: List[Tuple[int, int]]) -> torch.Tensor:
+        maps = [features[name] for name in self.featmap_names]
+        padded = (max(s[0] for s in image_shapes), max(s[1] for s in image_shapes))
+        scales = [2.0 ** round(math.log2(float(m.shape[-2]) / float(padded[0]))) for m in maps]
+        rois = torch.cat([torch.cat([b.new_full((len(b), 1), float(i)), b], dim=1) for i, b in enumerate(boxes)])
+        rois = rois.to(maps[0].dtype)
+        if len(maps) == 1:
+            return roi_align(maps[0], rois, self.output_size, scales[0], self.sampling_ratio, self.aligned)
+        levels = self.box_levels(rois[:, 1:], scales)
+        result = maps[0].new_zeros((len(rois), maps[0].shape[1]) + self.output_size)
+        for level, (feature, scale) in enumerate(zip(maps, scales)):
+            index = torch.where(levels == level)[0]
+            if len(index):
+                result[index] = roi_align(feature, rois[index], self.output_size, scale, self.sampling_ratio,
+                                          self.aligned).to(result.dtype)
+        return result
+
+
+__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator", "MultiLevelRoIAlign"]

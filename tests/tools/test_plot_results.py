@@ -44,7 +44,8 @@ def test_distribution_of_a_config_split(tmp_path):
 
     generate_synthetic_vg(str(tmp_path / "synthetic_vg"), num_train=10, num_test=2, seed=2, workers=1)
     out = tmp_path / "train.png"
-    code = plot_results.main(["distribution", "--config-file", os.path.join(REPO, "configs/synthetic/relation_predcls.yaml"),
+    config = os.path.join(REPO, "configs/synthetic/relation_predcls.yaml")
+    code = plot_results.main(["distribution", "--config-file", config,
                               "--split", "train", "--output", str(out), "DATASETS.DATA_DIR", str(tmp_path),
                               "DATASETS.VAL_SIZE", "2"])
     assert code == 0 and out.exists()
@@ -84,3 +85,23 @@ def test_the_test_tool_plots(tmp_path):
     a = _results(tmp_path / "results.json")
     write_result_plots(a, str(tmp_path))
     assert (tmp_path / "per_predicate_R@100.png").exists() and (tmp_path / "predicate_distribution.png").exists()
+
+
+def test_plots_from_the_evaluators_own_results_file(tmp_path):
+    """results.json written by the evaluator's writer (compute_metrics + write_results), not by hand."""
+    import numpy as np
+
+    from sgg.evaluation.metrics import compute_metrics
+    from sgg.evaluation.report import write_results
+
+    # records: (predicate, zero_shot, graph_rank, no_graph_rank, accuracy_rank) per GT relation
+    records = [np.array([[1, 0, 0, 0, 0], [2, 0, 60, 60, 60]]), np.array([[2, 0, 5, 5, 5]])]
+    results = compute_metrics(records, (20, 50, 100), 3, "predcls", predicate_names=["__bg__", "on", "has"])
+    path = write_results(results, "", str(tmp_path))["json"]
+    block = load_per_predicate(path)
+    # "on": image 0 recalls 1 of 1 -> 1.0; "has": image 0 0 of 1 (rank 60), image 1 1 of 1 (rank 5) -> (0 + 1) / 2
+    assert block["names"] == ["on", "has"] and block["gt_count"] == [1, 2]
+    assert block["R@50"] == [1.0, 0.5] and block["R@100"] == [1.0, 1.0]
+    for figure, extra in (("recall", ["--results", path, "--k", "50"]), ("distribution", ["--results", path])):
+        out = tmp_path / f"{figure}.png"
+        assert plot_results.main([figure, *extra, "--output", str(out)]) == 0 and _image_size(out)[0] >= 500

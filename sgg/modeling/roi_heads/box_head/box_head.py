@@ -51,7 +51,13 @@ class BoxHead(RoIHeads):
             raise ValueError(f"MODEL.ROI_BOX_HEAD.NUM_CLASSES must count the background and at least one class, "
                              f"got {box.NUM_CLASSES}")
         resolution = box.POOLER_RESOLUTION
-        pooler = MultiScaleRoIAlign(featmap_names, output_size=resolution, sampling_ratio=box.POOLER_SAMPLING_RATIO)
+        if box.POOLER_ALIGNED or box.POOLER_LEGACY_LEVELS:  # SGB's level rule / the aligned RoIAlign (sgb_conventions)
+            from sgg.modeling.sgb_conventions import MultiLevelRoIAlign
+
+            pooler = MultiLevelRoIAlign(featmap_names, resolution, box.POOLER_SAMPLING_RATIO,
+                                        aligned=box.POOLER_ALIGNED, legacy_levels=box.POOLER_LEGACY_LEVELS)
+        else:
+            pooler = MultiScaleRoIAlign(featmap_names, output_size=resolution, sampling_ratio=box.POOLER_SAMPLING_RATIO)
         mlp = TwoMLPHead(in_channels * resolution * resolution, box.MLP_HEAD_DIM)
         predictor = BoxPredictor(box.MLP_HEAD_DIM, box.NUM_CLASSES, cfg.MODEL.CLS_AGNOSTIC_BBOX_REG)
         head = cls(pooler, mlp, predictor,
