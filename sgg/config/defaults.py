@@ -172,6 +172,8 @@ _C.MODEL.ROI_RELATION_HEAD.SPL.SEMANTIC_BRANCH = True  # word-vector prototypes 
 _C.MODEL.ROI_RELATION_HEAD.SPL.VISUAL_BRANCH = True  # class-mean union features + union-feature VAE residual
 _C.MODEL.ROI_RELATION_HEAD.SPL.CONCEPT_BRANCH = True  # predicate text embeddings through a VAE
 _C.MODEL.ROI_RELATION_HEAD.SPL.FUSION_INIT = 0.0  # initial fusion parameter w (sigmoid(0) = equal mix); learnt
+_C.MODEL.ROI_RELATION_HEAD.SPL.VAE_INIT_STD = 0.0  # > 0: N(0, std) VAE weights (0.02 = the reference at any width);
+# <= 0: 0.02 * sqrt(4096 / VAE input size), the reference's std at 4096-d inputs and the same signal gain when narrower
 _C.MODEL.ROI_RELATION_HEAD.SPL.DETACH_VAE_INPUT = False  # True: the VAE loss cannot reshape the union features
 _C.MODEL.ROI_RELATION_HEAD.VIS_PRO_DIM = 4096  # SPL: feature size of VIS_PRO_PATH rows (= union feature size)
 _C.MODEL.ROI_RELATION_HEAD.STORE_UNION = False  # SPL: must stay False; tools/compute_visual_prototypes.py stores

@@ -13,7 +13,7 @@ from sgg.modeling.roi_heads.relation_head.losses.prototype import (euclidean_pro
                                                                    prototype_distance_loss, vae_loss)
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.penet import cosine_logits
-from sgg.modeling.roi_heads.relation_head.predictors.spl import VAE, SPLBranches, standardize
+from sgg.modeling.roi_heads.relation_head.predictors.spl import VAE, SPLBranches, standardize, vae_init_std
 
 from test_predictors import MODES, R, ROI_DIM, make_batch, make_cfg, make_statistics
 
@@ -162,6 +162,34 @@ def test_vae_shapes_and_deterministic_eval():
     assert torch.equal(vae(x)[0], vae(x)[0])
 
 
+
+def test_vae_init_std_keeps_the_reference_at_4096_and_scales_with_width():
+    assert vae_init_std(4096, 0.0) == pytest.approx(0.02)  # the reference's N(0, 0.02)
+    assert vae_init_std(1024, 0.0) == pytest.approx(0.04)  # 0.02 * sqrt(4096 / 1024)
+    assert vae_init_std(50, -1.0) == pytest.approx(0.02 * (4096 / 50) ** 0.5)
+    assert vae_init_std(50, 0.02) == 0.02  # a positive key value is used as it is
+    with pytest.raises(ValueError, match="init std must be positive"):
+        VAE(8, 3, init_std=0.0)
+
+
+def test_vae_weights_follow_the_init_std():
+    torch.manual_seed(0)
+    vae = VAE(256, 64, init_std=0.5)
+    weights = torch.cat([m.weight.flatten() for m in vae.modules() if isinstance(m, torch.nn.Linear)])
+    assert weights.std().item() == pytest.approx(0.5, rel=0.02)
+
+
+def test_narrow_vae_with_width_scaled_init_tells_inputs_apart():
+    # with the reference's 0.02 on a 50-d VAE the signal shrinks ~10x per layer and every input gets the same
+    # reconstruction (SPL's conceptual prototypes then coincide); the width-scaled std keeps them apart
+    torch.manual_seed(0)
+    x = torch.randn(23, 50)
+    flat = VAE(50, 12, init_std=0.02).eval()(x)[0]
+    scaled = VAE(50, 12, init_std=vae_init_std(50, 0.0)).eval()(x)[0]
+    assert flat.std(dim=0).mean().item() < 1e-6
+    assert scaled.std(dim=0).mean().item() > 1e-2
+
+
 # ------------------------------------------------------------------------------------------- whole predictor
 @pytest.mark.parametrize("variant,mode", list(itertools.product(["penet", "spl"], MODES)))
 def test_forward_backward_shapes_in_every_protocol(variant, mode, tmp_path):
@@ -280,3 +308,11 @@ def test_detach_vae_input_keeps_the_vae_loss_off_the_union_features(tmp_path, de
     losses["loss_vis_vae"].backward()
     reached = batch.union_features.grad is not None and batch.union_features.grad.abs().sum() > 0
     assert reached != detach
+
+
+def test_vae_init_std_key_reaches_both_vaes(tmp_path):
+    torch.manual_seed(0)
+    _, _, model = build("predcls", *spl_opts(tmp_path), HEAD + "SPL.VAE_INIT_STD", 0.3, loss=SPL_LOSS)
+    for vae in (model.spl.vis_vae, model.spl.con_vae):
+        weights = torch.cat([m.weight.flatten() for m in vae.modules() if isinstance(m, torch.nn.Linear)])
+        assert weights.std().item() == pytest.approx(0.3, rel=0.1)

@@ -86,14 +86,33 @@ def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key
     return data
 
 
+REFERENCE_VAE_WIDTH = 4096
+REFERENCE_VAE_STD = 0.02
+
+
+def vae_init_std(input_dim: int, configured: float) -> float:
+    """The std of the VAE's Linear weights: ``configured`` when positive, else 0.02 * sqrt(4096 / input_dim).
+
+    The reference draws N(0, 0.02) for its 4096-d VAEs (gain ~0.02 sqrt(fan_in) = 1.3 per layer). The same std on a
+    50- or 256-d VAE shrinks the signal ~10x per layer over eight layers: the reconstruction is a constant, the
+    conceptual prototypes all coincide, and the VAE loss can only shrink the union features. Scaling by the width
+    keeps the reference's per-layer gain (and is exactly 0.02 at 4096-d inputs)."""
+    if configured > 0:
+        return float(configured)
+    return REFERENCE_VAE_STD * (REFERENCE_VAE_WIDTH / max(int(input_dim), 1)) ** 0.5
+
+
 class VAE(nn.Module):
     """SPL's VAE: encoder D -> D -> D/2 -> 2L (LeakyReLU 0.1), heads mu and log sigma^2 (2L -> L); decoder
-    L -> 2L -> D/2 -> D -> D. In eval mode the latent is mu (deterministic predictions; the reference samples)."""
+    L -> 2L -> D/2 -> D -> D. In eval mode the latent is mu (deterministic predictions; the reference samples).
+    Linear weights N(0, ``init_std``) (``vae_init_std``), biases 0."""
 
-    def __init__(self, input_dim: int, latent_dim: int, name: str = "VAE"):
+    def __init__(self, input_dim: int, latent_dim: int, name: str = "VAE", init_std: float = REFERENCE_VAE_STD):
         super().__init__()
         if latent_dim < 1 or latent_dim > input_dim:
             raise ValueError(f"{name}: the latent size {latent_dim} must be between 1 and the input size {input_dim}")
+        if init_std <= 0:
+            raise ValueError(f"{name}: the weight init std must be positive, got {init_std}")
         half = max(input_dim // 2, 1)
         act = lambda: nn.LeakyReLU(0.1)  # noqa: E731
         self.encoder = nn.Sequential(nn.Linear(input_dim, input_dim), act(), nn.Linear(input_dim, half), act(),
@@ -104,7 +123,7 @@ class VAE(nn.Module):
                                      act(), nn.Linear(half, input_dim), act(), nn.Linear(input_dim, input_dim))
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.02)
+                nn.init.normal_(module.weight, 0.0, init_std)
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,7 +140,7 @@ class SPLBranches(nn.Module):
     def __init__(self, num_classes: int, mlp_dim: int, dropout: float, temperature: float, fusion_init: float,
                  semantic: bool = True, visual_prototypes: Optional[torch.Tensor] = None,
                  vis_latent_dim: int = 0, concept_prototypes: Optional[torch.Tensor] = None,
-                 con_latent_dim: int = 0, detach_vae_input: bool = False):
+                 con_latent_dim: int = 0, detach_vae_input: bool = False, vae_init: float = 0.0):
         super().__init__()
         self.detach_vae_input = detach_vae_input
         d, match_dim = mlp_dim, 2 * mlp_dim
@@ -142,11 +161,13 @@ class SPLBranches(nn.Module):
             self.vis_prototype_in = nn.Linear(union_dim, d)
             self.vis_project = nn.Linear(d, match_dim)  # shared by the prototypes and the relations
             self.vis_residual = nn.Linear(union_dim, match_dim)
-            self.vis_vae = VAE(union_dim, vis_latent_dim, f"{HEAD}.VIS_VAE_LATENT_DIM / VIS_VAE_INPUT_DIM")
+            self.vis_vae = VAE(union_dim, vis_latent_dim, f"{HEAD}.VIS_VAE_LATENT_DIM / VIS_VAE_INPUT_DIM",
+                               vae_init_std(union_dim, vae_init))
         if concept_prototypes is not None:
             self.register_buffer("concept_prototypes", concept_prototypes.clone())
             self.con_vae = VAE(concept_prototypes.shape[1], con_latent_dim,
-                               f"{HEAD}.CON_VAE_LATENT_DIM / CON_VAE_INPUT_DIM")
+                               f"{HEAD}.CON_VAE_LATENT_DIM / CON_VAE_INPUT_DIM",
+                               vae_init_std(concept_prototypes.shape[1], vae_init))
             self.con_prototype_project = nn.Linear(concept_prototypes.shape[1], match_dim)
             self.con_project = nn.Linear(d, match_dim)
 
@@ -180,7 +201,7 @@ class SPLBranches(nn.Module):
         return cls(num_classes, head.PENET.MLP_DIM, head.PENET.DROPOUT, head.PENET.TEMPERATURE, spl.FUSION_INIT,
                    semantic=spl.SEMANTIC_BRANCH, visual_prototypes=visual, vis_latent_dim=head.VIS_VAE_LATENT_DIM,
                    concept_prototypes=concept, con_latent_dim=head.CON_VAE_LATENT_DIM,
-                   detach_vae_input=spl.DETACH_VAE_INPUT)
+                   detach_vae_input=spl.DETACH_VAE_INPUT, vae_init=spl.VAE_INIT_STD)
 
     def fuse(self, name: str, base: torch.Tensor, branch_logits: torch.Tensor) -> torch.Tensor:
         weight = torch.sigmoid(self.fusion[name])
