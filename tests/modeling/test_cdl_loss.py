@@ -185,3 +185,14 @@ def test_built_from_the_config_with_a_saved_matrix(tmp_path, monkeypatch):
     wrong = {"rel_classes": STATS["rel_classes"] + ["parked on"]}  # 5 predicates, a 4 x 4 matrix
     with pytest.raises(ValueError, match=r"expected \(5, 5\) for 5 predicate classes"):
         build_relation_losses(cfg, wrong)
+
+
+def test_file_problems_name_the_cdl_key(tmp_path):
+    matrix = CONFUSION.copy()
+    matrix[2] = 0  # a predicate the stage-1 model never saw
+    path = tmp_path / "conf_mat_freq_train.npy"
+    np.save(path, matrix)
+    with pytest.raises(ValueError, match=r"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: .* all-zero rows .*\[2\]"):
+        cdl_module.read_confusion_matrix(str(path), CONFUSION.shape[0])
+    with pytest.raises(FileNotFoundError, match="MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH"):
+        cdl_module.read_confusion_matrix(str(tmp_path / "none.npy"), CONFUSION.shape[0])

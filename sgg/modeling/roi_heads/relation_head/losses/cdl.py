@@ -91,7 +91,7 @@ def read_confusion_matrix(path: str, num_predicates: int) -> np.ndarray:
     """The (R, R) confusion counts through BA-SGG's validated loader: both methods read the same file."""
     from ..ba_sgg import load_confusion_matrix
 
-    return np.asarray(load_confusion_matrix(path, num_predicates))
+    return np.asarray(load_confusion_matrix(path, num_predicates, "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH"))
 
 
 @RELATION_LOSSES.register("cdl")
