@@ -12,12 +12,8 @@ PREDICTOR=${1:?predictor name, e.g. TransformerPredictor}
 PROTOCOL=${2:?protocol: predcls, sgcls or sgdet}
 DETECTOR=${3:-}
 shift 3 || shift $#
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) CONFIG=configs/synthetic/relation_base.yaml ;;
   vg150)     CONFIG=configs/e2e_relation_X_101_32_8_FPN_1x.yaml ;;

@@ -19,12 +19,8 @@ DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 OUTPUT_DIR=${4:-$OUTPUT_ROOT/${PREDICTOR}_BASGG/$PROTOCOL}
 SEED=${5:-0}
 shift $(( $# < 5 ? $# : 5 ))
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) CONFIG=configs/synthetic/ba_sgg_stage2.yaml ;;
   vg150)     CONFIG=configs/ba_sgg/stage2.yaml ;;

@@ -27,12 +27,8 @@ OVERRIDES=("$@")
 export PYTHON=${PYTHON:-python}
 export DATASET=${DATASET:-synthetic}
 export OUTPUT_ROOT=${STAGES:-$(dirname "$(dirname "$(dirname "$OUTPUT_DIR")")")/_stages/seed$SEED}
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) BASE=configs/synthetic/relation_base.yaml; LINKNET=configs/synthetic
              HCA=configs/synthetic; SPL_RW=configs/synthetic/spl_reweight.yaml; SPL_CE=configs/synthetic/spl_ce.yaml ;;

@@ -21,12 +21,8 @@ DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift 3
 CONF_MAT=${CONF_MAT:-$OUTPUT_ROOT/HCA_CE/predcls/conf_mat_freq_train.npy}
 STAGE1=${STAGE1:-$OUTPUT_ROOT/HCA_CDL/$PROTOCOL/model_final.pth}
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) CONFIG_DIR=configs/synthetic; PREFIX=hca_ ;;
   vg150)     CONFIG_DIR=configs/hca; PREFIX=hca_ ;;

@@ -20,12 +20,8 @@ VARIANT=${1:?variant: linknet_ce, linknet_cce_ranker or motif_cce_ranker}
 PROTOCOL=${2:?protocol: predcls, sgcls or sgdet}
 DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift 3
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) CONFIG_DIR=configs/synthetic ;;
   vg150)     CONFIG_DIR=configs/linknet ;;
