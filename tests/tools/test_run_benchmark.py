@@ -119,16 +119,9 @@ def test_log_times_take_the_last_occurrence(tmp_path):
 
 
 def test_two_experiments_end_to_end_and_rerun_skips(tmp_path):
-    data = tmp_path / "data"
-    generate_synthetic_vg(str(data / "synthetic_vg"), num_train=30, num_test=10, seed=3, workers=1)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SGG_DATA_DIR"):
-        env.pop(key, None)
+    env, opts = _tiny_env_and_opts(tmp_path)
     root = tmp_path / "bench"
-    spec = _write(tmp_path, f"""
-detector:
-  config: configs/synthetic/detector_tiny_fpn.yaml
-  weights: {root}/detector/model_final.pth
+    spec = _write(tmp_path, _detector_yaml(root) + f"""
 base_config: configs/synthetic/relation_base.yaml
 protocols: [predcls]
 experiments:
@@ -137,9 +130,6 @@ experiments:
   - name: Motif
     opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, MotifPredictor]
 """)
-    opts = ["DATASETS.DATA_DIR", str(data), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2",
-            "TEST.IMS_PER_BATCH", "4", "SOLVER.VAL_PERIOD", "100", "SOLVER.CHECKPOINT_PERIOD", "100",
-            "DATASETS.VAL_SIZE", "4", "GLOVE_DIR", str(tmp_path / "no_glove")]
     command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -161,6 +151,11 @@ experiments:
     assert log.stat().st_mtime == before
 
 
+def _detector_yaml(root):
+    """The experiment list's detector entry: trained by the tool into ``root``/detector."""
+    return f"detector:\n  config: configs/synthetic/detector_tiny_fpn.yaml\n  weights: {root}/detector/model_final.pth\n"
+
+
 def _tiny_env_and_opts(tmp_path):
     data = tmp_path / "data"
     generate_synthetic_vg(str(data / "synthetic_vg"), num_train=30, num_test=10, seed=3, workers=1)
@@ -178,10 +173,7 @@ def test_multi_stage_recipe_shares_its_prerequisites(tmp_path):
     # final stage's results in the benchmark's run folder
     env, opts = _tiny_env_and_opts(tmp_path)
     root = tmp_path / "bench"
-    spec = _write(tmp_path, f"""
-detector:
-  config: configs/synthetic/detector_tiny_fpn.yaml
-  weights: {root}/detector/model_final.pth
+    spec = _write(tmp_path, _detector_yaml(root) + f"""
 protocols: [predcls]
 experiments:
   - name: Transformer+cdl
