@@ -22,12 +22,8 @@ DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift 3
 VIS_PROTOS=${VIS_PROTOS:-$OUTPUT_ROOT/TransformerPredictor/predcls/vis_protos.pt}
 CON_PROTOS=${CON_PROTOS:-$OUTPUT_ROOT/spl_concept_protos.pt}
-case "$PROTOCOL" in
-  predcls) SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True) ;;
-  sgcls)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  sgdet)   SWITCHES=(MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False) ;;
-  *) echo "unknown protocol '$PROTOCOL': use predcls, sgcls or sgdet" >&2; exit 2 ;;
-esac
+source scripts/lib.sh
+protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) DIR=configs/synthetic; PENET=penet_ce; PENET_RW=penet_reweight; SPL=spl_reweight; SPL_CE=spl_ce ;;
   vg150)     DIR=configs/penet; PENET=penet; PENET_RW=penet_reweight; SPL=spl; SPL_CE=spl ;;
