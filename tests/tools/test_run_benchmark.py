@@ -208,3 +208,22 @@ def test_recipe_script_rejects_bad_arguments(tmp_path, args, message):
     proc = subprocess.run(["bash", "scripts/benchmark/recipe.sh", *args, "det.pth", str(tmp_path / "r" / "p" / "s0"),
                            "0"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+RECIPES = ("cce_ranker", "ba_sgg", "cdl", "cdl_ba_sgg", "spl", "spl_ce")
+
+
+@pytest.mark.parametrize("name", ["benchmark_synthetic.yaml", "benchmark_vg150.yaml"])
+def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
+    spec = load_benchmark_spec(os.path.join(REPO, "configs", name))
+    predictors = {e.name for e in spec.experiments}
+    assert {"FREQ", "Motif", "Transformer", "LinkNet", "PE-Net", "SPL", "HCA", "IterativeSG"} <= predictors
+    assert {"Transformer+CCE+Ranker", "Transformer+BA-SGG", "Transformer+Reweight", "Transformer+cdl"} <= predictors
+    for exp in spec.experiments:
+        if exp.command:
+            words = exp.command.split()
+            assert "scripts/benchmark/recipe.sh" in words, exp.name
+            assert words[words.index("scripts/benchmark/recipe.sh") + 1] in RECIPES, exp.name
+        else:
+            assert os.path.isfile(os.path.join(REPO, exp.config)), (exp.name, exp.config)
+    assert [e.protocols for e in spec.experiments if e.name.startswith("IterativeSG")] == [["sgdet"], ["sgdet"]]
