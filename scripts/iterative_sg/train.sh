@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Train (then test) IterativeSG in SGDet (docs/iterative_sg.md). One process, or torchrun when NPROC > 1.
+# IterativeSG in SGDet (docs/iterative_sg.md): DETR pre-training on the dataset's objects (once; skipped when its
+# checkpoint exists), then IterativeSG started from it, as the reference starts from a VG-pretrained DETR.
+# One process, or torchrun when NPROC > 1.
 # Usage: bash scripts/iterative_sg/train.sh [DETECTOR_CKPT] [KEY VALUE ...]
-#   DETECTOR_CKPT: a detector checkpoint whose backbone starts the model ("" = ImageNet/random backbone weights).
-#   DATASET (env): synthetic (default, configs/synthetic/iterative_sg.yaml) or vg150 (configs/iterative_sg/vg150_R101.yaml)
-#   NAME (env): the run's folder, default IterativeSG; output goes to ${OUTPUT_ROOT:-output/$DATASET}/$NAME/sgdet
+#   DETECTOR_CKPT: a Faster R-CNN checkpoint whose backbone starts the DETR ("" = ImageNet/random backbone weights)
+#   DATASET (env): synthetic (default: configs/synthetic/detr.yaml, iterative_sg.yaml) or vg150
+#                  (configs/iterative_sg/vg150_detr_R101.yaml, vg150_R101.yaml)
+#   DETR_CKPT (env): auto (default: <root>/DETR/model_final.pth, trained if missing), a DETR checkpoint to start
+#                  from, or none (no DETR: IterativeSG starts from DETECTOR_CKPT's backbone alone)
+#   NAME (env): the run's folder, default IterativeSG; output goes to <root>/$NAME/sgdet, <root> =
+#                  ${OUTPUT_ROOT:-output/$DATASET}. KEY VALUE pairs go to both stages (data paths, schedules).
 #   OUTPUT_ROOT=output/qt bash scripts/iterative_sg/train.sh output/qt/detector/model_final.pth
 #   NAME=IterativeSG_noreweight bash scripts/iterative_sg/train.sh ckpt.pth MODEL.DETR.REWEIGHT_RELATIONS False
 set -euo pipefail
@@ -12,18 +18,41 @@ PYTHON=${PYTHON:-python}
 NPROC=${NPROC:-1}
 DATASET=${DATASET:-synthetic}
 NAME=${NAME:-IterativeSG}
+ROOT=${OUTPUT_ROOT:-output/$DATASET}
 DETECTOR=${1:-}
 shift || true
 case "$DATASET" in
-  synthetic) CONFIG=configs/synthetic/iterative_sg.yaml ;;
-  vg150)     CONFIG=configs/iterative_sg/vg150_R101.yaml ;;
+  synthetic) DETR_CONFIG=configs/synthetic/detr.yaml; CONFIG=configs/synthetic/iterative_sg.yaml ;;
+  vg150)     DETR_CONFIG=configs/iterative_sg/vg150_detr_R101.yaml; CONFIG=configs/iterative_sg/vg150_R101.yaml ;;
   *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
 esac
-ARGS=(--config-file "$CONFIG" OUTPUT_DIR "${OUTPUT_ROOT:-output/$DATASET}/$NAME/sgdet")
-[ -n "$DETECTOR" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+
+run() {  # TOOL ARGS...: one process or torchrun
+  local tool=$1
+  shift
+  if [ "$NPROC" -gt 1 ]; then
+    "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" "$tool" "$@"
+  else
+    "$PYTHON" "$tool" "$@"
+  fi
+}
+
+DETR_CKPT=${DETR_CKPT:-auto}
+case "$DETR_CKPT" in
+  none) START=$DETECTOR ;;
+  auto)
+    START=$ROOT/DETR/model_final.pth
+    if [ ! -f "$START" ]; then
+      echo "== DETR pre-training -> $ROOT/DETR" >&2
+      DETR_ARGS=(--config-file "$DETR_CONFIG" OUTPUT_DIR "$ROOT/DETR")
+      [ -n "$DETECTOR" ] && DETR_ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
+      run tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@"
+    fi ;;
+  *)
+    [ -f "$DETR_CKPT" ] || { echo "DETR_CKPT $DETR_CKPT does not exist (use auto, none or a checkpoint)" >&2; exit 2; }
+    START=$DETR_CKPT ;;
+esac
+
+ARGS=(--config-file "$CONFIG" OUTPUT_DIR "$ROOT/$NAME/sgdet")
+[ -n "$START" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$START")
+run tools/relation_train_net.py "${ARGS[@]}" "$@"

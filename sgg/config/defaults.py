@@ -218,6 +218,7 @@ _C.MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES = "drop"  # classes absent from th
 # Class counts come from the dataset (ROI_BOX_HEAD.NUM_CLASSES / ROI_RELATION_HEAD.NUM_CLASSES, background at 0).
 _C.MODEL.DETR = CN()
 _C.MODEL.DETR.FEATURE_STRIDE = 32  # stride of the backbone map the transformer reads (FPN P5; reference: C5)
+_C.MODEL.DETR.SOURCE_FEATURE_STRIDE = 0  # >0: read this finer map and average-pool it to FEATURE_STRIDE (0: read it)
 _C.MODEL.DETR.HIDDEN_DIM = 256  # d_model of the input projection, encoder, decoders and queries
 _C.MODEL.DETR.NHEADS = 8  # attention heads everywhere
 _C.MODEL.DETR.DIM_FEEDFORWARD = 2048  # feed-forward width of encoder and decoder layers

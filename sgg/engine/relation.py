@@ -43,7 +43,8 @@ def build_scene_graph_model(cfg, statistics: Dict) -> nn.Module:
 def load_pretrained_detector(cfg, model: nn.Module) -> None:
     """``MODEL.PRETRAINED_DETECTOR_CKPT`` into ``model.detector`` (strict), then the relation head's copies of the
     box MLP start from it. SGDet cannot work without a trained detector, so it is required there.
-    A model with its own ``load_pretrained_detector(path)`` (the one-stage IterativeSG: the backbone only) takes it."""
+    A model with its own ``load_pretrained_detector(path)`` (the one-stage IterativeSG: the backbone of a Faster
+    R-CNN, or backbone and transformer of a DETR) takes it."""
     path = cfg.MODEL.PRETRAINED_DETECTOR_CKPT
     if hasattr(model, "load_pretrained_detector"):
         model.load_pretrained_detector(path)

@@ -59,7 +59,7 @@ def test_train_validate_test_and_reproduce(data_root, detector_ckpt, tmp_path):
     out = tmp_path / "IterativeSG" / "sgdet"
     opts = _opts(data_root, out, 4, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))
     log = _run(["tools/relation_train_net.py", "--config-file", CONFIG, *opts])
-    assert "IterativeSG backbone loaded from the detector checkpoint" in log
+    assert "backbone loaded from the detector checkpoint" in log
     assert "loss_predicate_ce" in log and "mode=sgdet" in log
     lines = RECALL_LINE.findall(log)
     assert len(lines) == 3  # validation at 2 and 4, then the test split
@@ -85,3 +85,31 @@ def test_detector_checkpoint_of_another_backbone_is_reported(data_root, detector
                 *_opts(data_root, tmp_path / "b", 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
                        "MODEL.TINY_BACKBONE.STAGE_CHANNELS", "(16, 32, 64, 64)")], expect_ok=False)
     assert "MODEL.PRETRAINED_DETECTOR_CKPT" in log and "does not fit" in log
+
+
+def test_script_pretrains_detr_then_starts_iterative_sg_from_it(data_root, detector_ckpt, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT_ROOT=str(tmp_path), PYTHON=sys.executable)
+    env.pop("SGG_DATA_DIR", None)
+    opts = ["DATASETS.DATA_DIR", str(data_root), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4",
+            "TEST.IMS_PER_BATCH", "4", "SOLVER.VAL_PERIOD", "0", "DATASETS.VAL_SIZE", "6"]
+    proc = subprocess.run(["bash", "scripts/iterative_sg/train.sh", str(detector_ckpt), *opts], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "== DETR pre-training" in log and "Detection evaluation mAp=" in log
+    assert (tmp_path / "DETR" / "model_final.pth").exists()
+    assert "IterativeSG started from the DETR checkpoint" in log
+    assert (tmp_path / "IterativeSG" / "sgdet" / "inference" / "SyntheticVG_test" / "results.json").exists()
+    # a second run reuses the DETR; DETR_CKPT=none starts from the detector's backbone alone
+    env.update(NAME="again")
+    log = subprocess.run(["bash", "scripts/iterative_sg/train.sh", str(detector_ckpt), *opts], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert log.returncode == 0 and "== DETR pre-training" not in log.stdout + log.stderr
+    env.update(NAME="plain", DETR_CKPT="none")
+    log = subprocess.run(["bash", "scripts/iterative_sg/train.sh", str(detector_ckpt), *opts], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert log.returncode == 0 and "IterativeSG started from the DETR" not in log.stdout + log.stderr
+    env.update(DETR_CKPT=str(tmp_path / "missing.pth"))
+    bad = subprocess.run(["bash", "scripts/iterative_sg/train.sh", str(detector_ckpt)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "DETR_CKPT" in bad.stderr and "missing.pth" in bad.stderr

@@ -52,15 +52,93 @@ def predicate_counts_from_statistics(statistics: Dict, num_rel_classes: int) -> 
     return counts
 
 
+class FeatureReader(nn.Module):
+    """Reads the transformer's input map from the backbone outputs: the map of stride ``source_stride``, average-pooled
+    to ``stride`` when the two differ (MODEL.DETR.SOURCE_FEATURE_STRIDE; see docs/iterative_sg.md)."""
+
+    def __init__(self, name: str, pool: int):
+        super().__init__()
+        self.name, self.pool = name, pool
+
+    @classmethod
+    def from_config(cls, backbone: nn.Module, detr_cfg, body_name: str) -> "FeatureReader":
+        stride = detr_cfg.FEATURE_STRIDE
+        source = detr_cfg.SOURCE_FEATURE_STRIDE or stride
+        if source > stride or stride % source:
+            raise ValueError(f"MODEL.DETR.SOURCE_FEATURE_STRIDE {source} must divide MODEL.DETR.FEATURE_STRIDE "
+                             f"{stride} (the map is average-pooled by their ratio); 0 reads FEATURE_STRIDE directly")
+        name = next((n for n, s in backbone.feature_strides.items() if s == source), None)
+        if name is None:
+            key = "SOURCE_FEATURE_STRIDE" if detr_cfg.SOURCE_FEATURE_STRIDE else "FEATURE_STRIDE"
+            raise ValueError(f"MODEL.DETR.{key} {source}: backbone {body_name} has no feature map of that stride "
+                             f"(its strides: {sorted(set(backbone.feature_strides.values()))})")
+        return cls(name, stride // source)
+
+    def forward(self, backbone_outputs) -> torch.Tensor:
+        features = backbone_outputs[self.name]
+        return F.avg_pool2d(features, self.pool, ceil_mode=True) if self.pool > 1 else features
+
+
+def load_backbone_weights(backbone: nn.Module, path: str, body_name: str, state: Optional[Dict] = None) -> None:
+    """Load ``backbone.*`` (or ``detector.backbone.*``) of the checkpoint ``path`` into ``backbone``; it must fit
+    exactly, otherwise the error names the file and the mismatched keys. ``state``: the file's model dict, if read."""
+    if state is None:
+        state = load_checkpoint_file(path, key="MODEL.PRETRAINED_DETECTOR_CKPT")["model"]
+    backbone_state = {}
+    for prefix in BACKBONE_PREFIXES:
+        backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if backbone_state:
+            break
+    if not backbone_state:
+        raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} holds no backbone weights (no key starts with "
+                         f"{' or '.join(BACKBONE_PREFIXES)}; it has e.g. {sorted(state)[:5]})")
+    missing, unexpected, mismatched = compare_state_dicts(backbone.state_dict(), backbone_state)
+    if missing or unexpected or mismatched:
+        problems = []
+        if mismatched:
+            problems.append(f"{len(mismatched)} tensors with other shapes, e.g. {mismatched[:3]}")
+        if missing:
+            problems.append(f"{len(missing)} backbone keys missing from it, e.g. {missing[:3]}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} keys the backbone does not have, e.g. {unexpected[:3]}")
+        raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: its backbone does not fit MODEL.BACKBONE "
+                         f"{body_name!r} of this config (check MODEL.BACKBONE.CONV_BODY, OUT_CHANNELS, "
+                         f"MODEL.TINY_BACKBONE / MODEL.RESNETS against the detector's config): " + "; ".join(problems))
+    backbone.load_state_dict(backbone_state)
+    logger.info("backbone loaded from the detector checkpoint %s (%d tensors)", path, len(backbone_state))
+
+
+def prepare_images(images) -> ImageList:
+    """An ImageList padded to a multiple of SIZE_DIVISIBILITY (from a 4-d tensor, a list of images or an ImageList)."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        images = ImageList(images, [tuple(images.shape[-2:])] * images.shape[0])
+    elif not hasattr(images, "tensors"):
+        images = to_image_list(list(images), SIZE_DIVISIBILITY)
+    tensors = images.tensors
+    pad_h, pad_w = -tensors.shape[-2] % SIZE_DIVISIBILITY, -tensors.shape[-1] % SIZE_DIVISIBILITY
+    if pad_h or pad_w:
+        images = ImageList(F.pad(tensors, (0, pad_w, 0, pad_h)), images.image_sizes)
+    return images
+
+
+def padding_mask(images: ImageList, feature_size) -> torch.Tensor:
+    """(B, h, w) True where the feature cell lies on padding (DETR's mask, nearest-resized)."""
+    batch, _, height, width = images.tensors.shape
+    mask = torch.ones((batch, height, width), dtype=torch.bool, device=images.tensors.device)
+    for index, (h, w) in enumerate(images.image_sizes):
+        mask[index, :h, :w] = False
+    return F.interpolate(mask[None].float(), size=tuple(feature_size)).bool()[0]
+
+
 @META_ARCHITECTURES.register("IterativeSceneGraph")
 class IterativeSceneGraph(nn.Module):
-    def __init__(self, backbone: nn.Module, in_feature: str, transformer: IterativeSGTransformer,
+    def __init__(self, backbone: nn.Module, feature_reader: "FeatureReader", transformer: IterativeSGTransformer,
                  matcher: TripletMatcher, criterion: IterativeSGCriterion, postprocessor: IterativeSGPostProcessor,
                  num_queries: int, deep_supervision: bool = True, test_index: int = -1,
                  backbone_name: str = ""):
         super().__init__()
         self.backbone = backbone
-        self.in_feature = in_feature
+        self.feature_reader = feature_reader
         self.transformer = transformer
         self.matcher = matcher
         self.criterion = criterion
@@ -101,12 +179,7 @@ class IterativeSceneGraph(nn.Module):
         if detr.NUM_RELATION_QUERIES < 1:
             raise ValueError(f"MODEL.DETR.NUM_RELATION_QUERIES must be positive, got {detr.NUM_RELATION_QUERIES}")
         backbone = build_backbone(cfg)
-        in_feature = next((name for name, stride in backbone.feature_strides.items()
-                           if stride == detr.FEATURE_STRIDE), None)
-        if in_feature is None:
-            raise ValueError(f"MODEL.DETR.FEATURE_STRIDE {detr.FEATURE_STRIDE}: backbone "
-                             f"{cfg.MODEL.BACKBONE.CONV_BODY} has no feature map of that stride (its strides: "
-                             f"{sorted(set(backbone.feature_strides.values()))})")
+        feature_reader = FeatureReader.from_config(backbone, detr, cfg.MODEL.BACKBONE.CONV_BODY)
         transformer = IterativeSGTransformer(
             backbone.out_channels, num_obj, num_rel, detr.NUM_RELATION_QUERIES, d_model=detr.HIDDEN_DIM,
             nhead=detr.NHEADS, dim_feedforward=detr.DIM_FEEDFORWARD, dropout=detr.DROPOUT,
@@ -122,68 +195,54 @@ class IterativeSceneGraph(nn.Module):
         matcher = TripletMatcher(detr.COST_CLASS, detr.L1_WEIGHT, detr.GIOU_WEIGHT)
         postprocessor = IterativeSGPostProcessor(detr.ENTITY_NMS_THRESH, detr.ONE_PREDICATE_PER_PAIR,
                                                  cfg.TEST.RELATION.MAX_PAIRS_STORED)
-        return cls(backbone, in_feature, transformer, matcher, criterion, postprocessor,
+        return cls(backbone, feature_reader, transformer, matcher, criterion, postprocessor,
                    detr.NUM_RELATION_QUERIES, detr.DEEP_SUPERVISION, detr.TEST_INDEX, cfg.MODEL.BACKBONE.CONV_BODY)
 
     def load_pretrained_detector(self, path: str) -> None:
-        """The backbone of a detector checkpoint (``tools/detector_pretrain_net.py``, keys ``backbone.*``; or a
-        SceneGraphRCNN checkpoint, ``detector.backbone.*``). It must fit exactly; the rest of the file is unused.
+        """Start from a detector checkpoint (MODEL.PRETRAINED_DETECTOR_CKPT).
+
+        * Faster R-CNN (``tools/detector_pretrain_net.py``, keys ``backbone.*``; or a SceneGraphRCNN checkpoint,
+          ``detector.backbone.*``): the backbone, which must fit exactly.
+        * DETR (``MODEL.META_ARCHITECTURE "DETR"``, detr.py): the backbone and the transformer as the reference starts
+          from its VG-pretrained DETR, the decoder copied into the three decoders (``iterative_sg_state_from_detr``);
+          every mapped tensor must fit.
+
         An empty path keeps the backbone the builder made (ImageNet or random weights) with a warning."""
         if not path:
             logger.warning("MODEL.PRETRAINED_DETECTOR_CKPT is empty: the IterativeSG backbone keeps the weights of "
                            "the backbone builder (MODEL.PRETRAINED_BACKBONE_PATH / RANDOM_INIT_BACKBONE)")
             return
+        from .detr import is_detr_state, iterative_sg_state_from_detr
+
         state = load_checkpoint_file(path, key="MODEL.PRETRAINED_DETECTOR_CKPT")["model"]
-        backbone_state = {}
-        for prefix in BACKBONE_PREFIXES:
-            backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if backbone_state:
-                break
-        if not backbone_state:
-            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} holds no backbone weights (no key starts with "
-                             f"{' or '.join(BACKBONE_PREFIXES)}; it has e.g. {sorted(state)[:5]})")
-        missing, unexpected, mismatched = compare_state_dicts(self.backbone.state_dict(), backbone_state)
-        if missing or unexpected or mismatched:
-            problems = []
-            if mismatched:
-                problems.append(f"{len(mismatched)} tensors with other shapes, e.g. {mismatched[:3]}")
-            if missing:
-                problems.append(f"{len(missing)} backbone keys missing from it, e.g. {missing[:3]}")
+        if not is_detr_state(state):
+            load_backbone_weights(self.backbone, path, self.backbone_name, state)
+            return
+        mapped = iterative_sg_state_from_detr(state)
+        own = self.state_dict()
+        _, unexpected, mismatched = compare_state_dicts({k: own[k] for k in own if k in mapped}, mapped)
+        if unexpected or mismatched:
+            problems = [f"{len(mismatched)} tensors with other shapes, e.g. {mismatched[:3]}"] if mismatched else []
             if unexpected:
-                problems.append(f"{len(unexpected)} keys the backbone does not have, e.g. {unexpected[:3]}")
-            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: its backbone does not fit MODEL.BACKBONE "
-                             f"{self.backbone_name!r} of this config (check MODEL.BACKBONE.CONV_BODY, OUT_CHANNELS, "
-                             f"MODEL.TINY_BACKBONE / MODEL.RESNETS against the detector's config): "
-                             + "; ".join(problems))
-        self.backbone.load_state_dict(backbone_state)
-        logger.info("IterativeSG backbone loaded from the detector checkpoint %s (%d tensors)", path,
-                    len(backbone_state))
+                problems.append(f"{len(unexpected)} keys this model does not have, e.g. {unexpected[:3]}")
+            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} is a DETR checkpoint that does not fit this "
+                             "IterativeSG config (MODEL.DETR.HIDDEN_DIM, NHEADS, DIM_FEEDFORWARD, ENC_LAYERS, "
+                             "DEC_LAYERS, NUM_OBJECT_QUERIES, MODEL.ROI_BOX_HEAD.NUM_CLASSES and the backbone must "
+                             "match the DETR's): " + "; ".join(problems))
+        if not any(k.startswith("backbone.") for k in mapped):
+            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: the DETR checkpoint holds no backbone weights")
+        self.load_state_dict(mapped, strict=False)
+        logger.info("IterativeSG started from the DETR checkpoint %s: %d tensors (backbone, encoder, the decoder "
+                    "copied into the subject, object and predicate decoders, subject queries, object classifier, box "
+                    "head); object/predicate queries, predicate classifier and the conditioning keep their "
+                    "initialisation", path, len(mapped))
 
     # ------------------------------------------------------------------------------------------------ forward
-    def _prepare_images(self, images) -> ImageList:
-        if isinstance(images, torch.Tensor) and images.ndim == 4:
-            images = ImageList(images, [tuple(images.shape[-2:])] * images.shape[0])
-        elif not hasattr(images, "tensors"):
-            images = to_image_list(list(images), SIZE_DIVISIBILITY)
-        tensors = images.tensors
-        pad_h, pad_w = -tensors.shape[-2] % SIZE_DIVISIBILITY, -tensors.shape[-1] % SIZE_DIVISIBILITY
-        if pad_h or pad_w:
-            images = ImageList(F.pad(tensors, (0, pad_w, 0, pad_h)), images.image_sizes)
-        return images
-
-    def _padding_mask(self, images: ImageList, feature_size) -> torch.Tensor:
-        """(B, h, w) True where the feature cell lies on padding (DETR's mask, nearest-resized)."""
-        batch, _, height, width = images.tensors.shape
-        mask = torch.ones((batch, height, width), dtype=torch.bool, device=images.tensors.device)
-        for index, (h, w) in enumerate(images.image_sizes):
-            mask[index, :h, :w] = False
-        return F.interpolate(mask[None].float(), size=tuple(feature_size)).bool()[0]
-
     def predict(self, images):
         """(the transformer's per-layer outputs for a batch (see ``IterativeSGTransformer``), the padded ImageList)."""
-        images = self._prepare_images(images)
-        features = self.backbone(images.tensors)[self.in_feature]
-        return self.transformer(features, self._padding_mask(images, features.shape[-2:])), images
+        images = prepare_images(images)
+        features = self.feature_reader(self.backbone(images.tensors))
+        return self.transformer(features, padding_mask(images, features.shape[-2:])), images
 
     def supervised_layers(self, num_layers: int) -> List[int]:
         return list(range(num_layers)) if self.deep_supervision else [num_layers - 1]
