@@ -6,10 +6,12 @@
 #   DETECTOR_CKPT: a Faster R-CNN checkpoint whose backbone starts the DETR ("" = ImageNet/random backbone weights)
 #   DATASET (env): synthetic (default: configs/synthetic/detr.yaml, iterative_sg.yaml) or vg150
 #                  (configs/iterative_sg/vg150_detr_R101.yaml, vg150_R101.yaml)
-#   DETR_CKPT (env): auto (default: <root>/DETR/model_final.pth, trained if missing), a DETR checkpoint to start
+#   DETR_CKPT (env): auto (default: $DETR_DIR/model_final.pth, trained if missing), a DETR checkpoint to start
 #                  from, or none (no DETR: IterativeSG starts from DETECTOR_CKPT's backbone alone)
-#   NAME (env): the run's folder, default IterativeSG; output goes to <root>/$NAME/sgdet, <root> =
-#                  ${OUTPUT_ROOT:-output/$DATASET}. KEY VALUE pairs go to both stages (data paths, schedules).
+#   NAME (env): the run's folder, default IterativeSG; output goes to RUN_DIR (env), default <root>/$NAME/sgdet,
+#                  <root> = ${OUTPUT_ROOT:-output/$DATASET}; the DETR to DETR_DIR (env), default <root>/DETR.
+#   KEY VALUE pairs go to both stages (data paths, schedules); DETR_OPTS (env, "KEY VALUE ...") to the DETR stage
+#                  only, after them (e.g. its own schedule when the pairs set IterativeSG's).
 #   OUTPUT_ROOT=output/qt bash scripts/iterative_sg/train.sh output/qt/detector/model_final.pth
 #   NAME=IterativeSG_noreweight bash scripts/iterative_sg/train.sh ckpt.pth MODEL.DETR.REWEIGHT_RELATIONS False
 set -euo pipefail
@@ -19,6 +21,8 @@ NPROC=${NPROC:-1}
 DATASET=${DATASET:-synthetic}
 NAME=${NAME:-IterativeSG}
 ROOT=${OUTPUT_ROOT:-output/$DATASET}
+RUN_DIR=${RUN_DIR:-$ROOT/$NAME/sgdet}
+DETR_DIR=${DETR_DIR:-$ROOT/DETR}
 DETECTOR=${1:-}
 shift || true
 case "$DATASET" in
@@ -41,18 +45,19 @@ DETR_CKPT=${DETR_CKPT:-auto}
 case "$DETR_CKPT" in
   none) START=$DETECTOR ;;
   auto)
-    START=$ROOT/DETR/model_final.pth
+    START=$DETR_DIR/model_final.pth
     if [ ! -f "$START" ]; then
-      echo "== DETR pre-training -> $ROOT/DETR" >&2
-      DETR_ARGS=(--config-file "$DETR_CONFIG" OUTPUT_DIR "$ROOT/DETR")
+      echo "== DETR pre-training -> $DETR_DIR" >&2
+      DETR_ARGS=(--config-file "$DETR_CONFIG" OUTPUT_DIR "$DETR_DIR")
       [ -n "$DETECTOR" ] && DETR_ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
-      run tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@"
+      read -r -a DETR_EXTRA <<< "${DETR_OPTS:-}"
+      run tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@" "${DETR_EXTRA[@]}"
     fi ;;
   *)
     [ -f "$DETR_CKPT" ] || { echo "DETR_CKPT $DETR_CKPT does not exist (use auto, none or a checkpoint)" >&2; exit 2; }
     START=$DETR_CKPT ;;
 esac
 
-ARGS=(--config-file "$CONFIG" OUTPUT_DIR "$ROOT/$NAME/sgdet")
+ARGS=(--config-file "$CONFIG" OUTPUT_DIR "$RUN_DIR")
 [ -n "$START" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$START")
 run tools/relation_train_net.py "${ARGS[@]}" "$@"

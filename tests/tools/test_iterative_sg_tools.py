@@ -88,7 +88,8 @@ def test_detector_checkpoint_of_another_backbone_is_reported(data_root, detector
 
 
 def test_script_pretrains_detr_then_starts_iterative_sg_from_it(data_root, detector_ckpt, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT_ROOT=str(tmp_path), PYTHON=sys.executable)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OUTPUT_ROOT=str(tmp_path), PYTHON=sys.executable,
+               DETR_OPTS="SOLVER.MAX_ITER 3")
     env.pop("SGG_DATA_DIR", None)
     opts = ["DATASETS.DATA_DIR", str(data_root), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4",
             "TEST.IMS_PER_BATCH", "4", "SOLVER.VAL_PERIOD", "0", "DATASETS.VAL_SIZE", "6"]
@@ -97,6 +98,8 @@ def test_script_pretrains_detr_then_starts_iterative_sg_from_it(data_root, detec
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "== DETR pre-training" in log and "Detection evaluation mAp=" in log
+    # the shared pairs set 2 iterations; DETR_OPTS gives the DETR stage its own 3
+    assert "Starting training from iteration 0 to 3" in log and "Starting training from iteration 0 to 2" in log
     assert (tmp_path / "DETR" / "model_final.pth").exists()
     assert "IterativeSG started from the DETR checkpoint" in log
     assert (tmp_path / "IterativeSG" / "sgdet" / "inference" / "SyntheticVG_test" / "results.json").exists()

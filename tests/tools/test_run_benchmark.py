@@ -220,10 +220,28 @@ def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
     assert {"FREQ", "Motif", "Transformer", "LinkNet", "PE-Net", "SPL", "HCA", "IterativeSG"} <= predictors
     assert {"Transformer+CCE+Ranker", "Transformer+BA-SGG", "Transformer+Reweight", "Transformer+cdl"} <= predictors
     for exp in spec.experiments:
-        if exp.command:
+        if exp.command and exp.name.startswith("IterativeSG"):  # DETR, then IterativeSG, in the run folder
+            words = exp.command.split()
+            assert "scripts/iterative_sg/train.sh" in words and "RUN_DIR={output_dir}" in words, exp.name
+        elif exp.command:
             words = exp.command.split()
             assert "scripts/benchmark/recipe.sh" in words, exp.name
             assert words[words.index("scripts/benchmark/recipe.sh") + 1] in RECIPES, exp.name
         else:
             assert os.path.isfile(os.path.join(REPO, exp.config)), (exp.name, exp.config)
     assert [e.protocols for e in spec.experiments if e.name.startswith("IterativeSG")] == [["sgdet"], ["sgdet"]]
+
+
+def test_vg150_cost_estimate_covers_every_experiment_of_the_vg150_list():
+    import importlib.util
+
+    spec_file = os.path.join(REPO, "benchmarks", "bench_vg150_cost.py")
+    module_spec = importlib.util.spec_from_file_location("bench_vg150_cost", spec_file)
+    bench = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(bench)
+    spec = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_vg150.yaml"))
+    missing = [e.name for e in spec.experiments if e.name not in bench.COST_MODEL]
+    assert not missing, f"bench_vg150_cost.COST_MODEL has no model for {missing}"
+    assert set(bench.COST_MODEL.values()) <= set(bench.MODELS)
+    for config, _, _ in bench.MODELS.values():
+        assert os.path.isfile(os.path.join(REPO, config))
