@@ -7,8 +7,8 @@ step and of inference for each model at VG150 scale, times the images each exper
 
 Each model is built from its VG150 config with random weights (no detector checkpoint, ImageNet weights or GloVe is
 needed: speed does not depend on what was learnt) and fed 600 x 800 images (VG's usual size after the 600 / 1,000
-resize) with 12 GT boxes and 6 relations each, VG150's averages; SGDet keeps 80 detections (score threshold 0, SGB's
-worst case, 6,320 pairs). A training step is forward, backward and an SGD step on one image; inference is one image.
+resize; 800 x 1,066 for IterativeSG and its DETR, their test size) with 12 GT boxes and 6 relations each, VG150's
+averages; SGDet keeps 80 detections (score threshold 0, SGB's worst case, 6,320 pairs). A training step is forward, backward and an SGD step on one image; inference is one image.
 The debiasing variants (CCE + Ranker, BA-SGG stage 2, reweighting, cdl, the SPL VAEs) change the loss or add a small
 module on the same network, so each experiment is costed with its predictor's measurement (COST_MODEL). Only
 training and testing are counted, not the prerequisites a recipe trains first (they are the list's own CE rows) nor
@@ -41,7 +41,8 @@ from sgg.structures import BoxList, to_image_list  # noqa: E402
 
 REFERENCE_GPU_SECONDS = 0.105  # detectron2 R50-FPN 1x: 0.210 s/iteration, 16 images on 8 V100s
 TEST_IMAGES = 26446
-IMAGE_SIZE = (800, 600)  # (w, h)
+IMAGE_SIZE = (800, 600)  # (w, h): SGB's 600 / 1,000 resize of a 4:3 VG image
+DETR_IMAGE_SIZE = (1066, 800)  # IterativeSG and its DETR train at 480-800 / 1,333 and test at 800
 BASE = "configs/e2e_relation_X_101_32_8_FPN_1x.yaml"
 MODELS = {  # name: (config, opts, protocols)
     "FREQ": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "FrequencyPredictor"], None),
@@ -74,11 +75,11 @@ def fake_statistics(num_classes=151, num_predicates=51):
             "predicate_counts": counts.sum((0, 1))}
 
 
-def fake_image(generator, num_boxes=12, num_rels=6):
-    width, height = IMAGE_SIZE
+def fake_image(generator, size=IMAGE_SIZE, num_boxes=12, num_rels=6):
+    width, height = size
     xy = torch.rand(num_boxes, 2, generator=generator) * torch.tensor([width - 200.0, height - 200.0])
     wh = 40 + torch.rand(num_boxes, 2, generator=generator) * 160
-    target = BoxList(torch.cat([xy, xy + wh], 1), IMAGE_SIZE)
+    target = BoxList(torch.cat([xy, xy + wh], 1), size)
     target.add_field("labels", torch.randint(1, 151, (num_boxes,), generator=generator))
     rels = torch.tensor([[i, i + 1, 1 + i % 50] for i in range(num_rels)])
     relation = torch.zeros(num_boxes, num_boxes, dtype=torch.long)
@@ -105,12 +106,13 @@ def measure(model_name, protocol, iters):
     """(train seconds per image, test seconds per image): medians over ``iters`` steps after one warm-up."""
     torch.manual_seed(0)
     model = build(model_name, protocol)
+    size = DETR_IMAGE_SIZE if model_name in ("IterativeSG", "DETR") else IMAGE_SIZE
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     model.train()
     train_times = []
     for step in range(iters + 1):
-        image, target = fake_image(generator)
+        image, target = fake_image(generator, size)
         start = time.perf_counter()
         loss = sum(model(to_image_list([image], 32), [target]).values())
         optimizer.zero_grad()
@@ -122,7 +124,7 @@ def measure(model_name, protocol, iters):
     test_times = []
     with torch.no_grad():
         for step in range(iters + 1):
-            image, target = fake_image(generator)
+            image, target = fake_image(generator, size)
             start = time.perf_counter()
             model(to_image_list([image], 32), [target])
             if step:
@@ -168,7 +170,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_grad_enabled(True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
-          f"one {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} image per step; medians of {args.iters} steps")
+          f"one {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} image per step ({DETR_IMAGE_SIZE[0]}x{DETR_IMAGE_SIZE[1]} for "
+          f"IterativeSG and DETR); medians of {args.iters} steps")
     reference = measure_reference(args.iters)
     speedup = reference / REFERENCE_GPU_SECONDS
     print(f"calibration: torchvision Faster R-CNN R-50-FPN training step, 800x1200: {reference:.2f} s on this CPU vs "
