@@ -4,6 +4,8 @@
     python tools/run_benchmark.py --experiments configs/benchmark_synthetic.yaml --output-root output/benchmark
     python tools/run_benchmark.py --experiments ... --only Transformer FREQ --protocols predcls   # a subset
     python tools/run_benchmark.py --experiments ... --collect-only          # tables from finished runs only
+    python tools/run_benchmark.py --experiments ... --collect-only --export-records benchmarks/results/synthetic
+                                   # + the runs' results without checkpoints (rebuild the tables, resume a benchmark)
     python tools/run_benchmark.py --experiments ... SOLVER.MAX_ITER 20      # KEY VALUE pairs for every run
                                                                    # (the detector's training and test included)
 
@@ -22,8 +24,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sgg.engine.benchmark import (detector_ap50, find_results, load_benchmark_spec, run_dir,  # noqa: E402
-                                  run_one, summarise, train_command, write_tables)
+from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,  # noqa: E402
+                                  run_dir, run_one, summarise, train_command, write_tables)
 
 logger = logging.getLogger("sgg.tools.run_benchmark")
 
@@ -61,6 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", default=None, help="run only these experiment names")
     parser.add_argument("--protocols", nargs="+", default=None, help="run only these protocols")
     parser.add_argument("--collect-only", action="store_true", help="write the tables from finished runs only")
+    parser.add_argument("--export-records", metavar="DIR", default=None,
+                        help="also copy every finished run's results (no checkpoints) into DIR; "
+                             "--collect-only --output-root DIR rebuilds the tables from them")
     parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs appended to every run")
     args = parser.parse_args(argv)
@@ -96,11 +101,17 @@ def main(argv=None) -> int:
         logger.info("all runs done in %.0f s", time.time() - start)
     if args.dry_run:
         return 0
-    rows = summarise(spec, args.output_root, detector_ap50(spec.detector_weights) if spec.detector_weights else None)
+    ap50 = detector_ap50(spec.detector_weights) if spec.detector_weights else None
+    if ap50 is None:  # tables rebuilt from exported records: the detector's metrics travel with them
+        ap50 = detector_ap50(os.path.join(args.output_root, "detector", "model_final.pth"))
+    rows = summarise(spec, args.output_root, ap50)
     paths = write_tables(rows, spec.ks, args.output_root)
     with open(paths["markdown"]) as f:
         print(f.read())
     logger.info("wrote %s and %s", paths["markdown"], paths["json"])
+    if args.export_records:
+        count = export_records(spec, args.output_root, args.export_records)
+        logger.info("exported the records of %d runs to %s", count, args.export_records)
     return 0
 
 

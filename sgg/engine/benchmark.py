@@ -312,6 +312,49 @@ def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str,
     return paths
 
 
+def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
+    """Copy what the tables need from every finished run under ``root`` into ``dest``, without checkpoints: the
+    results, the last stage's ``model_info.json``, ``wall_time.json`` and the two log lines ``parse_times`` reads
+    (``times.txt``), plus the detector's ``detection_metrics.json``. ``--collect-only --output-root dest`` rebuilds
+    the same tables from them, and copying them back into ``root`` lets an interrupted benchmark resume (their
+    runs are skipped). Returns the number of runs exported."""
+    exported = 0
+    for exp in spec.experiments:
+        for protocol in exp.protocols:
+            for seed in exp.seeds:
+                folder = run_dir(root, exp.name, protocol, seed)
+                run = collect_run(folder)
+                if run is None:
+                    continue
+                target = run_dir(dest, exp.name, protocol, seed)
+                relative = os.path.relpath(run["results_path"], folder)
+                _write_json(os.path.join(target, relative), run["results"])
+                if run["model_info"]:
+                    _write_json(os.path.join(target, "model_info.json"), run["model_info"])
+                if "seconds" in run:
+                    _write_json(os.path.join(target, "wall_time.json"), {"seconds": run["seconds"]})
+                with open(os.path.join(target, "times.txt"), "w") as f:
+                    if "train_seconds" in run:
+                        hours, rest = divmod(int(round(run["train_seconds"])), 3600)
+                        f.write(f"Total training time: {hours}:{rest // 60:02d}:{rest % 60:02d}\n")
+                    if "inference_s_per_image" in run:
+                        f.write(f"Total inference pure compute time: {run['inference_s_per_image']!r} s / img\n")
+                exported += 1
+    if spec.detector_weights:
+        for path in glob.glob(os.path.join(os.path.dirname(spec.detector_weights), "inference", "*",
+                                           "detection_metrics.json")):
+            dataset = os.path.basename(os.path.dirname(path))
+            _write_json(os.path.join(dest, "detector", "inference", dataset, "detection_metrics.json"),
+                        _read_json(path))
+    return exported
+
+
+def _write_json(path: str, value) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+
+
 def detector_ap50(weights: str) -> Optional[float]:
     """AP@0.5 of the detector from ``<weights folder>/inference/*test*/detection_metrics.json`` when present."""
     folder = os.path.dirname(weights)

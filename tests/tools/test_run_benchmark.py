@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from sgg.engine.benchmark import (load_benchmark_spec, markdown_tables, parse_times, run_dir, summarise,
-                                  train_command)
+from sgg.engine.benchmark import (export_records, load_benchmark_spec, markdown_tables, parse_times, run_dir,
+                                  summarise, train_command)
 from sgg.data.synthetic import generate_synthetic_vg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -111,6 +111,31 @@ experiments:
     assert "| A | predcls | 300 | 1,000 | 400 | 0.800 | 8 | cpu | 00:01:50 | 0.0300 |" in table
 
 
+def test_exported_records_rebuild_the_same_tables(tmp_path):
+    spec = load_benchmark_spec(_write(tmp_path, """
+ks: [50]
+seeds: [0, 1]
+protocols: [predcls]
+experiments:
+  - {name: A, config: c.yaml}
+  - {name: B, config: c.yaml}
+"""))
+    root, dest = tmp_path / "runs", tmp_path / "records"
+    _fake_run(root, "A", "predcls", 0, 0.40, 0.10, train="1:02:03")
+    _fake_run(root, "A", "predcls", 1, 0.50, 0.20, infer="0.0351")
+    with open(os.path.join(run_dir(str(root), "A", "predcls", 0), "wall_time.json"), "w") as f:
+        json.dump({"seconds": 3800.5}, f)
+    os.makedirs(run_dir(str(root), "B", "predcls", 0))  # started, never finished: not exported
+    (tmp_path / "runs" / "A" / "predcls" / "seed0" / "model_final.pth").write_bytes(b"weights")
+    assert export_records(spec, str(root), str(dest)) == 2
+    assert summarise(spec, str(dest), 0.8) == summarise(spec, str(root), 0.8)
+    assert summarise(spec, str(dest))[0]["model"]["train_seconds"] == pytest.approx((3723 + 100) / 2)
+    assert not list(dest.rglob("*.pth")) and not (dest / "B").exists()
+    record = dest / "A" / "predcls" / "seed0"
+    assert json.loads((record / "wall_time.json").read_text()) == {"seconds": 3800.5}
+    assert (record / "inference" / "SyntheticVG_test" / "results.json").is_file()
+
+
 def test_log_times_take_the_last_occurrence(tmp_path):
     (tmp_path / "log.txt").write_text("Total training time: 0:00:10 (1 s / it)\n"
                                       "Total inference pure compute time: 0.5 s / img\n"
@@ -144,6 +169,19 @@ experiments:
         assert (root / "per_predicate" / f"{row['name']}_predcls_R@100.png").is_file()
     table = (root / "benchmark.md").read_text()
     assert "| FREQ | predcls | 1 |" in table and "| Motif | predcls | 1 |" in table
+    # the records without checkpoints rebuild the same tables (detector AP included) in another folder
+    records = tmp_path / "records"
+    proc = subprocess.run(command[:6] + ["--collect-only", "--export-records", str(records)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    other_list = _write(tmp_path, (tmp_path / "list.yaml").read_text().replace(str(root), str(tmp_path / "gone")),
+                        "other.yaml")
+    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", other_list, "--output-root",
+                           str(records), "--collect-only"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert json.loads((records / "benchmark.json").read_text()) == rows
+    assert not list(records.rglob("*.pth"))
     log = root / "Motif" / "predcls" / "seed0" / "run.log"
     before = log.stat().st_mtime
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
