@@ -12,6 +12,8 @@
 #   PREDICTOR   MotifPredictor, TransformerPredictor, LinkNetPredictor, HybridCoAttentionPredictor (ignored by spl*)
 #   STAGES (env)   where prerequisites live, shared by every recipe of one seed; default
 #                  <benchmark root>/_stages/seed<SEED> (OUTPUT_DIR is <root>/<name>/<protocol>/seed<SEED>)
+#   CE_ROOT (env)  the benchmark's own CE row of PREDICTOR (<root>/<row name>): a finished run of it,
+#                  <CE_ROOT>/<protocol>/seed<SEED>, is linked as the CE prerequisite instead of training it again
 #   DATASET (env)  synthetic (default) | vg150.   KEY VALUE overrides go to every stage a recipe trains (data paths,
 #                  schedule); prerequisites that already exist are reused as they are.
 set -euo pipefail
@@ -45,6 +47,12 @@ ce_model() {
     HybridCoAttentionPredictor) folder=$OUTPUT_ROOT/HCA_CE/$protocol ;;
     *)                          folder=$OUTPUT_ROOT/$PREDICTOR/$protocol ;;
   esac
+  local row=${CE_ROOT:-}/$protocol/seed$SEED
+  if [ ! -e "$folder" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$row/model_final.pth" ]; then
+    echo "== CE stage: $PREDICTOR $protocol <- the benchmark's CE run $row" >&2
+    mkdir -p "$(dirname "$folder")"
+    ln -s "$(cd "$row" && pwd)" "$folder"
+  fi
   if [ ! -f "$folder/model_final.pth" ]; then
     echo "== CE stage: $PREDICTOR $protocol -> $folder" >&2
     case "$PREDICTOR" in

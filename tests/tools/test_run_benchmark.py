@@ -237,6 +237,31 @@ experiments:
     assert [(r["name"], r["protocol"]) for r in rows] == [("Transformer+cdl", "predcls")]
 
 
+def test_recipe_reuses_the_benchmarks_own_ce_run(tmp_path):
+    # CE_ROOT points a recipe at the list's CE row: its finished run is linked as the CE stage, not trained again
+    env, opts = _tiny_env_and_opts(tmp_path)
+    root = tmp_path / "bench"
+    spec = _write(tmp_path, _detector_yaml(root) + f"""
+base_config: configs/synthetic/relation_base.yaml
+protocols: [predcls]
+experiments:
+  - name: Transformer
+    opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, TransformerPredictor]
+  - name: Transformer+CCE+Ranker
+    command: env CE_ROOT={{output_dir}}/../../../Transformer bash scripts/benchmark/recipe.sh cce_ranker TransformerPredictor {{protocol}} {{detector}} {{output_dir}} {{seed}}
+""")
+    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    stage = root / "_stages" / "seed0" / "TransformerPredictor" / "predcls"
+    ce_run = root / "Transformer" / "predcls" / "seed0"
+    assert stage.is_symlink() and stage.resolve() == ce_run.resolve()
+    final_config = (root / "Transformer+CCE+Ranker" / "predcls" / "seed0" / "config.yaml").read_text()
+    assert str(stage / "model_final.pth") in final_config
+    rows = json.loads((root / "benchmark.json").read_text())
+    assert [r["name"] for r in rows] == ["Transformer", "Transformer+CCE+Ranker"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["nope", "TransformerPredictor", "predcls"], "unknown recipe 'nope'"),
     (["cdl_ba_sgg", "MotifPredictor", "predcls"], "PREDICTOR must be HybridCoAttentionPredictor"),
