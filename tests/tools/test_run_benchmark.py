@@ -143,6 +143,14 @@ def test_log_times_take_the_last_occurrence(tmp_path):
     assert parse_times(str(tmp_path)) == {"train_seconds": 10.0, "inference_s_per_image": 0.25}
 
 
+def _run_tool(spec, root, *args, env, timeout=900):
+    """tools/run_benchmark.py on ``spec`` with ``root`` as the output root; asserts success, returns its output."""
+    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *args]
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout + proc.stderr
+
+
 def test_two_experiments_end_to_end_and_rerun_skips(tmp_path):
     env, opts = _tiny_env_and_opts(tmp_path)
     root = tmp_path / "bench"
@@ -155,9 +163,7 @@ experiments:
   - name: Motif
     opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, MotifPredictor]
 """)
-    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _run_tool(spec, root, *opts, env=env)
     rows = json.loads((root / "benchmark.json").read_text())
     assert [(r["name"], r["protocol"]) for r in rows] == [("FREQ", "predcls"), ("Motif", "predcls")]
     for row in rows:
@@ -171,21 +177,15 @@ experiments:
     assert "| FREQ | predcls | 1 |" in table and "| Motif | predcls | 1 |" in table
     # the records without checkpoints rebuild the same tables (detector AP included) in another folder
     records = tmp_path / "records"
-    proc = subprocess.run(command[:6] + ["--collect-only", "--export-records", str(records)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _run_tool(spec, root, "--collect-only", "--export-records", str(records), env=env)
     other_list = _write(tmp_path, (tmp_path / "list.yaml").read_text().replace(str(root), str(tmp_path / "gone")),
                         "other.yaml")
-    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", other_list, "--output-root",
-                           str(records), "--collect-only"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _run_tool(other_list, records, "--collect-only", env=env)
     assert json.loads((records / "benchmark.json").read_text()) == rows
     assert not list(records.rglob("*.pth"))
     log = root / "Motif" / "predcls" / "seed0" / "run.log"
     before = log.stat().st_mtime
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "results exist, skipped" in proc.stdout + proc.stderr
+    assert "results exist, skipped" in _run_tool(spec, root, *opts, env=env)
     assert log.stat().st_mtime == before
 
 
@@ -225,9 +225,7 @@ experiments:
                                         .read_text())["idx_to_predicate"])
     matrix = np.eye(num_predicates) * 10 + 1
     np.save(stage / "conf_mat_freq_train.npy", matrix)
-    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _run_tool(spec, root, *opts, env=env)
     assert (stage / "model_final.pth").is_file()  # the CE stage was trained once, in its shared folder
     assert np.array_equal(np.load(stage / "conf_mat_freq_train.npy"), matrix)
     run = root / "Transformer+cdl" / "predcls" / "seed0"
@@ -250,9 +248,7 @@ experiments:
   - name: Transformer+CCE+Ranker
     command: env CE_ROOT={{output_dir}}/../../../Transformer bash scripts/benchmark/recipe.sh cce_ranker TransformerPredictor {{protocol}} {{detector}} {{output_dir}} {{seed}}
 """)
-    command = [sys.executable, "tools/run_benchmark.py", "--experiments", spec, "--output-root", str(root), *opts]
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _run_tool(spec, root, *opts, env=env)
     stage = root / "_stages" / "seed0" / "TransformerPredictor" / "predcls"
     ce_run = root / "Transformer" / "predcls" / "seed0"
     assert stage.is_symlink() and stage.resolve() == ce_run.resolve()
