@@ -206,8 +206,23 @@ def collect_run(folder: str) -> Optional[Dict]:
     info = {}
     for path in sorted(glob.glob(os.path.join(folder, "**", "model_info.json"), recursive=True)):
         info = _read_json(path)  # the last stage of a multi-stage recipe wins (sorted: deepest last)
+    if "detector_ap50" not in info:  # the run's own detector (IterativeSG: its DETR), kept in exported records
+        ap50 = _run_detector_ap50(folder)
+        if ap50 is not None:
+            info = dict(info, detector_ap50=ap50)
     return {"results": results, "results_path": results_path, "model_info": info, **parse_times(folder),
             **_read_json(os.path.join(folder, "wall_time.json"))}
+
+
+def _run_detector_ap50(folder: str) -> Optional[float]:
+    """AP@0.5 of the detector checkpoint the run started from (``MODEL.PRETRAINED_DETECTOR_CKPT`` of its config)."""
+    path = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    weights = (cfg.get("MODEL") or {}).get("PRETRAINED_DETECTOR_CKPT")
+    return detector_ap50(weights) if weights else None
 
 
 def _mean_std(values: List[float]):
@@ -237,11 +252,12 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
                         row["metrics"][key], row["spread"][key] = mean, std
             info = runs[0]["model_info"]
             row["model"] = {
+                "encoder": info.get("encoder"), "decoder": info.get("decoder"),
                 "backbone_parameters": info.get("backbone_parameters"),
                 "total_parameters": info.get("total_parameters"),
                 "trainable_parameters": info.get("trainable_parameters"),
                 "ims_per_batch": info.get("ims_per_batch"), "device": info.get("device"),
-                "detector_ap50": detector_ap50,
+                "detector_ap50": info.get("detector_ap50", detector_ap50),
                 "train_seconds": _mean_std([r.get("train_seconds") for r in runs])[0],
                 "inference_s_per_image": _mean_std([r.get("inference_s_per_image") for r in runs])[0],
             }
@@ -275,8 +291,8 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
         lines.append(f"| {row['name']} | {row['protocol']} | {row['seeds']} | {_cell(row, 'R', ks)} | "
                      f"{_cell(row, 'mR', ks)} | {_cell(row, 'F', ks)} | {hbt} | {_cell(row, 'ngR', ks)} | "
                      f"{_cell(row, 'ngmR', ks)} |")
-    lines += ["", "| experiment | protocol | backbone params | total params | trainable params | detector AP@0.5 | "
-              "batch | device | training time | inference s/image |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| experiment | protocol | encoder | decoder | backbone params | total params | trainable params | "
+              "detector AP@0.5 | batch | device | training time | inference s/image |", "|---" * 12 + "|"]
 
     def number(value, fmt):
         return "-" if value is None else format(value, fmt)
@@ -284,7 +300,8 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
     for row in rows:
         m = row["model"]
         train = "-" if m["train_seconds"] is None else time.strftime("%H:%M:%S", time.gmtime(m["train_seconds"]))
-        lines.append(f"| {row['name']} | {row['protocol']} | {number(m['backbone_parameters'], ',')} | "
+        lines.append(f"| {row['name']} | {row['protocol']} | {m.get('encoder') or '-'} | {m.get('decoder') or '-'} | "
+                     f"{number(m['backbone_parameters'], ',')} | "
                      f"{number(m['total_parameters'], ',')} | {number(m['trainable_parameters'], ',')} | "
                      f"{number(m['detector_ap50'], '.3f')} | {number(m['ims_per_batch'], 'd')} | "
                      f"{m['device'] or '-'} | {train} | {number(m['inference_s_per_image'], '.4f')} |")

@@ -37,9 +37,32 @@ def parameter_summary(model: nn.Module) -> Dict[str, int]:
             "backbone_parameters": sum(p.numel() for name, p in params if ".backbone." in f".{name}")}
 
 
-def write_model_info(cfg, model: nn.Module) -> Dict[str, int]:
-    """``OUTPUT_DIR/model_info.json``: parameter counts, batch size and device (read by tools/run_benchmark.py)."""
-    info = dict(parameter_summary(model), ims_per_batch=int(cfg.SOLVER.IMS_PER_BATCH),
+# What the model table calls each meta-architecture's detector (its encoder) and relation decoder.
+_DETECTOR_NAMES = {"GeneralizedRCNN": "Faster R-CNN", "IterativeSceneGraph": "DETR"}
+_FIXED_DECODERS = {"IterativeSceneGraph": "IterativeSG decoders"}
+
+
+def describe_model(cfg) -> Dict[str, str]:
+    """The encoder (backbone + detector) and decoder (relation head) names of a published model table."""
+    meta, body = cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.CONV_BODY
+    groups, width = cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP
+    if body.startswith("R-") and groups > 1:  # SGB names its ResNeXt "R-101-FPN" with 32 groups of width 8
+        body = f"X-{body[2:].split('-')[0]}-{groups}x{width}d-" + "-".join(body.split("-")[2:])
+    encoder = f"{body} {_DETECTOR_NAMES.get(meta, meta)}"
+    if not cfg.MODEL.RELATION_ON and meta not in _FIXED_DECODERS:
+        return {"encoder": encoder, "decoder": "-"}
+    decoder = _FIXED_DECODERS.get(meta)
+    if decoder is None:
+        from sgg.modeling.roi_heads.relation_head.predictors.spl import spl_enabled
+
+        decoder = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR + (" + SPL" if spl_enabled(cfg) else "")
+    return {"encoder": encoder, "decoder": decoder}
+
+
+def write_model_info(cfg, model: nn.Module) -> Dict:
+    """``OUTPUT_DIR/model_info.json``: encoder / decoder names, parameter counts, batch size and device (read by
+    tools/run_benchmark.py)."""
+    info = dict(describe_model(cfg), **parameter_summary(model), ims_per_batch=int(cfg.SOLVER.IMS_PER_BATCH),
                 world_size=comm.get_world_size(), device=str(resolve_device(cfg)))
     logger.info("Parameters: %(total_parameters)d total, %(trainable_parameters)d trainable, "
                 "%(backbone_parameters)d in the backbone", info)

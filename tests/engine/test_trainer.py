@@ -213,3 +213,23 @@ def test_parameter_summary_counts_frozen_and_backbone_parameters():
     model.backbone.weight.requires_grad_(False)
     assert parameter_summary(model) == {"total_parameters": 26, "trainable_parameters": 14,
                                         "backbone_parameters": 16}
+
+
+@pytest.mark.parametrize("config, opts, expected", [
+    ("synthetic/detector_tiny_fpn.yaml", [], ("tiny-FPN Faster R-CNN", "-")),
+    ("synthetic/relation_base.yaml", ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor"],
+     ("tiny-FPN Faster R-CNN", "MotifPredictor")),
+    ("synthetic/spl_ce.yaml", [], ("tiny-FPN Faster R-CNN", "PrototypeEmbeddingNetwork + SPL")),
+    ("synthetic/detr.yaml", [], ("tiny-FPN DETR", "-")),
+    ("synthetic/iterative_sg.yaml", [], ("tiny-FPN DETR", "IterativeSG decoders")),
+    ("e2e_relation_X_101_32_8_FPN_1x.yaml", [], ("X-101-32x8d-FPN Faster R-CNN", "MotifPredictor")),
+    ("iterative_sg/vg150_R101.yaml", [], ("R-101-FPN DETR", "IterativeSG decoders")),
+])
+def test_describe_model_names_the_encoder_and_decoder_of_the_model_table(config, opts, expected):
+    from sgg.config import get_cfg
+    from sgg.engine.trainer import describe_model
+
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", config))
+    cfg.merge_from_list(opts)
+    assert tuple(describe_model(cfg).values()) == expected

@@ -82,8 +82,8 @@ def _fake_run(root, name, protocol, seed, r50, mr50, train="0:01:40", infer="0.0
         f.write(f"x INFO: Total training time: {train} (0.1 s / it)\n"
                 f"x INFO: Total inference pure compute time: {infer} s / img per device\n")
     with open(os.path.join(folder, "model_info.json"), "w") as f:
-        json.dump({"total_parameters": 1000, "trainable_parameters": 400, "backbone_parameters": 300,
-                   "ims_per_batch": 8, "device": "cpu"}, f)
+        json.dump({"encoder": "R-101-FPN Faster R-CNN", "decoder": "MotifPredictor", "total_parameters": 1000,
+                   "trainable_parameters": 400, "backbone_parameters": 300, "ims_per_batch": 8, "device": "cpu"}, f)
 
 
 def test_tables_average_seeds_with_their_spread(tmp_path):
@@ -108,7 +108,26 @@ experiments:
     table = markdown_tables(rows, [50])
     assert "| A | predcls | 2 | 45.0±7.1 | 15.0±7.1 |" in table
     assert "| B | predcls | 1 | 30.0 | 30.0 | 30.0 | 50.0 / 25.0 / 0.0 |" in table
-    assert "| A | predcls | 300 | 1,000 | 400 | 0.800 | 8 | cpu | 00:01:50 | 0.0300 |" in table
+    assert ("| A | predcls | R-101-FPN Faster R-CNN | MotifPredictor | 300 | 1,000 | 400 | 0.800 | 8 | cpu | 00:01:50 | "
+            "0.0300 |") in table
+
+
+def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path):
+    """IterativeSG starts from its DETR, not the list's Faster R-CNN: its row shows the DETR's AP@0.5."""
+    spec = load_benchmark_spec(_write(tmp_path, "ks: [50]\nprotocols: [sgdet]\nexperiments:\n  - {name: A, config: c.yaml}\n"
+                                                "  - {name: B, config: c.yaml}\n"))
+    _fake_run(tmp_path, "A", "sgdet", 0, 0.40, 0.10)
+    _fake_run(tmp_path, "B", "sgdet", 0, 0.30, 0.10)
+    detr = tmp_path / "DETR"
+    (detr / "inference" / "SyntheticVG_test").mkdir(parents=True)
+    (detr / "inference" / "SyntheticVG_test" / "detection_metrics.json").write_text('{"AP50": 0.53, "mAP": 0.1}')
+    config = f"MODEL:\n  PRETRAINED_DETECTOR_CKPT: {detr / 'model_final.pth'}\n"
+    (tmp_path / "A" / "sgdet" / "seed0" / "config.yaml").write_text(config)
+    a, b = summarise(spec, str(tmp_path), detector_ap50=0.8)
+    assert a["model"]["detector_ap50"] == pytest.approx(0.53) and b["model"]["detector_ap50"] == pytest.approx(0.8)
+    records = tmp_path / "records"  # kept in the exported records, which have neither the config nor the DETR
+    export_records(spec, str(tmp_path), str(records))
+    assert summarise(spec, str(records), detector_ap50=0.8)[0]["model"]["detector_ap50"] == pytest.approx(0.53)
 
 
 def test_exported_records_rebuild_the_same_tables(tmp_path):
@@ -175,6 +194,7 @@ experiments:
         assert (root / "per_predicate" / f"{row['name']}_predcls_R@100.png").is_file()
     table = (root / "benchmark.md").read_text()
     assert "| FREQ | predcls | 1 |" in table and "| Motif | predcls | 1 |" in table
+    assert "| Motif | predcls | tiny-FPN Faster R-CNN | MotifPredictor | " in table
     # the records without checkpoints rebuild the same tables (detector AP included) in another folder
     records = tmp_path / "records"
     _run_tool(spec, root, "--collect-only", "--export-records", str(records), env=env)
