@@ -47,7 +47,9 @@ def describe_model(cfg) -> Dict[str, str]:
     meta, body = cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.CONV_BODY
     groups, width = cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP
     if body.startswith("R-") and groups > 1:  # SGB names its ResNeXt "R-101-FPN" with 32 groups of width 8
-        body = f"X-{body[2:].split('-')[0]}-{groups}x{width}d-" + "-".join(body.split("-")[2:])
+        parts = body.split("-")
+        parts[0], parts[1] = "X", f"{parts[1]}-{groups}x{width}d"
+        body = "-".join(parts)
     encoder = f"{body} {_DETECTOR_NAMES.get(meta, meta)}"
     if not cfg.MODEL.RELATION_ON and meta not in _FIXED_DECODERS:
         return {"encoder": encoder, "decoder": "-"}

@@ -224,6 +224,9 @@ def test_parameter_summary_counts_frozen_and_backbone_parameters():
     ("synthetic/iterative_sg.yaml", [], ("tiny-FPN DETR", "IterativeSG decoders")),
     ("e2e_relation_X_101_32_8_FPN_1x.yaml", [], ("X-101-32x8d-FPN Faster R-CNN", "MotifPredictor")),
     ("iterative_sg/vg150_R101.yaml", [], ("R-101-FPN DETR", "IterativeSG decoders")),
+    ("synthetic/relation_base.yaml", ["MODEL.BACKBONE.CONV_BODY", "R-50", "MODEL.RESNETS.NUM_GROUPS", "32",
+                                       "MODEL.RESNETS.WIDTH_PER_GROUP", "4"],
+     ("X-50-32x4d Faster R-CNN", "TransformerPredictor")),
 ])
 def test_describe_model_names_the_encoder_and_decoder_of_the_model_table(config, opts, expected):
     from sgg.config import get_cfg
