@@ -10,6 +10,8 @@ from typing import Any, Dict, Iterable, List
 import yaml
 from yacs.config import CfgNode
 
+from sgg.utils.errors import SggError
+
 logger = logging.getLogger(__name__)
 
 # SGB keys that name something this framework does under another key: using one is an error that says which key.
@@ -55,11 +57,8 @@ def ignored_reason(key: str):
     return None
 
 
-class ConfigError(KeyError):
+class ConfigError(SggError, KeyError):
     """An unknown, renamed or badly typed config key. A KeyError so callers that catch yacs errors still work."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes
-        return str(self.args[0]) if self.args else ""
 
 
 def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
