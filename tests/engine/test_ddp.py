@@ -55,3 +55,35 @@ def test_two_processes_match_one_process(tmp_path):
     for name in ("model_0000003.pth", "model_final.pth", "model_best.pth", "last_checkpoint", "config.yaml",
                  "log.txt"):
         assert (tmp_path / "double" / name).exists(), name
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo over torchrun is tested on Linux")
+def test_two_nodes_match_one_process(tmp_path):
+    """Two torchrun launches as two nodes of one job (static rendezvous on loopback, gloo) equal one process.
+
+    This is the multi-node command of docs/training.md: each node runs `torchrun --nnodes 2 --node_rank R
+    --nproc_per_node 1 --rdzv_endpoint HOST:PORT`; here both "nodes" are processes of this machine.
+    """
+    single, single_records = _run([], tmp_path / "single")
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    output_dir = tmp_path / "nodes"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank",
+                               str(rank), "--nproc_per_node", "1", "--rdzv_endpoint", f"127.0.0.1:{port}", SCRIPT,
+                               str(output_dir)], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for rank in (0, 1)]
+    try:
+        logs = [node.communicate(timeout=180)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, log in zip(nodes, logs):
+        assert node.returncode == 0, log[-3000:]
+    with open(output_dir / "result.json") as f:
+        double = json.load(f)
+    assert double["world_size"] == 2
+    for key, values in single["params"].items():
+        assert double["params"][key] == pytest.approx(values, rel=1e-5, abs=1e-6), key
+    assert double["final"]["num_images"] == single["final"]["num_images"] == 10
