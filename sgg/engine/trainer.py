@@ -145,10 +145,11 @@ class TrainerBase:
 
 
 def autocast_context(device: torch.device, dtype: str):
-    """``torch.autocast`` for DTYPE float16 / bfloat16 on CUDA; nothing on the CPU (fp32 there)."""
-    if device.type != "cuda" or dtype == "float32":
+    """``torch.autocast`` for DTYPE float16 / bfloat16 on CUDA and bfloat16 on the CPU; float16 on the CPU runs in
+    float32 (float16 needs the GradScaler, which is CUDA's)."""
+    if dtype == "float32" or (device.type != "cuda" and dtype == "float16"):
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.float16 if dtype == "float16" else torch.bfloat16)
 
 
 def _format_losses(values: Dict[str, torch.Tensor]) -> str:
@@ -249,9 +250,9 @@ class Trainer:
         self.scaler = None
         if self.device.type == "cuda" and cfg.DTYPE == "float16":
             self.scaler = torch.amp.GradScaler("cuda")
-        elif self.device.type != "cuda" and cfg.DTYPE != "float32":
-            logger.info("DTYPE %s: mixed precision is CUDA-only here; training in float32 on %s", cfg.DTYPE,
-                        self.device)
+        elif self.device.type != "cuda" and cfg.DTYPE == "float16":
+            logger.info("DTYPE float16 needs CUDA's GradScaler: training in float32 on %s (bfloat16 works on %s)",
+                        self.device, self.device)
         self.checkpointer = Checkpointer(model, self.optimizer, self.scheduler, self.scaler, cfg.OUTPUT_DIR,
                                          cfg=cfg, label_names=label_names)
         self.val_fn = val_fn

@@ -73,11 +73,12 @@ def object_class_weights(num_classes: int, no_object_weight: float) -> torch.Ten
 
 def num_gt_triplets(targets: Sequence[TripletTargets], device) -> float:
     """GT triplets in the batch, averaged over processes, at least 1 (the box-loss normaliser)."""
-    count = torch.tensor([float(sum(len(t) for t in targets))], device=device)
-    if comm.get_world_size() > 1:
-        torch.distributed.all_reduce(count)
-        count = count / comm.get_world_size()
-    return max(float(count.item()), 1.0)
+    count = float(sum(len(t) for t in targets))
+    if comm.get_world_size() > 1:  # the reference's all-reduce; its .item() is the one host sync this costs
+        total = torch.tensor([count], device=device)
+        torch.distributed.all_reduce(total)
+        count = float(total.item()) / comm.get_world_size()
+    return max(count, 1.0)
 
 
 class IterativeSGCriterion(nn.Module):

@@ -73,8 +73,12 @@ class TripletMatcher:
     def __call__(self, outputs: Dict[str, torch.Tensor], targets: Sequence[TripletTargets],
                  layers=slice(None)) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         matches = []
-        for image, target in enumerate(targets):
-            per_image = {key: value[layers, image] for key, value in outputs.items()}
-            cost = triplet_cost_matrix(per_image, target, self.class_weight, self.l1_weight, self.giou_weight)
-            matches.append(hungarian_match(cost))
+        device_type = outputs["relation_logits"].device.type
+        # The costs compute in float32 under autocast too: with bfloat16 costs, queries whose costs differ in the
+        # third decimal would tie and the assignment would depend on rounding.
+        with torch.autocast(device_type, enabled=False):
+            for image, target in enumerate(targets):
+                per_image = {key: value[layers, image] for key, value in outputs.items()}
+                cost = triplet_cost_matrix(per_image, target, self.class_weight, self.l1_weight, self.giou_weight)
+                matches.append(hungarian_match(cost))
         return matches

@@ -26,8 +26,11 @@ class FrequencyBias(nn.Module):
 
     def index_with_probability(self, sub_probs: torch.Tensor, obj_probs: torch.Tensor) -> torch.Tensor:
         """Soft lookup with class distributions: (p_s outer p_o) @ W."""
-        joint = sub_probs[:, :, None] * obj_probs[:, None, :]
-        return joint.reshape(joint.shape[0], -1) @ self.obj_baseline.weight
+        # float32 under autocast too: the product of two distributions over C classes has entries near 1/C^2, which
+        # bfloat16's 8 mantissa bits would round before the sum over C^2 classes.
+        with torch.autocast(sub_probs.device.type, enabled=False):
+            joint = sub_probs.float()[:, :, None] * obj_probs.float()[:, None, :]
+            return joint.reshape(joint.shape[0], -1) @ self.obj_baseline.weight
 
     def forward(self, pair_labels: torch.Tensor) -> torch.Tensor:
         return self.index_with_labels(pair_labels)

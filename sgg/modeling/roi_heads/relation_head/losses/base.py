@@ -1,6 +1,7 @@
 """The loss interface: every term takes the same inputs and returns a dict of named scalar tensors."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -49,13 +50,25 @@ class WeightedLosses(nn.Module):
         self.terms = nn.ModuleList([module for _, _, module in terms])
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
+        # Every term computes in float32 whatever DTYPE autocasts the model to: bfloat16 keeps 8 mantissa bits,
+        # too few for log-sum-exps, prototype distances and the small differences the gradients come from.
+        inputs = dataclasses.replace(inputs, rel_logits=_to_float32(inputs.rel_logits),
+                                     obj_logits=_to_float32(inputs.obj_logits),
+                                     extras={k: _to_float32(v) for k, v in inputs.extras.items()})
         losses: Dict[str, torch.Tensor] = {}
-        for weight, term in zip(self.weights, self.terms):
-            for key, value in term(inputs).items():
-                if key in losses:
-                    raise KeyError(f"two relation losses both produce the term {key!r}")
-                losses[key] = value * weight
+        with torch.autocast(inputs.rel_logits.device.type, enabled=False):
+            for weight, term in zip(self.weights, self.terms):
+                for key, value in term(inputs).items():
+                    if key in losses:
+                        raise KeyError(f"two relation losses both produce the term {key!r}")
+                    losses[key] = value * weight
         return losses
+
+
+def _to_float32(value):
+    if torch.is_tensor(value) and value.is_floating_point() and value.dtype != torch.float32:
+        return value.float()
+    return value
 
 
 def build_relation_losses(cfg, statistics=None) -> WeightedLosses:

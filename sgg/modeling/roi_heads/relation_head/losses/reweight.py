@@ -161,8 +161,9 @@ class ReweightedRelationCE(nn.Module):
 
     def current_weights(self) -> torch.Tensor:
         weights = self.class_weights.clone()
-        factor = curriculum_factor(int(self.iteration), self.decay_iters, self.floor)
-        weights[self.head_mask] = weights[self.head_mask] * factor
+        if self.decay_iters > 0:  # curriculum_factor on the device: reading the counter would sync every step
+            factor = (1.0 - self.iteration.double() / self.decay_iters).clamp(min=self.floor)
+            weights[self.head_mask] = weights[self.head_mask] * factor.to(weights.dtype)
         return weights
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:

@@ -41,7 +41,11 @@ def mlp(dims: Sequence[int]) -> nn.Sequential:
 
 def cosine_logits(queries: torch.Tensor, prototypes: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """exp(logit_scale) * cos(query_i, prototype_p): (B, D) x (R, D) -> (B, R) (CLIP-style learnt temperature)."""
-    return logit_scale.exp() * F.normalize(queries, dim=-1) @ F.normalize(prototypes, dim=-1).t()
+    # float32 under autocast too: cosines of near-parallel vectors differ in the third decimal, below bfloat16's
+    # resolution, and the learnt scale (up to 1/0.1) multiplies the rounding error into the logits.
+    with torch.autocast(queries.device.type, enabled=False):
+        return logit_scale.float().exp() * F.normalize(queries.float(), dim=-1) @ F.normalize(prototypes.float(),
+                                                                                               dim=-1).t()
 
 
 def initial_logit_scale(temperature: float) -> torch.Tensor:
