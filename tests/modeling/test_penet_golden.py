@@ -1,8 +1,8 @@
 """Golden values: PE-Net's and SPL's whole forward pass and every loss, against the reference implementations.
 
 Fixtures (tests/modeling/golden/penet.pt, spl.pt) were produced once by running the reference predictor
-``PrototypeEmbeddingNetwork.forward`` from maskrcnn_benchmark/modeling/roi_heads/relation_head/roi_relation_predictors.py
-of
+``PrototypeEmbeddingNetwork.forward`` from
+maskrcnn_benchmark/modeling/roi_heads/relation_head/roi_relation_predictors.py of
 
 * PE-Net: VL-Group/PENET, commit 9c9f50777c66647799cb7a17dfb855aa98aecd1e,
 * SPL: Nora-Zhang98/SPLN, commit 9b8eec54529f82c4eda0951eb5d583a4078029ee (with its VAE_model.py),

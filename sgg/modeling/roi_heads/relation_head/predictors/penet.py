@@ -11,7 +11,8 @@ The losses (L_euc^e, L_sim^r, L_euc^r) are registered terms in ``losses/prototyp
 Init (``PENET.INIT``): "reference" keeps PyTorch's default Linear init, and maskrcnn-benchmark's ``make_fc``
 (kaiming-uniform, a = 1, zero bias) for the entity refiner, as the reference code; "xavier" is Xavier-normal with zero
 bias everywhere (this project's earlier default). Dropout masks are drawn in the reference's order (per image in
-the reference, batch-wide here), so a seeded one-image training step reproduces it (tests/modeling/test_penet_golden.py).
+the reference, batch-wide here), so a seeded one-image training step reproduces it
+(tests/modeling/test_penet_golden.py).
 """
 from __future__ import annotations
 
