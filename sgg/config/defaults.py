@@ -162,6 +162,7 @@ _C.MODEL.ROI_RELATION_HEAD.PENET = CN()  # PrototypeEmbeddingNetwork (METHODS.md
 _C.MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM = 2048  # D: entity / predicate embedding size (matching space is 2D)
 _C.MODEL.ROI_RELATION_HEAD.PENET.EMBED_DIM = 300  # word vector size of the class and predicate embeddings
 _C.MODEL.ROI_RELATION_HEAD.PENET.DROPOUT = 0.2  # dropout of vis2sem, the stabilisers and the projection heads
+_C.MODEL.ROI_RELATION_HEAD.PENET.INIT = "reference"  # "reference" (the papers' code: PyTorch default) | "xavier"
 _C.MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE = 0.07  # initial cosine temperature: logit scale = log(1 / T), learnt
 _C.MODEL.ROI_RELATION_HEAD.PENET.EUC_TOPK = 10  # k1: nearest negative prototypes in loss "PENetEuclidean"
 _C.MODEL.ROI_RELATION_HEAD.PENET.EUC_MARGIN = 1.0  # gamma1 of loss "PENetEuclidean"

@@ -12,7 +12,8 @@ from sgg.modeling.roi_heads.relation_head.losses.prototype import (euclidean_pro
                                                                    off_diagonal_similarity_loss,
                                                                    prototype_distance_loss, vae_loss)
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.penet import cosine_logits
+from sgg.config.sgg_config import ConfigError
+from sgg.modeling.roi_heads.relation_head.predictors.penet import PrototypeEmbeddingTrunk, cosine_logits
 from sgg.modeling.roi_heads.relation_head.predictors.spl import VAE, SPLBranches, standardize, vae_init_std
 
 from test_predictors import MODES, R, ROI_DIM, make_batch, make_cfg, make_statistics
@@ -222,7 +223,90 @@ def test_branches_can_be_switched_off(tmp_path):
     assert "spl_vis_prototypes" not in out.extras and "spl_con_prototypes" in out.extras
 
 
+# ------------------------------------------------------------------------------------------ initialisation
+def linear_layers(module):
+    return {name: m for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def test_default_init_is_the_references():
+    """PyTorch's default Linear init (|w|, |b| <= 1 / sqrt(fan_in), biases not zero) in the trunk, as PE-Net's code;
+    maskrcnn-benchmark's make_fc (kaiming-uniform a = 1: |w| <= sqrt(3 / fan_in), zero bias) in the refiner."""
+    _, _, model = build("sgcls")
+    trunk = linear_layers(model.trunk)
+    assert len(trunk) == 19  # every Linear of the trunk, PE-Net variant
+    for name, layer in trunk.items():
+        bound = layer.in_features ** -0.5
+        assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound, name
+        assert layer.bias.abs().sum() > 0, name
+    beyond_default = 0
+    for name in ("hidden", "classifier"):
+        layer = getattr(model.refiner, name)
+        assert layer.weight.abs().max() <= (3.0 / layer.in_features) ** 0.5 and not layer.bias.any(), name
+        beyond_default += int((layer.weight.abs() > layer.in_features ** -0.5).sum())
+    assert beyond_default > 0  # kaiming a = 1 reaches sqrt(3) x further than the default init
+
+
+def test_xavier_init_key_restores_xavier_normal():
+    _, _, model = build("sgcls", HEAD + "PENET.INIT", "xavier")
+    layers = {**linear_layers(model.trunk), "refiner.hidden": model.refiner.hidden,
+              "refiner.classifier": model.refiner.classifier}
+    weights = []
+    for name, layer in layers.items():
+        assert not layer.bias.any(), name
+        std = (2.0 / (layer.in_features + layer.out_features)) ** 0.5
+        weights.append(layer.weight.flatten() / std)
+    assert torch.cat(weights).std().item() == pytest.approx(1.0, abs=0.05)  # N(0, 2 / (fan_in + fan_out))
+
+
+def prototype_separation_at_start(init, seed):
+    """L_euc^r of the untrained prototypes at synthetic VG's sizes (23 predicates, 50-d N(0, 1) words, D = 128)."""
+    torch.manual_seed(seed)
+    trunk = PrototypeEmbeddingTrunk(["bg", "a"], [f"p{i}" for i in range(23)], 16, 16, "/nonexistent/glove", 50,
+                                    128, 0.2, union_gate=True, init=init)
+    with torch.no_grad():
+        return prototype_distance_loss(trunk.eval().prototypes(), 7.0).item()
+
+
+def test_reference_init_starts_the_prototype_separation_loss_switched_on():
+    """The reference init packs the prototypes together, so L_euc^r starts near gamma2 = 7 (6.8 measured on the
+    reference code); Xavier spread them and the loss started at 1-3, i.e. PE-Net's regulariser was mostly off."""
+    for seed in range(3):
+        assert prototype_separation_at_start("reference", seed) > 6.5
+        assert prototype_separation_at_start("xavier", seed) < 3.5
+
+
+# -------------------------------------------------------------------------------------------------- dropout
+def test_spl_visual_and_conceptual_branches_draw_their_own_dropout_mask(tmp_path):
+    """The reference calls dropout_rel once per branch; one shared mask would make the two queries' inputs equal."""
+    _, _, model = build("predcls", *spl_opts(tmp_path), HEAD + "PENET.DROPOUT", 0.5, loss=SPL_LOSS)
+    seen = {}
+
+    def record(name):
+        def hook(module, args):
+            if args[0].shape[0] == pairs:  # the relation query (vis_project also projects the prototypes)
+                seen[name] = args[0].detach()
+        return hook
+
+    batch = make_batch("predcls", (4, 5))
+    pairs = sum(batch.num_pairs)
+    model.spl.vis_project.register_forward_pre_hook(record("vis"))
+    model.spl.con_project.register_forward_pre_hook(record("con"))
+    out = model.train()(batch)
+    hidden = F.relu(out.extras["rel_features"]).detach()
+    for name in ("vis", "con"):  # each is a dropout of ReLU(r): kept entries scaled by 1 / (1 - p)
+        kept = seen[name] != 0
+        assert torch.allclose(seen[name][kept], 2.0 * hidden[kept])
+    assert not torch.equal(seen["vis"] != 0, seen["con"] != 0)
+    model.eval()(batch)
+    assert torch.equal(seen["vis"], seen["con"])  # no dropout at test time
+
+
 # ----------------------------------------------------------------------------------------------- bad input
+def test_unknown_init_scheme_names_the_key():
+    with pytest.raises(ConfigError, match=r"PENET.INIT must be one of reference, xavier, got 'kaiming'"):
+        build("predcls", HEAD + "PENET.INIT", "kaiming")
+
+
 def test_prototype_file_with_the_wrong_class_count_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"VIS_PRO_PATH.*vis\.pt has 4 rows but there are 5"):
         build("predcls", *spl_opts(tmp_path, vis_rows=4))

@@ -7,6 +7,12 @@ Predicate:          F(s, o) = ReLU(s + o) - (s - o)^2 ; PE-Net: r = F - g_p * u 
 Prototypes:         c_p = project(W_p t_p) from the predicate word vectors (background included)
 Logits:             exp(tau) * cos(project(r), c_p), tau learnt from log(1 / TEMPERATURE)
 The losses (L_euc^e, L_sim^r, L_euc^r) are registered terms in ``losses/prototype.py`` reading ``extras``.
+
+Init (``PENET.INIT``): "reference" keeps PyTorch's default Linear init, and maskrcnn-benchmark's ``make_fc``
+(kaiming-uniform, a = 1, zero bias) for the entity refiner, as the reference code; "xavier" is Xavier-normal with zero
+bias everywhere (this project's earlier default). Dropout masks are drawn in the reference's order (per image in
+the reference, batch-wide here), so a seeded one-image training step reproduces it
+(tests/modeling/test_penet_golden.py).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sgg.config.config import get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.utils.word_vectors import obj_edge_vectors
 
@@ -29,13 +36,39 @@ from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, class
 logger = logging.getLogger(__name__)
 
 
-def mlp(dims: Sequence[int]) -> nn.Sequential:
+INIT_SCHEMES = ("reference", "xavier")
+
+
+def check_init(init: str) -> str:
+    if init not in INIT_SCHEMES:
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.PENET.INIT must be one of {', '.join(INIT_SCHEMES)}, got {init!r}")
+    return init
+
+
+def linear(inp: int, out: int, init: str) -> nn.Linear:
+    """nn.Linear with PyTorch's default init ("reference", as PE-Net's and SPL's code) or Xavier-normal ("xavier")."""
+    layer = nn.Linear(inp, out)
+    return xavier_init(layer) if check_init(init) == "xavier" else layer
+
+
+def make_fc(inp: int, out: int, init: str) -> nn.Linear:
+    """maskrcnn-benchmark's ``make_fc`` (kaiming-uniform with a = 1, zero bias), which the reference's entity
+    refiner uses; Xavier-normal with ``init`` "xavier"."""
+    layer = nn.Linear(inp, out)
+    if check_init(init) == "xavier":
+        return xavier_init(layer)
+    nn.init.kaiming_uniform_(layer.weight, a=1)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(dims: Sequence[int], init: str = "reference") -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: List[nn.Module] = []
     for index, (inp, out) in enumerate(zip(dims[:-1], dims[1:])):
         if index:
             layers.append(nn.ReLU(inplace=True))
-        layers.append(xavier_init(nn.Linear(inp, out)))
+        layers.append(linear(inp, out, init))
     return nn.Sequential(*layers)
 
 
@@ -57,9 +90,9 @@ def initial_logit_scale(temperature: float) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """x <- LayerNorm(Dropout(ReLU(Linear x)) + x): PE-Net's stabiliser after each embedding."""
 
-    def __init__(self, dim: int, dropout: float):
+    def __init__(self, dim: int, dropout: float, init: str = "reference"):
         super().__init__()
-        self.linear = xavier_init(nn.Linear(dim, dim))
+        self.linear = linear(dim, dim, init)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
@@ -70,9 +103,9 @@ class ResidualBlock(nn.Module):
 class GatedFusion(nn.Module):
     """a + sigmoid(Linear[a ; b]) * b (sign=+1), or a - sigmoid(Linear[a ; b]) * b (sign=-1, the predicate gate)."""
 
-    def __init__(self, dim: int, sign: float = 1.0):
+    def __init__(self, dim: int, sign: float = 1.0, init: str = "reference"):
         super().__init__()
-        self.gate = xavier_init(nn.Linear(2 * dim, dim))
+        self.gate = linear(2 * dim, dim, init)
         self.sign = sign
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -84,7 +117,7 @@ class EntityRefiner(nn.Module):
     PredCls uses the GT labels (one-hot logits, no layers); SGCls/SGDet decode labels as the baselines do."""
 
     def __init__(self, mode: str, class_names: Sequence[str], roi_dim: int, glove_dir: str, embed_dim: int,
-                 hidden_dim: int, nms_thresh: float):
+                 hidden_dim: int, nms_thresh: float, init: str = "reference"):
         super().__init__()
         self.mode = check_mode(mode)
         self.num_classes = len(class_names)
@@ -92,8 +125,8 @@ class EntityRefiner(nn.Module):
         if mode != "predcls":
             self.label_input = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
             self.position = BoxPositionEncoder()
-            self.hidden = xavier_init(nn.Linear(roi_dim + embed_dim + self.position.out_dim, hidden_dim))
-            self.classifier = xavier_init(nn.Linear(hidden_dim, self.num_classes))
+            self.hidden = make_fc(roi_dim + embed_dim + self.position.out_dim, hidden_dim, init)
+            self.classifier = make_fc(hidden_dim, self.num_classes, init)
 
     def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
         if batch.mode == "predcls":
@@ -117,28 +150,29 @@ class PrototypeEmbeddingTrunk(nn.Module):
     """Everything before the classifier: subject/object embeddings, F(s, o), the predicate prototypes."""
 
     def __init__(self, obj_classes: Sequence[str], rel_classes: Sequence[str], roi_dim: int, union_dim: int,
-                 glove_dir: str, embed_dim: int, mlp_dim: int, dropout: float, union_gate: bool):
+                 glove_dir: str, embed_dim: int, mlp_dim: int, dropout: float, union_gate: bool,
+                 init: str = "reference"):
         super().__init__()
         d = mlp_dim
         self.mlp_dim = d
-        self.entity_visual = xavier_init(nn.Linear(roi_dim, 2 * d))  # [x_s | x_o] per box
+        self.entity_visual = linear(roi_dim, 2 * d, init)  # [x_s | x_o] per box
         self.entity_words = label_embedding(obj_classes, glove_dir, embed_dim)
-        self.subject_semantic = mlp([embed_dim, d // 2, d])
-        self.object_semantic = mlp([embed_dim, d // 2, d])
-        self.vis2sem = nn.Sequential(xavier_init(nn.Linear(d, 2 * d)), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                     xavier_init(nn.Linear(2 * d, d)))
-        self.subject_gate, self.object_gate = GatedFusion(d), GatedFusion(d)
-        self.subject_block, self.object_block = ResidualBlock(d, dropout), ResidualBlock(d, dropout)
-        self.relation_block = ResidualBlock(d, dropout)
+        self.subject_semantic = mlp([embed_dim, d // 2, d], init)
+        self.object_semantic = mlp([embed_dim, d // 2, d], init)
+        self.vis2sem = nn.Sequential(linear(d, 2 * d, init), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                     linear(2 * d, d, init))
+        self.subject_gate, self.object_gate = GatedFusion(d, init=init), GatedFusion(d, init=init)
+        self.subject_block, self.object_block = ResidualBlock(d, dropout, init), ResidualBlock(d, dropout, init)
+        self.relation_block = ResidualBlock(d, dropout, init)
         # PE-Net subtracts the gated union feature from F(s, o); SPL does not (its union enters the visual branch)
-        self.union_mlp = mlp([union_dim, d, d]) if union_gate else None
-        self.union_gate = GatedFusion(d, sign=-1.0) if union_gate else None
+        self.union_mlp = mlp([union_dim, d, d], init) if union_gate else None
+        self.union_gate = GatedFusion(d, sign=-1.0, init=init) if union_gate else None
         self.predicate_words = nn.Embedding(len(rel_classes), embed_dim)
         with torch.no_grad():
             self.predicate_words.weight.copy_(predicate_word_vectors(rel_classes, glove_dir, embed_dim))
-        self.predicate_semantic = mlp([embed_dim, d // 2, d])
+        self.predicate_semantic = mlp([embed_dim, d // 2, d], init)
         self.dropout = nn.Dropout(dropout)
-        self.project = mlp([d, d, 2 * d])  # shared by relations and prototypes: the 2D matching space
+        self.project = mlp([d, d, 2 * d], init)  # shared by relations and prototypes: the 2D matching space
 
     def relation_representation(self, batch: RelationBatch, obj_preds: torch.Tensor) -> torch.Tensor:
         """(sum P, D) r before projection."""
@@ -146,8 +180,10 @@ class PrototypeEmbeddingTrunk(nn.Module):
         visual = self.entity_visual(batch.roi_features).view(-1, 2, self.mlp_dim)
         words = self.entity_words(obj_preds.long())
         sub, obj = pairs[:, 0], pairs[:, 1]
-        s = self.subject_block(self.subject_gate(self.subject_semantic(words[sub]), self.vis2sem(visual[sub, 0])))
-        o = self.object_block(self.object_gate(self.object_semantic(words[obj]), self.vis2sem(visual[obj, 1])))
+        # both vis2sem calls before both blocks: the reference's order of dropout draws
+        s_visual, o_visual = self.vis2sem(visual[sub, 0]), self.vis2sem(visual[obj, 1])
+        s = self.subject_block(self.subject_gate(self.subject_semantic(words[sub]), s_visual))
+        o = self.object_block(self.object_gate(self.object_semantic(words[obj]), o_visual))
         fused = F.relu(s + o) - (s - o) ** 2
         if self.union_gate is not None:
             if batch.union_features is None:
@@ -190,18 +226,25 @@ class PrototypeEmbeddingNetwork(nn.Module):
         if penet.MLP_DIM < 2 or penet.EMBED_DIM < 1:
             raise ValueError("MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM must be >= 2 and EMBED_DIM >= 1")
         use_spl = spl_enabled(cfg)
+        init = check_init(penet.INIT)
         refiner = EntityRefiner(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, penet.EMBED_DIM,
-                                head.CONTEXT_HIDDEN_DIM, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+                                head.CONTEXT_HIDDEN_DIM, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES, init)
         trunk = PrototypeEmbeddingTrunk(obj_classes, rel_classes, in_channels, in_channels, cfg.GLOVE_DIR,
-                                        penet.EMBED_DIM, penet.MLP_DIM, penet.DROPOUT, union_gate=not use_spl)
+                                        penet.EMBED_DIM, penet.MLP_DIM, penet.DROPOUT, union_gate=not use_spl,
+                                        init=init)
         spl = SPLBranches.from_config(cfg, in_channels, len(rel_classes)) if use_spl else None
         return cls(refiner, trunk, penet.TEMPERATURE, spl)
 
     def forward(self, batch: RelationBatch) -> PredictorOutput:
         obj_logits, obj_preds = self.refiner(batch)
         r = self.trunk.relation_representation(batch, obj_preds)
-        embed = self.trunk.project_relations(r)
-        prototypes = self.trunk.prototypes()
+        # dropout draws in each reference's order: PE-Net projects the relations first, SPL the prototypes
+        if self.spl is None:
+            embed = self.trunk.project_relations(r)
+            prototypes = self.trunk.prototypes()
+        else:
+            prototypes = self.trunk.prototypes()
+            embed = self.trunk.project_relations(r)
         semantic_logits = cosine_logits(embed, prototypes, self.logit_scale)
         extras = {"penet_rel_embed": embed, "penet_prototypes": prototypes}
         if self.spl is None:

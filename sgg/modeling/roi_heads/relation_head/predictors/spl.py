@@ -6,6 +6,7 @@
          P_vis = proj(Dropout(ReLU(Linear V))),  q_vis = proj(Dropout(ReLU r)) + Linear(u - VAE_vis(u))
     z3 = ... z_con = exp(tau3) cos(q_con, P_con)        conceptual: predicate text embeddings T (offline file)
          P_con = Linear(VAE_con(T)),             q_con = Linear(Dropout(ReLU r))
+    (every Dropout draws its own mask: the visual and conceptual queries do not share one)
     z  = z1 + z2 + z3 (enabled branches; z0 standardised alone when none is)
 
 Fix of the reference code: w1..w3 are registered ``nn.Parameter``s (learnt, in the state dict and checkpoints); the
@@ -210,7 +211,6 @@ class SPLBranches(nn.Module):
     def forward(self, r: torch.Tensor, semantic_logits: torch.Tensor, semantic_prototypes: torch.Tensor,
                 union_features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         base = standardize(self.base_classifier(r))
-        hidden = self.dropout(F.relu(r))
         extras: Dict[str, torch.Tensor] = {}
         fused = []
         if self.semantic:
@@ -223,16 +223,18 @@ class SPLBranches(nn.Module):
             # the reference lets the VAE loss reach the union-feature extractor (it can shrink the features);
             # DETACH_VAE_INPUT feeds the VAE a detached copy instead
             vae_input = union_features.detach() if self.detach_vae_input else union_features
-            recon, mu, logvar = self.vis_vae(vae_input)
-            query = self.vis_project(hidden) + self.vis_residual(union_features - recon)
+            # each branch draws its own dropout mask on r, as the reference (prototypes, relations, then the VAE)
             prototypes = self.vis_project(self.dropout(F.relu(self.vis_prototype_in(self.visual_prototypes))))
+            relations = self.vis_project(self.dropout(F.relu(r)))
+            recon, mu, logvar = self.vis_vae(vae_input)
+            query = relations + self.vis_residual(union_features - recon)
             fused.append(self.fuse("vis", base, cosine_logits(query, prototypes, self.logit_scales["vis"])))
             extras.update(spl_vis_prototypes=prototypes, spl_vis_vae_input=vae_input,
                           spl_vis_vae_recon=recon, spl_vis_vae_mu=mu, spl_vis_vae_logvar=logvar)
         if "con" in self.branches:
             recon, mu, logvar = self.con_vae(self.concept_prototypes)
             prototypes = self.con_prototype_project(recon)
-            query = self.con_project(hidden)
+            query = self.con_project(self.dropout(F.relu(r)))
             fused.append(self.fuse("con", base, cosine_logits(query, prototypes, self.logit_scales["con"])))
             extras.update(spl_con_prototypes=prototypes, spl_con_vae_input=self.concept_prototypes,
                           spl_con_vae_recon=recon, spl_con_vae_mu=mu, spl_con_vae_logvar=logvar)
