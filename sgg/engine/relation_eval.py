@@ -16,6 +16,7 @@ from sgg.config import get_protocol
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator, write_results
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
 from sgg.utils import comm
+from sgg.utils.errors import EvaluationError
 
 from .inference import run_inference
 
@@ -33,7 +34,7 @@ def groundtruth_lookup(dataset) -> Callable:
 
     def lookup(image_id):
         if image_id not in index_of:
-            raise KeyError(f"image id {image_id!r} of the predictions is not in dataset {name} "
+            raise EvaluationError(f"image id {image_id!r} of the predictions is not in dataset {name} "
                            f"({len(index_of)} images); was it written for another split or filter setting?")
         return groundtruth_to_eval_fields(dataset.get_groundtruth(index_of[image_id], evaluation=True))
 
@@ -84,7 +85,10 @@ def evaluate_relations(cfg, model, data_loader, output_dir: Optional[str] = None
         writer = PredictionFileWriter(os.path.join(output_dir, f"predictions{suffix}.sgg"), {
             "mode": evaluator.mode, "num_predicates": evaluator.num_predicates, "ks": list(evaluator.ks),
             "relation_nms": evaluator.relation_nms, "legacy_iou": evaluator.legacy_iou,
-            "dataset": getattr(dataset, "name", ""), "predicate_names": list(dataset.ind_to_predicates)})
+            "dataset": getattr(dataset, "name", ""), "predicate_names": list(dataset.ind_to_predicates),
+            # what else decides the numbers, so that tools/evaluate.py reproduces them under any config
+            "iou_threshold": evaluator.iou_threshold, "predicate_counts": evaluator.predicate_counts,
+            "split_rule": evaluator.split_rule})
 
     def consume(index: int, prediction) -> None:
         image_id = _image_id(dataset, index)
