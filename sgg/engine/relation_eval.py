@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -27,9 +27,14 @@ def _image_id(dataset, index: int):
     return dataset.get_img_info(index)["image_id"]
 
 
+def dataset_image_ids(dataset) -> List:
+    """The image ids of a dataset, in dataset order."""
+    return [_image_id(dataset, i) for i in range(len(dataset))]
+
+
 def groundtruth_lookup(dataset) -> Callable:
     """``lookup(image_id)`` -> the evaluator's GT mapping of that image (``get_groundtruth(evaluation=True)``)."""
-    index_of = {_image_id(dataset, i): i for i in range(len(dataset))}
+    index_of = {image_id: i for i, image_id in enumerate(dataset_image_ids(dataset))}
     name = getattr(dataset, "name", type(dataset).__name__)
 
     def lookup(image_id):
