@@ -300,11 +300,11 @@ def evaluate_prediction_file(path: str, groundtruth_lookup: Callable[[Any], Mapp
     except ValueError as err:
         raise EvaluationError(f"{path}: the file's metadata does not make an evaluator: {err}") from None
     for record in reader:
-        groundtruth = groundtruth_lookup(record.image_id)
         try:
+            groundtruth = groundtruth_lookup(record.image_id)
             evaluator.update(groundtruth, record.ranked, image_id=record.image_id)
-        except EvaluationError:
-            raise
-        except (ValueError, IndexError, KeyError, TypeError) as err:  # a prediction that does not fit its GT
+        except (ValueError, IndexError, KeyError, TypeError) as err:  # an unknown image, a prediction not fitting
+            if str(err).startswith(path):
+                raise
             raise EvaluationError(f"{path}: {err}") from None
     return evaluator

@@ -212,3 +212,11 @@ def test_unknown_or_missing_files_are_reported(data_root, split, tmp_path):
     foreign.write_bytes(b"PK\x03\x04 a zip file")
     with pytest.raises(EvaluationError, match=f"{foreign}: not a scene graph prediction file"):
         _run(data_root, [str(foreign)])
+
+
+def test_a_prediction_for_an_image_outside_the_dataset_is_reported(data_root, split, tmp_path):
+    image_id, gt, prediction = split["images"][0]
+    stray = _write(tmp_path / "stray.sgg", split, split["images"][1:] + [(999999, gt, prediction)])
+    with pytest.raises(EvaluationError, match=f"{stray}: image id 999999 of the predictions is not in dataset "
+                                              f"SyntheticVG_test"):
+        _run(data_root, [stray], "--output-dir", str(tmp_path / "out"))
