@@ -7,8 +7,8 @@ The images are those of benchmarks/bench_eval.py (80 boxes, 6,320 pairs, 51 pred
 exactly what ``PredictionFileWriter`` keeps (ranking done once, before any timing). Timed: writing the records
 (compact: the writer's own ``_write_record``; HDF5: resizable chunked datasets, one per array, appended 1,000 images
 at a time, an index of per-image lengths; fletcher32 on every dataset, optionally gzip level 4 + shuffle) and reading
-them back image by image (the raw arrays of each image; compact: ``PredictionFileReader``'s block and array reads, CRCs checked;
-HDF5: blocks of 1,000 images, fletcher32 verified by the library).
+them back image by image (the raw arrays of each image; compact: ``PredictionFileReader``'s block and array reads,
+CRCs checked; HDF5: blocks of 1,000 images, fletcher32 verified by the library).
 """
 import argparse
 import os

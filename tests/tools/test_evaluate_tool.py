@@ -6,12 +6,14 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from sgg.config import load_config
 from sgg.data import build_dataset, get_dataset_statistics
 from sgg.data.synthetic import generate_synthetic_vg
 from sgg.engine.relation_eval import dataset_evaluator_kwargs, dataset_image_ids, groundtruth_lookup
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator
+from sgg.structures import BoxList
 from sgg.utils.errors import EvaluationError, RunError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -220,3 +222,56 @@ def test_a_prediction_for_an_image_outside_the_dataset_is_reported(data_root, sp
     with pytest.raises(EvaluationError, match=f"{stray}: image id 999999 of the predictions is not in dataset "
                                               f"SyntheticVG_test"):
         _run(data_root, [stray], "--output-dir", str(tmp_path / "out"))
+
+
+class _GTCopyModel(torch.nn.Module):
+    """Returns the GT boxes (jittered) with seeded random relation scores, boosted on about half of the GT
+    relations: a stand-in for a trained SGDet model."""
+
+    def __init__(self, num_predicates):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.num_predicates = num_predicates
+        self.generator = torch.Generator().manual_seed(7)
+
+    def forward(self, images, targets):
+        outputs = []
+        for target in targets:
+            n = len(target)
+            boxes = target.bbox + torch.rand(n, 4, generator=self.generator) * 2
+            output = BoxList(boxes, target.size, mode="xyxy")
+            output.add_field("pred_labels", target.get_field("labels"))
+            output.add_field("pred_scores", torch.rand(n, generator=self.generator) + 0.1)
+            pairs = torch.nonzero(~torch.eye(n, dtype=torch.bool))
+            output.add_field("rel_pair_idxs", pairs)
+            scores = torch.rand(len(pairs), self.num_predicates, generator=self.generator)
+            for sub, obj, predicate in target.get_field("relation_tuple").tolist():  # about half the GT found
+                if torch.rand(1, generator=self.generator).item() < 0.5:
+                    scores[sub * (n - 1) + obj - int(obj > sub), predicate] += 5.0
+            output.add_field("pred_rel_scores", scores.softmax(-1))
+            outputs.append(output)
+        return outputs
+
+
+def test_a_test_runs_file_reproduces_its_numbers_under_another_config(data_root, split, tmp_path):
+    from sgg.data import build_data_loader
+    from sgg.engine.relation_eval import evaluate_relations
+    from sgg.evaluation import read_prediction_file
+
+    cfg = load_config(CONFIG, _opts(data_root) + ["OUTPUT_DIR", str(tmp_path / "run"), "TEST.IMS_PER_BATCH", "4",
+                                                  "DATALOADER.NUM_WORKERS", "0"])
+    statistics = get_dataset_statistics(cfg)
+    loader = build_data_loader(cfg, "test", for_training=False)[0]
+    folder = tmp_path / "run" / "inference" / "SyntheticVG_test"
+    model = _GTCopyModel(len(split["dataset"].ind_to_predicates))
+    run = evaluate_relations(cfg, model, loader, str(folder), statistics, save_predictions=True)
+    meta = read_prediction_file(str(folder / "predictions.sgg")).meta
+    np.testing.assert_array_equal(meta["predicate_counts"], split["counts"])
+    assert meta["iou_threshold"] == 0.5 and meta["split_rule"] == "thirds"
+
+    _run(data_root, [str(folder / "predictions.sgg")], config_opts=_opts(data_root, 30))
+    again = json.loads((folder / "results_reeval.json").read_text())
+    keys = [k for k in run if "@" in k and k.split("_")[0] in ("head", "body", "tail", "R@100", "mR@100")]
+    assert len(keys) >= 18 and run["tail_mR@100"] > 0
+    for key in keys:
+        assert again[key] == pytest.approx(run[key]), key
