@@ -185,3 +185,21 @@ def test_every_single_bit_flip_is_detected_with_the_file_name(tmp_path, make_ima
         else:
             np.testing.assert_equal(results, expected, err_msg=f"bit {bit} changed the numbers silently")
     assert detected == len(bits)  # CRC-32 detects every single-bit error, and magic / lengths are checked
+
+
+def test_damage_in_a_version_1_file_never_escapes_as_a_raw_error(tmp_path):
+    # format 1 has no checksums, so a flip may change numbers unseen; but whatever fails must name the file
+    data = open(fixture_path("predictions_v1.sgg"), "rb").read()
+    stored = np.load(fixture_path("predictions_v1_inputs.npz"))
+    gts = {i: {k: stored[f"{i}_gt_{k}"] for k in ("boxes", "labels", "relations")} for i in range(4)}
+    bad = str(tmp_path / "flipped_v1.sgg")
+    failures = 0
+    for bit in np.random.default_rng(1).choice(len(data) * 8, 300, replace=False).tolist():
+        with open(bad, "wb") as f:
+            f.write(_flip(data, bit))
+        try:
+            evaluate_prediction_file(bad, gts.__getitem__).compute()
+        except EvaluationError as err:
+            assert bad in str(err), f"bit {bit}: {err}"
+            failures += 1
+    assert failures > 30  # headers and lengths are damaged often enough to exercise the error paths
