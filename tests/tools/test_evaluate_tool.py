@@ -275,3 +275,12 @@ def test_a_test_runs_file_reproduces_its_numbers_under_another_config(data_root,
     assert len(keys) >= 18 and run["tail_mR@100"] > 0
     for key in keys:
         assert again[key] == pytest.approx(run[key]), key
+
+
+def test_shards_written_with_different_counts_are_refused(data_root, split, tmp_path):
+    images = split["images"]
+    first = _write(tmp_path / "a" / "predictions_rank0.sgg", split, images[:6])
+    second = _write(tmp_path / "b" / "predictions_rank1.sgg", split, images[6:], counts=False)
+    with pytest.raises(EvaluationError, match="written with different head/body/tail counts or match IoU"):
+        _run(data_root, [first, second], "--output-dir", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
