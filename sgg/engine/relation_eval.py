@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from sgg.config import get_protocol
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator, write_results
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
 from sgg.utils import comm
+from sgg.utils.errors import EvaluationError
 
 from .inference import run_inference
 
@@ -26,14 +27,19 @@ def _image_id(dataset, index: int):
     return dataset.get_img_info(index)["image_id"]
 
 
+def dataset_image_ids(dataset) -> List:
+    """The image ids of a dataset, in dataset order."""
+    return [_image_id(dataset, i) for i in range(len(dataset))]
+
+
 def groundtruth_lookup(dataset) -> Callable:
     """``lookup(image_id)`` -> the evaluator's GT mapping of that image (``get_groundtruth(evaluation=True)``)."""
-    index_of = {_image_id(dataset, i): i for i in range(len(dataset))}
+    index_of = {image_id: i for i, image_id in enumerate(dataset_image_ids(dataset))}
     name = getattr(dataset, "name", type(dataset).__name__)
 
     def lookup(image_id):
         if image_id not in index_of:
-            raise KeyError(f"image id {image_id!r} of the predictions is not in dataset {name} "
+            raise EvaluationError(f"image id {image_id!r} of the predictions is not in dataset {name} "
                            f"({len(index_of)} images); was it written for another split or filter setting?")
         return groundtruth_to_eval_fields(dataset.get_groundtruth(index_of[image_id], evaluation=True))
 
@@ -84,7 +90,10 @@ def evaluate_relations(cfg, model, data_loader, output_dir: Optional[str] = None
         writer = PredictionFileWriter(os.path.join(output_dir, f"predictions{suffix}.sgg"), {
             "mode": evaluator.mode, "num_predicates": evaluator.num_predicates, "ks": list(evaluator.ks),
             "relation_nms": evaluator.relation_nms, "legacy_iou": evaluator.legacy_iou,
-            "dataset": getattr(dataset, "name", ""), "predicate_names": list(dataset.ind_to_predicates)})
+            "dataset": getattr(dataset, "name", ""), "predicate_names": list(dataset.ind_to_predicates),
+            # what else decides the numbers, so that tools/evaluate.py reproduces them under any config
+            "iou_threshold": evaluator.iou_threshold, "predicate_counts": evaluator.predicate_counts,
+            "split_rule": evaluator.split_rule})
 
     def consume(index: int, prediction) -> None:
         image_id = _image_id(dataset, index)

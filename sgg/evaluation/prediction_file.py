@@ -7,23 +7,32 @@ rankings computed from the fp32 scores (pair order, each pair's graph-constraine
 list, the pair-accuracy list), so re-evaluating a file reproduces the in-memory metrics exactly even where fp16
 rounding would tie or swap scores.
 
-Layout (little endian): ``b"SGGPRED1"``, uint32 n, n bytes of JSON metadata; then per image a uint32 n, an n-byte
-JSON header ``{"image_id", "graph_count", "arrays": [[name, dtype, shape], ...]}`` followed by the raw arrays in that
-order; finally a header ``{"end": true, "num_images": N}``. Records stream in and out one image at a time; no pickle.
+Layout (format version 2, little endian): ``b"SGGPRED2"``, then blocks of ``uint32 n, uint32 crc32, n bytes of JSON``
+(the CRC-32 covers the JSON bytes). The first block is the metadata; per image a block
+``{"image_id", "graph_count", "arrays": [[name, dtype, shape], ...], "crc32": C}`` is followed by the raw arrays in
+that order (``C`` is the CRC-32 of those array bytes); finally a block ``{"end": true, "num_images": N}``. Every byte
+is covered by a magic, a length or a checksum, so any single-bit corruption is reported with the file name
+(CRC-32 detects every single-bit error). Version 1 files (``b"SGGPRED1"``, the same blocks without CRCs) are still
+read, unchecked. Records stream in and out one image at a time; no pickle.
 """
 from __future__ import annotations
 
 import json
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import numpy as np
 
+from sgg.utils.errors import EvaluationError
+
 from .inputs import check_mode, parse_groundtruth, parse_prediction
 from .ranking import RankedPrediction, rank_prediction
 
-MAGIC = b"SGGPRED1"
+MAGIC = b"SGGPRED2"
+FORMAT_VERSION = 2
+MAGIC_V1 = b"SGGPRED1"  # still readable (no checksums)
 _LEN = struct.Struct("<I")
 _DTYPES = {"float32": "<f4", "float16": "<f2", "int32": "<i4", "int16": "<i2", "int64": "<i8"}
 
@@ -39,8 +48,10 @@ class PredictionFileWriter:
     """Append one image at a time to a compact prediction file.
 
     ``meta`` needs ``mode`` and ``num_predicates``; optional ``ks`` (default (20, 50, 100); the largest K is kept),
-    ``relation_nms``/``relation_nms_iou``/``legacy_iou`` (they change the stored ranking); anything else JSON-able
-    (dataset name, predicate_names, model...) is stored as is.
+    ``relation_nms``/``relation_nms_iou``/``legacy_iou`` (they change the stored ranking); optional
+    ``predicate_counts``, ``split_rule`` and ``iou_threshold`` (the run's head/body/tail counts and match IoU, so that
+    a re-evaluation gives the run's numbers whatever config it is given); anything else JSON-able (dataset name,
+    predicate_names, model...) is stored as is.
     """
 
     def __init__(self, path: str, meta: Mapping):
@@ -56,13 +67,15 @@ class PredictionFileWriter:
         meta.setdefault("relation_nms", False)
         meta.setdefault("relation_nms_iou", 0.6)
         meta.setdefault("legacy_iou", True)
-        meta["format_version"] = 1
+        if meta.get("predicate_counts") is not None:
+            meta["predicate_counts"] = [float(c) for c in np.asarray(meta["predicate_counts"]).reshape(-1)]
+        meta["format_version"] = FORMAT_VERSION
         self.meta = meta
         self.path = path
         self.num_images = 0
         self._file = open(path, "wb")
-        blob = json.dumps(meta).encode()
-        self._file.write(MAGIC + _LEN.pack(len(blob)) + blob)
+        self._file.write(MAGIC)
+        self._write_block(meta)
 
     def add(self, image_id, prediction: Mapping, groundtruth: Optional[Mapping] = None) -> RankedPrediction:
         """Rank and write one image; returns its :class:`RankedPrediction` (so the caller can also pass it to
@@ -115,17 +128,20 @@ class PredictionFileWriter:
         self.num_images += 1
         return ranked
 
+    def _write_block(self, content: dict) -> None:
+        blob = json.dumps(content).encode()
+        self._file.write(_LEN.pack(len(blob)) + _LEN.pack(zlib.crc32(blob)) + blob)
+
     def _write_record(self, header: dict, arrays: Dict[str, np.ndarray]) -> None:
         header["arrays"] = [[name, str(a.dtype), list(a.shape)] for name, a in arrays.items()]
-        blob = json.dumps(header).encode()
-        self._file.write(_LEN.pack(len(blob)) + blob)
-        for name, a in arrays.items():
-            self._file.write(np.ascontiguousarray(a, dtype=_DTYPES[str(a.dtype)]).tobytes())
+        payload = b"".join(np.ascontiguousarray(a, dtype=_DTYPES[str(a.dtype)]).tobytes() for a in arrays.values())
+        header["crc32"] = zlib.crc32(payload)
+        self._write_block(header)
+        self._file.write(payload)
 
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
-            blob = json.dumps({"end": True, "num_images": self.num_images}).encode()
-            self._file.write(_LEN.pack(len(blob)) + blob)
+            self._write_block({"end": True, "num_images": self.num_images})
             self._file.close()
 
     def __enter__(self) -> "PredictionFileWriter":
@@ -136,38 +152,87 @@ class PredictionFileWriter:
 
 
 class PredictionFileReader:
-    """Iterate over the :class:`PredictionRecord` of a file; ``meta`` holds the writer's metadata."""
+    """Iterate over the :class:`PredictionRecord` of a file; ``meta`` holds the writer's metadata.
+
+    A damaged file (bad magic, truncation, checksum mismatch, undecodable content) raises :class:`EvaluationError`
+    naming the file."""
 
     def __init__(self, path: str):
         self.path = path
+        self.version = None
         with open(path, "rb") as f:
             self.meta = self._read_meta(f)
 
+    def _damaged(self, what: str) -> EvaluationError:
+        return EvaluationError(f"{self.path}: damaged prediction file ({what}); write it again with "
+                               f"tools/relation_test_net.py")
+
     def _read_meta(self, f) -> dict:
         magic = f.read(len(MAGIC))
-        if magic != MAGIC:
-            raise ValueError(f"{self.path}: not a scene graph prediction file (bad magic {magic!r})")
-        return json.loads(self._read_exact(f, _LEN.unpack(self._read_exact(f, 4))[0]))
+        if magic not in (MAGIC, MAGIC_V1):
+            raise EvaluationError(f"{self.path}: not a scene graph prediction file (bad magic {magic!r}, expected "
+                                  f"{MAGIC!r} or {MAGIC_V1!r})")
+        self.version = 2 if magic == MAGIC else 1
+        meta = self._read_block(f, "metadata")
+        required = {"mode": str, "num_predicates": int, "ks": list, "top_k": int, "relation_nms": bool}
+        for key, kind in required.items():
+            if not isinstance(meta.get(key), kind):
+                raise self._damaged(f"metadata field {key!r}: expected {kind.__name__}, got {meta.get(key)!r}")
+        return meta
 
     def _read_exact(self, f, n: int) -> bytes:
         data = f.read(n)
         if len(data) != n:
-            raise ValueError(f"{self.path}: truncated prediction file (writer not closed?)")
+            raise EvaluationError(f"{self.path}: truncated prediction file (writer not closed?)")
         return data
+
+    def _read_block(self, f, what: str) -> dict:
+        """One JSON block (length, in version 2 a CRC-32, the JSON bytes) as a dict."""
+        size = _LEN.unpack(self._read_exact(f, 4))[0]
+        crc = _LEN.unpack(self._read_exact(f, 4))[0] if self.version == 2 else None
+        blob = self._read_exact(f, size)
+        if crc is not None and zlib.crc32(blob) != crc:
+            raise self._damaged(f"checksum mismatch in the {what}")
+        try:
+            content = json.loads(blob)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise self._damaged(f"{what} is not valid JSON: {err}") from None
+        if not isinstance(content, dict):
+            raise self._damaged(f"{what} is not a JSON object")
+        return content
 
     def __iter__(self) -> Iterator[PredictionRecord]:
         with open(self.path, "rb") as f:
             self._read_meta(f)
+            count = 0
             while True:
-                header = json.loads(self._read_exact(f, _LEN.unpack(self._read_exact(f, 4))[0]))
+                where = f"record {count}"
+                header = self._read_block(f, where)
                 if header.get("end"):
+                    if header.get("num_images") != count:
+                        raise self._damaged(f"end block counts {header.get('num_images')!r} images, read {count}")
                     return
-                arrays = {}
-                for name, dtype, shape in header["arrays"]:
-                    dt = np.dtype(_DTYPES[dtype])
-                    count = int(np.prod(shape)) if shape else 1
-                    arrays[name] = np.frombuffer(self._read_exact(f, count * dt.itemsize), dtype=dt).reshape(shape)
-                yield self._record(header, arrays)
+                try:
+                    arrays = self._read_arrays(f, header)
+                    record = self._record(header, arrays)
+                except EvaluationError:
+                    raise
+                except (KeyError, IndexError, TypeError, ValueError) as err:  # v1 files have no checksum
+                    raise self._damaged(f"{where}: {type(err).__name__}: {err}") from None
+                count += 1
+                yield record
+
+    def _read_arrays(self, f, header: dict) -> Dict[str, np.ndarray]:
+        layout = [(name, np.dtype(_DTYPES[dtype]), [int(n) for n in shape]) for name, dtype, shape in header["arrays"]]
+        sizes = [int(np.prod(shape)) * dt.itemsize if shape else dt.itemsize for _, dt, shape in layout]
+        payload = self._read_exact(f, sum(sizes))
+        if self.version == 2 and zlib.crc32(payload) != header["crc32"]:
+            raise self._damaged(f"checksum mismatch in the arrays of image {header.get('image_id')!r}")
+        arrays, offset = {}, 0
+        for (name, dt, shape), size in zip(layout, sizes):
+            arrays[name] = np.frombuffer(payload, dtype=dt, count=size // dt.itemsize, offset=offset).reshape(shape)
+            offset += size
+        return arrays
 
     def _record(self, header: dict, arrays: Dict[str, np.ndarray]) -> PredictionRecord:
         pairs = arrays["rel_pair_idxs"].astype(np.int64)
@@ -211,8 +276,9 @@ def evaluate_prediction_file(path: str, groundtruth_lookup: Callable[[Any], Mapp
     kwargs = dict(evaluator_kwargs)
     for key in ("mode", "num_predicates", "ks", "relation_nms", "relation_nms_iou"):
         kwargs.setdefault(key, meta[key])
-    if "predicate_names" in meta:
-        kwargs.setdefault("predicate_names", meta["predicate_names"])
+    for key in ("predicate_names", "predicate_counts", "split_rule", "iou_threshold"):
+        if meta.get(key) is not None:
+            kwargs.setdefault(key, meta[key])
     if meta["relation_nms"]:
         kwargs.setdefault("legacy_iou", meta["legacy_iou"])
     checks = {"mode": kwargs["mode"] == meta["mode"],
@@ -224,10 +290,21 @@ def evaluate_prediction_file(path: str, groundtruth_lookup: Callable[[Any], Mapp
         checks["legacy_iou"] = bool(kwargs["legacy_iou"]) == bool(meta["legacy_iou"])
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
-        raise ValueError(f"{path}: evaluator settings {', '.join(bad)} do not fit the file (mode={meta['mode']}, "
-                         f"num_predicates={meta['num_predicates']}, largest K={meta['top_k']}, "
-                         f"relation_nms={meta['relation_nms']})")
-    evaluator = SceneGraphEvaluator(**kwargs)
+        raise EvaluationError(f"{path}: evaluator settings {', '.join(bad)} do not fit the file (mode={meta['mode']}, "
+                              f"num_predicates={meta['num_predicates']}, largest K={meta['top_k']}, "
+                              f"relation_nms={meta['relation_nms']})")
+    try:
+        evaluator = SceneGraphEvaluator(**kwargs)
+    except EvaluationError:
+        raise
+    except ValueError as err:
+        raise EvaluationError(f"{path}: the file's metadata does not make an evaluator: {err}") from None
     for record in reader:
-        evaluator.update(groundtruth_lookup(record.image_id), record.ranked, image_id=record.image_id)
+        try:
+            groundtruth = groundtruth_lookup(record.image_id)
+            evaluator.update(groundtruth, record.ranked, image_id=record.image_id)
+        except (ValueError, IndexError, KeyError, TypeError) as err:  # an unknown image, a prediction not fitting
+            if str(err).startswith(path):
+                raise
+            raise EvaluationError(f"{path}: {err}") from None
     return evaluator

@@ -25,10 +25,13 @@ def _details(results: dict, key: str, names: Optional[Sequence[str]]) -> str:
 
 
 def format_results(results: dict, predicate_names: Optional[Sequence[str]] = None,
-                   detection_map: Optional[float] = None, extras: bool = True) -> str:
+                   detection_map: Optional[float] = None, extras: bool = True, note: Optional[str] = None) -> str:
     """SGB's block: separator, optional detection line, R, ng-R, zR, ng-zR, mR + details, ng-mR + details,
-    A (predcls/sgcls only), separator. Then, with ``extras``, F@K, ng-F@K and head/body/tail mR lines."""
+    A (predcls/sgcls only), separator. Then, with ``extras``, F@K, ng-F@K and head/body/tail mR lines.
+    A ``note`` (e.g. "Scored 40 of 1000 images ...") is printed as a header line right after the first separator."""
     text = "\n" + RULE
+    if note:
+        text += note.rstrip("\n") + "\n" + RULE
     if detection_map is not None:
         text += "Detection evaluation mAp=%.4f\n" % detection_map + RULE
     text += _line(results, "R", "R", "Recall(Main)")
@@ -70,11 +73,16 @@ def _json_safe(value):
     return value
 
 
-def write_results(results: dict, text: str, out_dir: str) -> dict:
-    """Write ``results.json`` (every number incl. per predicate; NaN as null) and ``results.txt`` (the text block)
+def results_paths(out_dir: str, stem: str = "results") -> dict:
+    """``{"json": out_dir/<stem>.json, "txt": out_dir/<stem>.txt}``."""
+    return {"json": os.path.join(out_dir, f"{stem}.json"), "txt": os.path.join(out_dir, f"{stem}.txt")}
+
+
+def write_results(results: dict, text: str, out_dir: str, stem: str = "results") -> dict:
+    """Write ``<stem>.json`` (every number incl. per predicate; NaN as null) and ``<stem>.txt`` (the text block)
     into ``out_dir``; return the two paths."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {"json": os.path.join(out_dir, "results.json"), "txt": os.path.join(out_dir, "results.txt")}
+    paths = results_paths(out_dir, stem)
     with open(paths["json"], "w") as f:
         json.dump(_json_safe(results), f, indent=1, allow_nan=False)
         f.write("\n")

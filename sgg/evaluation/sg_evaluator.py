@@ -243,10 +243,11 @@ class SceneGraphEvaluator:
         return results
 
     def format(self, detection_map: Optional[float] = None, results: Optional[dict] = None,
-               extras: bool = True) -> str:
-        """SGB's printed block, line for line (PROTOCOL.md 2.4), then F@K and head/body/tail lines."""
+               extras: bool = True, note: Optional[str] = None) -> str:
+        """SGB's printed block, line for line (PROTOCOL.md 2.4), then F@K and head/body/tail lines; ``note`` is an
+        optional header line (see :func:`format_results`)."""
         results = self.compute() if results is None else results
-        return format_results(results, self.predicate_names, detection_map, extras)
+        return format_results(results, self.predicate_names, detection_map, extras, note)
 
 
 def _normalise(value):

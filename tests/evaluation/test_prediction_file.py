@@ -6,6 +6,7 @@ import pytest
 
 from sgg.evaluation import (PredictionFileWriter, SceneGraphEvaluator, evaluate_prediction_file,
                             read_prediction_file)
+from sgg.utils.errors import EvaluationError
 
 C = 11
 KS = (3, 10, 25)
@@ -120,3 +121,85 @@ def test_writer_streams_and_checks_its_input(tmp_path, make_image, rng):
     writer.close()
     assert sizes[0] < sizes[1] < sizes[2]  # written image by image, not held until close
     assert len(list(read_prediction_file(path))) == 3
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def fixture_path(name):
+    path = os.path.join(FIXTURES, name)
+    assert os.path.isfile(path), f"missing test fixture {path}"
+    return path
+
+
+def test_version_1_files_are_still_read():
+    # predictions_v1.sgg was written by the format-1 writer (commit 8aeef7b) from the images stored in
+    # predictions_v1_inputs.npz (tests/evaluation/conftest.random_image, seed 25, 9 predicted boxes, 11 predicates)
+    path = fixture_path("predictions_v1.sgg")
+    stored = np.load(fixture_path("predictions_v1_inputs.npz"))
+    gts, preds = {}, {}
+    for i in range(4):
+        gts[i] = {k: stored[f"{i}_gt_{k}"] for k in ("boxes", "labels", "relations")}
+        preds[i] = {k: stored[f"{i}_pred_{k}"] for k in ("boxes", "labels", "scores", "rel_pair_idxs", "rel_scores")}
+    direct = SceneGraphEvaluator(mode="sgdet", num_predicates=C, ks=(3, 10, 25))
+    for i in range(4):
+        direct.update(gts[i], preds[i], image_id=i)
+    reader = read_prediction_file(path)
+    assert reader.version == 1 and reader.meta["format_version"] == 1
+    from_file = evaluate_prediction_file(path, gts.__getitem__).compute()
+    np.testing.assert_equal(from_file, direct.compute())
+    assert from_file["R@25"] > 0
+
+
+def _flip(data: bytes, bit: int) -> bytes:
+    flipped = bytearray(data)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    return bytes(flipped)
+
+
+def test_every_single_bit_flip_is_detected_with_the_file_name(tmp_path, make_image, rng):
+    images = [make_image(rng, num_pred=7, num_predicates=C) for _ in range(4)]
+    counts = np.array([0, 90, 70, 50, 40, 30, 20, 10, 5, 3, 1])  # head/body/tail stored in the file too
+    path = str(tmp_path / "ok.sgg")
+    with PredictionFileWriter(path, {"mode": "sgdet", "num_predicates": C, "ks": [5, 12],
+                                     "predicate_counts": counts, "iou_threshold": 0.5}) as writer:
+        for i, (gt, pred) in enumerate(images):
+            writer.add(i, pred)
+    assert read_prediction_file(path).version == 2
+    lookup = {i: gt for i, (gt, _) in enumerate(images)}.__getitem__
+    expected = evaluate_prediction_file(path, lookup).compute()
+    assert expected["R@12"] > 0 and "tail_mR@12" in expected
+    data = open(path, "rb").read()
+    # every bit of the magic and the metadata block's length and CRC, then 500 bits spread over the whole file
+    bits = list(range(16 * 8)) + sorted(np.random.default_rng(0).choice(len(data) * 8, 500, replace=False).tolist())
+    bad = str(tmp_path / "flipped.sgg")
+    detected = 0
+    for bit in bits:
+        with open(bad, "wb") as f:
+            f.write(_flip(data, bit))
+        try:
+            results = evaluate_prediction_file(bad, lookup).compute()
+        except EvaluationError as err:
+            assert bad in str(err), f"bit {bit}: {err}"
+            detected += 1
+        else:
+            np.testing.assert_equal(results, expected, err_msg=f"bit {bit} changed the numbers silently")
+    assert detected == len(bits)  # CRC-32 detects every single-bit error, and magic / lengths are checked
+
+
+def test_damage_in_a_version_1_file_never_escapes_as_a_raw_error(tmp_path):
+    # format 1 has no checksums, so a flip may change numbers unseen; but whatever fails must name the file
+    data = open(fixture_path("predictions_v1.sgg"), "rb").read()
+    stored = np.load(fixture_path("predictions_v1_inputs.npz"))
+    gts = {i: {k: stored[f"{i}_gt_{k}"] for k in ("boxes", "labels", "relations")} for i in range(4)}
+    bad = str(tmp_path / "flipped_v1.sgg")
+    failures = 0
+    for bit in np.random.default_rng(1).choice(len(data) * 8, 300, replace=False).tolist():
+        with open(bad, "wb") as f:
+            f.write(_flip(data, bit))
+        try:
+            evaluate_prediction_file(bad, gts.__getitem__).compute()
+        except EvaluationError as err:
+            assert bad in str(err), f"bit {bit}: {err}"
+            failures += 1
+    assert failures > 30  # headers and lengths are damaged often enough to exercise the error paths
