@@ -11,9 +11,10 @@ from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import GlobalContextLoss
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.linknet import (RelationalEmbedding, global_image_features,
-                                                                     multi_label_targets, pair_layout,
-                                                                     relative_layout)
+from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
+from sgg.modeling.roi_heads.relation_head.predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, RelationalEmbedding,
+                                                                     global_image_features, multi_label_targets,
+                                                                     padded_length, pair_layout, relative_layout)
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 
@@ -59,8 +60,7 @@ def make_image(mode, n, training, g, size=(100, 80)):
         labels[0] = 0  # an unmatched detection
     if mode != "sgdet" or training:
         boxes.add_field("labels", labels)
-    if mode != "predcls":
-        boxes.add_field("predict_logits", torch.randn(n, C, generator=g))
+    boxes.add_field("predict_logits", torch.randn(n, C, generator=g))  # every protocol (LinkNet's O0)
     if mode == "sgdet":
         boxes.add_field("boxes_per_cls", boxes.bbox[:, None, :] + torch.rand(n, C, 4, generator=g) * 2)
     return boxes
@@ -161,13 +161,33 @@ def test_global_image_feature_averages_each_image_over_its_own_extent():
     fmap[1, 0, 2:] = 100.0
     coarse = torch.zeros(2, 1, 2, 2)
     coarse[0], coarse[1] = 1.0, 5.0
-    one_map = global_image_features({"0": fmap}, [(8, 8), (4, 8)])
+    sizes, unpadded = [(8, 8), (4, 8)], ()  # no size divisibility: the batch is the largest image
+    one_map = global_image_features({"0": fmap}, sizes, region="image", size_divisibility=unpadded)
     assert torch.allclose(one_map, torch.tensor([[7.5], [3.0]]))  # mean of 0..15; padding ignored
     # the coarse map's valid extent for a 4-of-8 high image is its first row (ceil(4 * 2 / 8) = 1)
-    both = global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)])
+    both = global_image_features({"0": fmap, "1": coarse}, sizes, region="image", size_divisibility=unpadded)
     assert torch.allclose(both, torch.tensor([[(7.5 + 1.0) / 2], [(3.0 + 5.0) / 2]]))
-    assert torch.allclose(global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)], ["1"]),
-                          torch.tensor([[1.0], [5.0]]))
+    assert torch.allclose(global_image_features({"0": fmap, "1": coarse}, sizes, ["1"], region="image",
+                                                size_divisibility=unpadded), torch.tensor([[1.0], [5.0]]))
+    # "padded" (the LinkNet default, the reference's AdaptiveAvgPool2d): the whole map, padding included
+    assert torch.allclose(global_image_features({"0": fmap}, sizes, region="padded", size_divisibility=unpadded),
+                          torch.tensor([[7.5], [(8 * 3.0 + 8 * 100.0) / 16]]))
+
+
+def test_global_image_feature_excludes_the_size_divisibility_padding():
+    # one 20 x 28 image padded to 32 x 32 (the detector's multiple of 32): a stride-4 map of 8 x 8 cells has the
+    # image in its first ceil(20 / 4) = 5 rows and ceil(28 / 4) = 7 columns; the other 29 cells are padding
+    fmap = torch.full((1, 1, 8, 8), 50.0)
+    fmap[0, 0, :5, :7] = 1.0
+    assert torch.allclose(global_image_features({"0": fmap}, [(20, 28)], region="image"), torch.tensor([[1.0]]))
+    assert torch.allclose(global_image_features({"0": fmap}, [(20, 28)], region="padded"),
+                          torch.tensor([[(35 * 1.0 + 29 * 50.0) / 64]]))
+    # the loader pads first (DATALOADER.SIZE_DIVISIBILITY), then the detector to a multiple of 32
+    assert padded_length(33, (0, 32)) == 64 and padded_length(33, (48, 32)) == 64
+    assert padded_length(100, (64, 32)) == 128 and padded_length(20, ()) == 20
+    assert DETECTOR_SIZE_DIVISIBILITY == GeneralizedRCNN.SIZE_DIVISIBILITY
+    with pytest.raises(ValueError, match="GLOBAL_POOLING.*'valid'"):
+        global_image_features({"0": fmap}, [(20, 28)], region="valid")
 
 
 def test_unknown_global_feature_map_is_named():
@@ -271,6 +291,28 @@ def test_tanh_limit_vision_and_no_vision_variants():
     assert blind(batch).rel_logits.shape == (sum(batch.num_pairs), R)
 
 
+def test_predcls_object_input_is_the_detector_distribution_unless_gt_label():
+    """O0's label part in PredCls: softmax(detector logits) @ K0 (the reference), or the GT label's word vector."""
+    batch = make_batch("predcls", (3, 4), training=False)
+    logits = torch.cat([b.get_field("predict_logits") for b in batch.boxes])
+    labels = torch.cat([b.get_field("labels") for b in batch.boxes])
+    model = build("predcls").eval()
+    table = model.obj_input_embed.embedding.weight
+    assert torch.allclose(model._object_label_embedding(batch), F.softmax(logits, dim=1) @ table)
+    by_label = build("predcls", "MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT", "gt_label").eval()
+    assert torch.allclose(by_label._object_label_embedding(batch), table[labels])
+    # end to end: the detector's logits move PredCls relation scores by default, and not with "gt_label"
+    shifted = make_batch("predcls", (3, 4), training=False)
+    for boxes in shifted.boxes:
+        boxes.add_field("predict_logits", boxes.get_field("predict_logits").flip(1))
+    with torch.no_grad():
+        assert not torch.allclose(model(batch).rel_logits, model(shifted).rel_logits)
+        assert torch.allclose(by_label(batch).rel_logits, by_label(shifted).rel_logits)
+    shifted.boxes[0].remove_field("predict_logits")
+    with pytest.raises(Exception, match="predict_logits"):
+        model(shifted)
+
+
 def test_loss_falls_on_a_fixed_batch():
     model = build("sgcls").train()
     batch = make_batch("sgcls", (4, 5), training=True, seed=2)
@@ -291,6 +333,8 @@ def test_loss_falls_on_a_fixed_batch():
     ("MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION", "tanh", "GCE_ACTIVATION"),
     ("MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM", "65", "LIMIT_VISION_DIM"),
     ("MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION", "0", "REDUCTION"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING", "valid", "GLOBAL_POOLING"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT", "glove", "OBJECT_LABEL_INPUT"),
 ])
 def test_bad_linknet_keys_are_named(key, value, match):
     with pytest.raises(ValueError, match=match):
