@@ -2,6 +2,7 @@
 the three protocols, and its bad-input errors."""
 import itertools
 import math
+import os
 
 import pytest
 import torch
@@ -360,3 +361,104 @@ def test_feature_maps_of_another_width_are_explained():
 def test_a_predcls_model_rejects_sgcls_batches():
     with pytest.raises(ValueError, match="built for predcls"):
         build("predcls").eval()(make_batch("sgcls", (3,), training=False))
+
+
+# ------------------------------------------------------------------------------------------ golden (reference)
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+GOLDEN_OBJ = ["__background__", "cat", "dog", "street sign", "tree"]
+GOLDEN_REL = ["__background__", "on", "has", "near"]
+GOLDEN_CASES = ["predcls_batch_train", "predcls_image_eval", "sgcls_batch_train", "sgcls_image_eval",
+                "sgdet_batch_train"]
+
+
+def load_golden(name):
+    """A golden fixture of tests/modeling/golden; a missing one fails the test with its file name (never skips)."""
+    path = os.path.join(GOLDEN_DIR, name)
+    if not os.path.isfile(path):
+        pytest.fail(f"golden fixture {path} is missing")
+    return torch.load(path, weights_only=True)
+
+
+def test_a_missing_golden_fixture_fails_with_its_name():
+    with pytest.raises(pytest.fail.Exception, match="golden fixture .*golden/linknet_missing.pt is missing"):
+        load_golden("linknet_missing.pt")
+
+
+def _golden_model(case):
+    """Our LinkNetPredictor with the fixture's dims (embed 6, hidden 8, pooling 10, layout 4, context 5, ROI and
+    union 12, 5 object and 4 predicate classes, no layout dropout) and its seeded weights (strict load)."""
+    gt_box, gt_label = MODE_SWITCHES[case["mode"]]
+    opts = ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "LinkNetPredictor", "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", gt_box,
+            "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", gt_label, "MODEL.ROI_RELATION_HEAD.EMBED_DIM", 6,
+            "MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", 8, "MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM", 10,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM", 4, "MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DROPOUT", 0.0,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE", case["scope"], "MODEL.BACKBONE.OUT_CHANNELS", 5,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION", "softmax",
+            "MODEL.ROI_RELATION_HEAD.LOSS", '("RelationCE", "ObjectCE", "gce")', "GLOVE_DIR", "/nonexistent/glove"]
+    cfg = load_config(opts=[str(o) for o in opts])
+    statistics = {"pred_dist": torch.zeros(len(GOLDEN_OBJ), len(GOLDEN_OBJ), len(GOLDEN_REL)),
+                  "obj_classes": GOLDEN_OBJ, "rel_classes": GOLDEN_REL}
+    model = build_predictor(cfg, 12, statistics)
+    model.load_state_dict(case["state_dict"])
+    return cfg, statistics, model.train(case["training"])
+
+
+def _golden_batch(case):
+    x, mode, training = case["inputs"], case["mode"], case["training"]
+    boxes = []
+    for xyxy, labels, logits, (h, w) in zip(x["boxes"], x["labels"], x["predict_logits"], x["sizes"]):
+        image = BoxList(xyxy.clone(), (w, h))
+        if mode != "sgdet" or training:
+            image.add_field("labels", labels.clone())
+        image.add_field("predict_logits", logits.clone())
+        boxes.append(image)
+    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=[p.clone() for p in x["pairs"]],
+                         roi_features=x["roi"].clone(), union_features=x["union"].clone(),
+                         rel_labels=[r.clone() for r in x["rel_labels"]] if training else None,
+                         features={"0": x["fmap"].clone()}, image_sizes=[tuple(s) for s in x["sizes"]])
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_linknet_matches_the_reference_implementation(name):
+    """Golden values from jiayan97/linknet-pytorch, commit 7cf40d824bfef54496ed7716dbac3fb5863ef95b,
+    ``lib/rel_model_linknet.py`` ``RelModelLinknet.forward`` (everything after the detector: GlobalContextEncoding,
+    LinearizedContext with RelationalEmbedding RE1-RE4, G0, geo_layout_enc, pos_embed, rel_compress, FrequencyBias)
+    and the losses of its ``models/train_rels.py`` (BCELoss on M, object CE, relation CE), run on the CPU.
+
+    Weight mapping (ours -> reference): global_context.multi_label -> GCE.multi_score_fc;
+    obj_input_embed.embedding -> context.obj_embed (K0); obj_embed2 -> context.obj_embed2 (K1);
+    re{i}.query/key/value/fc0/fc1 -> context.RE{i}.W/U/H/fc0/fc1; up_dim -> roi_fmap[-1] (the Linear after the VGG
+    classifier, which was replaced by the identity); layout_encoder.layers.0/1 -> pos_embed.0/1 (BatchNorm, Linear);
+    rel_compress -> rel_compress; freq_bias.obj_baseline -> freq_bias.obj_baseline. Inputs: the detector was stubbed
+    to return our boxes, GT labels, detector logits (rm_obj_dists), one feature map (fmap); RoIAlign + VGG returned
+    our ROI features and the union-box branch our union features; ``get_rel_inds`` returned our pairs. The
+    reference's pos_embed dropout was set to 0 (ours GEOMETRY_DROPOUT 0). "batch" cases ran the reference on both
+    images at once (its attention spans the batch); "image" cases ran it on one image at a time (our default scope).
+    The seeded weights and inputs were made by our own code and are stored in the fixture with the outputs.
+    Covers item 9: PredCls O0 = softmax(detector logits) @ K0 and c = the mean of the whole (padded) map."""
+    case = load_golden("linknet.pt")[name]
+    expected = case["expected"]
+    cfg, statistics, model = _golden_model(case)
+    batch = _golden_batch(case)
+    with torch.no_grad():
+        out = model(batch)
+    tol = dict(rtol=1e-4, atol=1e-4)
+    assert torch.equal(out.obj_preds, expected["obj_preds"])
+    assert torch.allclose(out.obj_logits, expected["obj_logits"], **tol)
+    assert torch.allclose(F.softmax(out.extras["gce_logits"], dim=1), expected["gce_probs"], **tol)
+    boxes = [b.bbox for b in batch.boxes]
+    offsets = [0] + list(itertools.accumulate(batch.num_boxes))
+    pairs = torch.cat([p + o for p, o in zip(batch.pair_idxs, offsets)])
+    layout = relative_layout(torch.cat(boxes)[pairs[:, 0]], torch.cat(boxes)[pairs[:, 1]])
+    assert torch.allclose(layout, expected["layout"], **tol)  # b_o|s, before K2
+    assert torch.allclose(out.extras["rel_features"], expected["rel_features"], **tol)  # [G0 ; K2(b_o|s)]
+    assert torch.allclose(out.rel_logits, expected["rel_logits"], **tol)
+    if case["training"]:
+        assert torch.equal(out.extras["gce_targets"], expected["gce_targets"])
+        inputs = RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels), out.obj_logits,
+                                    torch.cat([b.get_field("labels") for b in batch.boxes]), batch.num_pairs,
+                                    out.extras)
+        losses = build_relation_losses(cfg, statistics)(inputs)
+        reference = expected["losses"]
+        for ours, theirs in [("loss_rel", "rel_loss"), ("loss_refine_obj", "class_loss"), ("loss_gce", "gce_loss")]:
+            assert math.isclose(losses[ours].item(), reference[theirs].item(), rel_tol=1e-4, abs_tol=1e-5), ours
