@@ -214,7 +214,7 @@ def test_ranker_scores_equal_a_hand_computed_case():
       MLP_F = Linear(1,1; w 1) -> ReLU -> Linear(1,1; w 1):          f = (1, -2 | 3)  -> relu(f) = (1, 0 | 3)
       MLP_P = Linear(2,1; w (0, 1)) -> ReLU -> Linear(1,1; w 2):     rel_logits (0, 0), (0, ln 3) | (ln 3, 0)
                                                                      -> p_1 = (1/2, 3/4 | 1/4) -> 2 p_1 = (1, 1.5 | .5)
-      h = (2, 1.5 | 3.5); g = mean of the image's map = (2 | -1)
+      h = (2, 1.5 | 3.5); g = mean of the image's map over the image, padding excluded = (2 | -1)
       x = Linear([h ; g]) with rows (1, 0), (0, 1), (1, -1), bias (0, 0, .5):
           x_A1 = (2, 2, .5), x_A2 = (1.5, 2, 0), x_B = (3.5, -1, 5)
       attention: q_i = (x_i[0], 0, 0), k_j = (x_j[2], 0, 0), v = x, out = identity, score q_i k_j / sqrt(3):
@@ -239,11 +239,13 @@ def test_ranker_scores_equal_a_hand_computed_case():
     _set_linear(ranker.attention[0].out, torch.eye(3).tolist(), [0.0] * 3)
     _set_linear(ranker.score_head[0], torch.eye(3).tolist(), [0.0] * 3)
     _set_linear(ranker.score_head[2], [[1.0, -1.0, 0.5]], [0.1])
-    boxes = [BoxList(torch.zeros(2, 4), (32, 32)), BoxList(torch.zeros(2, 4), (32, 32))]
+    boxes = [BoxList(torch.zeros(2, 4), (28, 20)), BoxList(torch.zeros(2, 4), (28, 20))]
     pairs = [torch.tensor([[0, 1], [1, 0]]), torch.tensor([[0, 1]])]
-    fmap = torch.cat([torch.full((1, 1, 4, 4), 2.0), torch.full((1, 1, 4, 4), -1.0)])
+    # 20 x 28 images padded to 32 x 32: a stride-4 map covers them with its first 5 x 7 cells; padding holds 50
+    fmap = torch.full((2, 1, 8, 8), 50.0)
+    fmap[0, :, :5, :7], fmap[1, :, :5, :7] = 2.0, -1.0
     batch = RelationBatch("predcls", boxes, pairs, torch.zeros(4, 1), features={"0": fmap},
-                          image_sizes=[(32, 32), (32, 32)])
+                          image_sizes=[(20, 28), (20, 28)])
     ln3 = math.log(3.0)
     rel_logits = torch.tensor([[0.0, 0.0], [0.0, ln3], [ln3, 0.0]])
     output = PredictorOutput(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), rel_logits,
