@@ -94,6 +94,9 @@ def test_cce_with_a_margin_also_pushes_correct_pairs_within_it():
 
 
 def test_cce_equals_the_cross_entropy_difference():
+    """The hinge as stevehuanghe/scene_graph (commit f53affa8c9947033e8853ab498cc1047dbaa03e7) writes it in
+    train_rels.py ``train_batch``: lambda1 * relu(CE(z, y) - CE(z, y~) + m1).mean(), given the negatives (its
+    ``get_neg_labels`` is not in the repository; the negatives here are ours, checked by hand above)."""
     torch.manual_seed(0)
     logits, labels = torch.randn(7, 5), torch.randint(0, 5, (7,))
     negatives = hardest_negative_labels(logits, labels, True)

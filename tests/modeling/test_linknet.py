@@ -191,6 +191,13 @@ def test_global_image_feature_excludes_the_size_divisibility_padding():
         global_image_features({"0": fmap}, [(20, 28)], region="valid")
 
 
+def test_the_padding_multiples_and_pooling_region_come_from_the_config():
+    model = build("predcls", "DATALOADER.SIZE_DIVISIBILITY", "64", "MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING",
+                  "image")
+    assert model.global_context.size_divisibility == (64, 32) and model.global_context.region == "image"
+    assert build("predcls").global_context.region == "padded"  # the reference's default
+
+
 def test_unknown_global_feature_map_is_named():
     with pytest.raises(KeyError, match="GLOBAL_FEATURE_MAPS.*'p9'"):
         global_image_features({"0": torch.zeros(1, 1, 2, 2)}, [(8, 8)], ["p9"], "LINKNET.GLOBAL_FEATURE_MAPS")
