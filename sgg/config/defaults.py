@@ -122,6 +122,8 @@ _C.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM = 128  # geometric layout encodi
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DROPOUT = 0.1  # dropout at the end of K2
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION = "sigmoid"  # "gce" loss head: "sigmoid" | "softmax" (re-impl.)
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_FEATURE_MAPS = ()  # backbone maps averaged into the context c; () = all
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING = "padded"  # c averages the whole padded map (ref.) | "image" extent
+_C.MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT = "detector"  # PredCls O0: softmax(logits) @ K0 (ref.) | "gt_label"
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE = "image"  # relational embedding over "image" | "batch" (re-impl.)
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.USE_TANH = False  # tanh on the relation product G0 (reference -use_tanh)
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM = 0  # only the first N dims of G0 meet the union feature; 0 = all

@@ -70,6 +70,20 @@ def test_cce_without_background_negatives_the_default():
     assert torch.allclose(logits.grad[3], torch.zeros(3)) and torch.allclose(logits.grad[0], torch.zeros(3))
 
 
+def test_the_two_negative_rules_on_a_pair_both_penalise():
+    """z = (3, 1, 2, 0), y = 3 (the weakest class). Background allowed: y~ = 0, hinge z_0 - z_3 + m1 = 3 + .5;
+    foreground only (default): y~ = 2, hinge z_2 - z_3 + .5 = 2.5. Gradient (lambda1 1, one pair): +1 at y~, -1 at y."""
+    for background, negative, value in [(True, 0, 3.5), (False, 2, 2.5)]:
+        logits = torch.tensor([[3.0, 1.0, 2.0, 0.0]], requires_grad=True)
+        assert hardest_negative_labels(logits, torch.tensor([3]), background).tolist() == [negative]
+        loss = ContrastingCrossEntropy(1.0, 0.5, background)(_inputs(logits, [3]))["loss_rel_cce"]
+        assert math.isclose(loss.item(), value, rel_tol=1e-6)
+        loss.backward()
+        expected = torch.zeros(1, 4)
+        expected[0, negative], expected[0, 3] = 1.0, -1.0
+        assert torch.allclose(logits.grad, expected, atol=1e-6)
+
+
 def test_cce_with_a_margin_also_pushes_correct_pairs_within_it():
     logits = torch.tensor(CCE_LOGITS, requires_grad=True)
     loss = ContrastingCrossEntropy(10.0, 1.5, background_as_negative=True)(_inputs(logits, CCE_LABELS))["loss_rel_cce"]
@@ -80,6 +94,9 @@ def test_cce_with_a_margin_also_pushes_correct_pairs_within_it():
 
 
 def test_cce_equals_the_cross_entropy_difference():
+    """The hinge as stevehuanghe/scene_graph (commit f53affa8c9947033e8853ab498cc1047dbaa03e7) writes it in
+    train_rels.py ``train_batch``: lambda1 * relu(CE(z, y) - CE(z, y~) + m1).mean(), given the negatives (its
+    ``get_neg_labels`` is not in the repository; the negatives here are ours, checked by hand above)."""
     torch.manual_seed(0)
     logits, labels = torch.randn(7, 5), torch.randint(0, 5, (7,))
     negatives = hardest_negative_labels(logits, labels, True)
@@ -101,6 +118,9 @@ def test_cce_from_config_and_negative_margin_is_refused():
                             "MODEL.ROI_RELATION_HEAD.CCE.MARGIN_M1", "0.5"])
     term = build_relation_losses(cfg).terms[0]
     assert (term.lambda1, term.margin, term.background_as_negative) == (2.0, 0.5, False)
+    background = load_config(opts=["MODEL.ROI_RELATION_HEAD.LOSS", '("cce", "ObjectCE")',
+                                   "MODEL.ROI_RELATION_HEAD.CCE.BACKGROUND_AS_NEGATIVE", "True"])
+    assert build_relation_losses(background).terms[0].background_as_negative is True
     with pytest.raises(ValueError, match="CCE.MARGIN_M1 must be >= 0"):
         build_relation_losses(load_config(opts=["MODEL.ROI_RELATION_HEAD.LOSS", '("cce",)',
                                                 "MODEL.ROI_RELATION_HEAD.CCE.MARGIN_M1", "-0.1"]))
@@ -181,6 +201,86 @@ def test_ranker_scores_each_image_on_its_own_and_combines_by_multiplying():
     assert torch.allclose(scores, torch.sigmoid(rescored.extras["ranker_logits"]))
     assert torch.allclose(scores[:6], first.extras["ranker_scores"], atol=1e-6)  # no attention across images
     assert torch.allclose(rel_scores, F.softmax(output.rel_logits, -1) * scores[:, None], atol=1e-6)
+
+
+def _set_linear(layer, weight, bias):
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+
+
+def test_ranker_scores_equal_a_hand_computed_case():
+    """The Ranker's code was never released: its golden values are computed by hand on a case small enough for paper.
+
+    Two images: A with pairs A1, A2, B with one pair. Widths: relation feature 1, 2 predicates, image feature 1,
+    d_h 1, d_e 3, one head, one block.
+      MLP_F = Linear(1,1; w 1) -> ReLU -> Linear(1,1; w 1):          f = (1, -2 | 3)  -> relu(f) = (1, 0 | 3)
+      MLP_P = Linear(2,1; w (0, 1)) -> ReLU -> Linear(1,1; w 2):     rel_logits (0, 0), (0, ln 3) | (ln 3, 0)
+                                                                     -> p_1 = (1/2, 3/4 | 1/4) -> 2 p_1 = (1, 1.5 | .5)
+      h = (2, 1.5 | 3.5); g = mean of the image's map over the image, padding excluded = (2 | -1)
+      x = Linear([h ; g]) with rows (1, 0), (0, 1), (1, -1), bias (0, 0, .5):
+          x_A1 = (2, 2, .5), x_A2 = (1.5, 2, 0), x_B = (3.5, -1, 5)
+      attention: q_i = (x_i[0], 0, 0), k_j = (x_j[2], 0, 0), v = x, out = identity, score q_i k_j / sqrt(3):
+          A1 row: (2 * .5, 2 * 0) / sqrt 3 -> weights sigmoid(1 / sqrt 3) = .64046, .35954
+          A2 row: (1.5 * .5, 0) / sqrt 3   -> weights sigmoid(.75 / sqrt 3) = .60659, .39341   (B attends to itself)
+          y = x + sum_j w_ij x_j:  y_A1 = (3.82023, 4, .82023), y_A2 = (3.30330, 4, .30330), y_B = (7, -2, 10)
+      LayerNorm (gain 1, bias 0, eps 1e-5), then Linear(3,3; identity) -> ReLU -> Linear(3,1; w (1, -1, .5), b .1)
+      S = sigmoid(that) = (.49418, .41717 | .72761); at test the predicate scores are softmax(rel_logits) * S.
+    The arithmetic below is the same, step by step on scalars."""
+    ranker = Ranker(1, 2, 1, hidden_dim=1, attention_dim=3, num_heads=1, num_layers=1, predictor="LinkNetPredictor")
+    _set_linear(ranker.feature_mlp[0], [[1.0]], [0.0])
+    _set_linear(ranker.feature_mlp[2], [[1.0]], [0.0])
+    _set_linear(ranker.predicate_mlp[0], [[0.0, 1.0]], [0.0])
+    _set_linear(ranker.predicate_mlp[2], [[2.0]], [0.0])
+    _set_linear(ranker.input_proj, [[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]], [0.0, 0.0, 0.5])
+    qkv = [[0.0] * 3 for _ in range(9)]
+    qkv[0][0] = 1.0  # q = (x[0], 0, 0)
+    qkv[3][2] = 1.0  # k = (x[2], 0, 0)
+    for i in range(3):
+        qkv[6 + i][i] = 1.0  # v = x
+    _set_linear(ranker.attention[0].qkv, qkv, [0.0] * 9)
+    _set_linear(ranker.attention[0].out, torch.eye(3).tolist(), [0.0] * 3)
+    _set_linear(ranker.score_head[0], torch.eye(3).tolist(), [0.0] * 3)
+    _set_linear(ranker.score_head[2], [[1.0, -1.0, 0.5]], [0.1])
+    boxes = [BoxList(torch.zeros(2, 4), (28, 20)), BoxList(torch.zeros(2, 4), (28, 20))]
+    pairs = [torch.tensor([[0, 1], [1, 0]]), torch.tensor([[0, 1]])]
+    # 20 x 28 images padded to 32 x 32: a stride-4 map covers them with its first 5 x 7 cells; padding holds 50
+    fmap = torch.full((2, 1, 8, 8), 50.0)
+    fmap[0, :, :5, :7], fmap[1, :, :5, :7] = 2.0, -1.0
+    batch = RelationBatch("predcls", boxes, pairs, torch.zeros(4, 1), features={"0": fmap},
+                          image_sizes=[(20, 28), (20, 28)])
+    ln3 = math.log(3.0)
+    rel_logits = torch.tensor([[0.0, 0.0], [0.0, ln3], [ln3, 0.0]])
+    output = PredictorOutput(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), rel_logits,
+                             {"rel_features": torch.tensor([[1.0], [-2.0], [3.0]])})
+    with torch.no_grad():
+        rescored, rel_scores = ranker.eval()(batch, output)
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + math.exp(-v))
+
+    def layer_norm(y):
+        mean = sum(y) / 3
+        var = sum((v - mean) ** 2 for v in y) / 3
+        return [(v - mean) / math.sqrt(var + 1e-5) for v in y]
+
+    x_a1, x_a2, x_b = [2.0, 2.0, 0.5], [1.5, 2.0, 0.0], [3.5, -1.0, 5.0]
+    w_a1 = sigmoid(2.0 * 0.5 / math.sqrt(3))  # weight of A1 in A1's row (A2's key is 0)
+    w_a2 = sigmoid(1.5 * 0.5 / math.sqrt(3))  # weight of A1 in A2's row
+    y_a1 = [x + w_a1 * a + (1 - w_a1) * b for x, a, b in zip(x_a1, x_a1, x_a2)]
+    y_a2 = [x + w_a2 * a + (1 - w_a2) * b for x, a, b in zip(x_a2, x_a1, x_a2)]
+    y_b = [2 * v for v in x_b]
+    assert [round(v, 5) for v in y_a1] == [3.82023, 4.0, 0.82023]
+    expected_s = []
+    for y in (y_a1, y_a2, y_b):
+        z = [max(0.0, v) for v in layer_norm(y)]
+        expected_s.append(sigmoid(z[0] - z[1] + 0.5 * z[2] + 0.1))
+    # LayerNorm rows (.6446, .7678, -1.4124), (.4787, .9131, -1.3918), (.3922, -1.3728, .9806)
+    assert [round(v, 5) for v in expected_s] == [0.49418, 0.41717, 0.72761]
+    assert torch.allclose(rescored.extras["ranker_scores"], torch.tensor(expected_s), atol=1e-5)
+    probs = [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25]]
+    assert torch.allclose(rel_scores, torch.tensor([[p * s for p in row] for row, s in zip(probs, expected_s)]),
+                          atol=1e-5)
 
 
 def _slice(batch, output, image, end, start):

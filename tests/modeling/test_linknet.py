@@ -2,6 +2,7 @@
 the three protocols, and its bad-input errors."""
 import itertools
 import math
+import os
 
 import pytest
 import torch
@@ -11,9 +12,10 @@ from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import GlobalContextLoss
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.linknet import (RelationalEmbedding, global_image_features,
-                                                                     multi_label_targets, pair_layout,
-                                                                     relative_layout)
+from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
+from sgg.modeling.roi_heads.relation_head.predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, RelationalEmbedding,
+                                                                     global_image_features, multi_label_targets,
+                                                                     padded_length, pair_layout, relative_layout)
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 
@@ -59,8 +61,7 @@ def make_image(mode, n, training, g, size=(100, 80)):
         labels[0] = 0  # an unmatched detection
     if mode != "sgdet" or training:
         boxes.add_field("labels", labels)
-    if mode != "predcls":
-        boxes.add_field("predict_logits", torch.randn(n, C, generator=g))
+    boxes.add_field("predict_logits", torch.randn(n, C, generator=g))  # every protocol (LinkNet's O0)
     if mode == "sgdet":
         boxes.add_field("boxes_per_cls", boxes.bbox[:, None, :] + torch.rand(n, C, 4, generator=g) * 2)
     return boxes
@@ -161,13 +162,40 @@ def test_global_image_feature_averages_each_image_over_its_own_extent():
     fmap[1, 0, 2:] = 100.0
     coarse = torch.zeros(2, 1, 2, 2)
     coarse[0], coarse[1] = 1.0, 5.0
-    one_map = global_image_features({"0": fmap}, [(8, 8), (4, 8)])
+    sizes, unpadded = [(8, 8), (4, 8)], ()  # no size divisibility: the batch is the largest image
+    one_map = global_image_features({"0": fmap}, sizes, region="image", size_divisibility=unpadded)
     assert torch.allclose(one_map, torch.tensor([[7.5], [3.0]]))  # mean of 0..15; padding ignored
     # the coarse map's valid extent for a 4-of-8 high image is its first row (ceil(4 * 2 / 8) = 1)
-    both = global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)])
+    both = global_image_features({"0": fmap, "1": coarse}, sizes, region="image", size_divisibility=unpadded)
     assert torch.allclose(both, torch.tensor([[(7.5 + 1.0) / 2], [(3.0 + 5.0) / 2]]))
-    assert torch.allclose(global_image_features({"0": fmap, "1": coarse}, [(8, 8), (4, 8)], ["1"]),
-                          torch.tensor([[1.0], [5.0]]))
+    assert torch.allclose(global_image_features({"0": fmap, "1": coarse}, sizes, ["1"], region="image",
+                                                size_divisibility=unpadded), torch.tensor([[1.0], [5.0]]))
+    # "padded" (the LinkNet default, the reference's AdaptiveAvgPool2d): the whole map, padding included
+    assert torch.allclose(global_image_features({"0": fmap}, sizes, region="padded", size_divisibility=unpadded),
+                          torch.tensor([[7.5], [(8 * 3.0 + 8 * 100.0) / 16]]))
+
+
+def test_global_image_feature_excludes_the_size_divisibility_padding():
+    # one 20 x 28 image padded to 32 x 32 (the detector's multiple of 32): a stride-4 map of 8 x 8 cells has the
+    # image in its first ceil(20 / 4) = 5 rows and ceil(28 / 4) = 7 columns; the other 29 cells are padding
+    fmap = torch.full((1, 1, 8, 8), 50.0)
+    fmap[0, 0, :5, :7] = 1.0
+    assert torch.allclose(global_image_features({"0": fmap}, [(20, 28)], region="image"), torch.tensor([[1.0]]))
+    assert torch.allclose(global_image_features({"0": fmap}, [(20, 28)], region="padded"),
+                          torch.tensor([[(35 * 1.0 + 29 * 50.0) / 64]]))
+    # the loader pads first (DATALOADER.SIZE_DIVISIBILITY), then the detector to a multiple of 32
+    assert padded_length(33, (0, 32)) == 64 and padded_length(33, (48, 32)) == 64
+    assert padded_length(100, (64, 32)) == 128 and padded_length(20, ()) == 20
+    assert DETECTOR_SIZE_DIVISIBILITY == GeneralizedRCNN.SIZE_DIVISIBILITY
+    with pytest.raises(ValueError, match="GLOBAL_POOLING.*'valid'"):
+        global_image_features({"0": fmap}, [(20, 28)], region="valid")
+
+
+def test_the_padding_multiples_and_pooling_region_come_from_the_config():
+    model = build("predcls", "DATALOADER.SIZE_DIVISIBILITY", "64", "MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING",
+                  "image")
+    assert model.global_context.size_divisibility == (64, 32) and model.global_context.region == "image"
+    assert build("predcls").global_context.region == "padded"  # the reference's default
 
 
 def test_unknown_global_feature_map_is_named():
@@ -271,6 +299,28 @@ def test_tanh_limit_vision_and_no_vision_variants():
     assert blind(batch).rel_logits.shape == (sum(batch.num_pairs), R)
 
 
+def test_predcls_object_input_is_the_detector_distribution_unless_gt_label():
+    """O0's label part in PredCls: softmax(detector logits) @ K0 (the reference), or the GT label's word vector."""
+    batch = make_batch("predcls", (3, 4), training=False)
+    logits = torch.cat([b.get_field("predict_logits") for b in batch.boxes])
+    labels = torch.cat([b.get_field("labels") for b in batch.boxes])
+    model = build("predcls").eval()
+    table = model.obj_input_embed.embedding.weight
+    assert torch.allclose(model._object_label_embedding(batch), F.softmax(logits, dim=1) @ table)
+    by_label = build("predcls", "MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT", "gt_label").eval()
+    assert torch.allclose(by_label._object_label_embedding(batch), table[labels])
+    # end to end: the detector's logits move PredCls relation scores by default, and not with "gt_label"
+    shifted = make_batch("predcls", (3, 4), training=False)
+    for boxes in shifted.boxes:
+        boxes.add_field("predict_logits", boxes.get_field("predict_logits").flip(1))
+    with torch.no_grad():
+        assert not torch.allclose(model(batch).rel_logits, model(shifted).rel_logits)
+        assert torch.allclose(by_label(batch).rel_logits, by_label(shifted).rel_logits)
+    shifted.boxes[0].remove_field("predict_logits")
+    with pytest.raises(Exception, match="predict_logits"):
+        model(shifted)
+
+
 def test_loss_falls_on_a_fixed_batch():
     model = build("sgcls").train()
     batch = make_batch("sgcls", (4, 5), training=True, seed=2)
@@ -291,6 +341,8 @@ def test_loss_falls_on_a_fixed_batch():
     ("MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION", "tanh", "GCE_ACTIVATION"),
     ("MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM", "65", "LIMIT_VISION_DIM"),
     ("MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION", "0", "REDUCTION"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING", "valid", "GLOBAL_POOLING"),
+    ("MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT", "glove", "OBJECT_LABEL_INPUT"),
 ])
 def test_bad_linknet_keys_are_named(key, value, match):
     with pytest.raises(ValueError, match=match):
@@ -316,3 +368,104 @@ def test_feature_maps_of_another_width_are_explained():
 def test_a_predcls_model_rejects_sgcls_batches():
     with pytest.raises(ValueError, match="built for predcls"):
         build("predcls").eval()(make_batch("sgcls", (3,), training=False))
+
+
+# ------------------------------------------------------------------------------------------ golden (reference)
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+GOLDEN_OBJ = ["__background__", "cat", "dog", "street sign", "tree"]
+GOLDEN_REL = ["__background__", "on", "has", "near"]
+GOLDEN_CASES = ["predcls_batch_train", "predcls_image_eval", "sgcls_batch_train", "sgcls_image_eval",
+                "sgdet_batch_train"]
+
+
+def load_golden(name):
+    """A golden fixture of tests/modeling/golden; a missing one fails the test with its file name (never skips)."""
+    path = os.path.join(GOLDEN_DIR, name)
+    if not os.path.isfile(path):
+        pytest.fail(f"golden fixture {path} is missing")
+    return torch.load(path, weights_only=True)
+
+
+def test_a_missing_golden_fixture_fails_with_its_name():
+    with pytest.raises(pytest.fail.Exception, match="golden fixture .*golden/linknet_missing.pt is missing"):
+        load_golden("linknet_missing.pt")
+
+
+def _golden_model(case):
+    """Our LinkNetPredictor with the fixture's dims (embed 6, hidden 8, pooling 10, layout 4, context 5, ROI and
+    union 12, 5 object and 4 predicate classes, no layout dropout) and its seeded weights (strict load)."""
+    gt_box, gt_label = MODE_SWITCHES[case["mode"]]
+    opts = ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "LinkNetPredictor", "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", gt_box,
+            "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", gt_label, "MODEL.ROI_RELATION_HEAD.EMBED_DIM", 6,
+            "MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", 8, "MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM", 10,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM", 4, "MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DROPOUT", 0.0,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE", case["scope"], "MODEL.BACKBONE.OUT_CHANNELS", 5,
+            "MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION", "softmax",
+            "MODEL.ROI_RELATION_HEAD.LOSS", '("RelationCE", "ObjectCE", "gce")', "GLOVE_DIR", "/nonexistent/glove"]
+    cfg = load_config(opts=[str(o) for o in opts])
+    statistics = {"pred_dist": torch.zeros(len(GOLDEN_OBJ), len(GOLDEN_OBJ), len(GOLDEN_REL)),
+                  "obj_classes": GOLDEN_OBJ, "rel_classes": GOLDEN_REL}
+    model = build_predictor(cfg, 12, statistics)
+    model.load_state_dict(case["state_dict"])
+    return cfg, statistics, model.train(case["training"])
+
+
+def _golden_batch(case):
+    x, mode, training = case["inputs"], case["mode"], case["training"]
+    boxes = []
+    for xyxy, labels, logits, (h, w) in zip(x["boxes"], x["labels"], x["predict_logits"], x["sizes"]):
+        image = BoxList(xyxy.clone(), (w, h))
+        if mode != "sgdet" or training:
+            image.add_field("labels", labels.clone())
+        image.add_field("predict_logits", logits.clone())
+        boxes.append(image)
+    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=[p.clone() for p in x["pairs"]],
+                         roi_features=x["roi"].clone(), union_features=x["union"].clone(),
+                         rel_labels=[r.clone() for r in x["rel_labels"]] if training else None,
+                         features={"0": x["fmap"].clone()}, image_sizes=[tuple(s) for s in x["sizes"]])
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_linknet_matches_the_reference_implementation(name):
+    """Golden values from jiayan97/linknet-pytorch, commit 7cf40d824bfef54496ed7716dbac3fb5863ef95b,
+    ``lib/rel_model_linknet.py`` ``RelModelLinknet.forward`` (everything after the detector: GlobalContextEncoding,
+    LinearizedContext with RelationalEmbedding RE1-RE4, G0, geo_layout_enc, pos_embed, rel_compress, FrequencyBias)
+    and the losses of its ``models/train_rels.py`` (BCELoss on M, object CE, relation CE), run on the CPU.
+
+    Weight mapping (ours -> reference): global_context.multi_label -> GCE.multi_score_fc;
+    obj_input_embed.embedding -> context.obj_embed (K0); obj_embed2 -> context.obj_embed2 (K1);
+    re{i}.query/key/value/fc0/fc1 -> context.RE{i}.W/U/H/fc0/fc1; up_dim -> roi_fmap[-1] (the Linear after the VGG
+    classifier, which was replaced by the identity); layout_encoder.layers.0/1 -> pos_embed.0/1 (BatchNorm, Linear);
+    rel_compress -> rel_compress; freq_bias.obj_baseline -> freq_bias.obj_baseline. Inputs: the detector was stubbed
+    to return our boxes, GT labels, detector logits (rm_obj_dists), one feature map (fmap); RoIAlign + VGG returned
+    our ROI features and the union-box branch our union features; ``get_rel_inds`` returned our pairs. The
+    reference's pos_embed dropout was set to 0 (ours GEOMETRY_DROPOUT 0). "batch" cases ran the reference on both
+    images at once (its attention spans the batch); "image" cases ran it on one image at a time (our default scope).
+    The seeded weights and inputs were made by our own code and are stored in the fixture with the outputs.
+    Covers item 9: PredCls O0 = softmax(detector logits) @ K0 and c = the mean of the whole (padded) map."""
+    case = load_golden("linknet.pt")[name]
+    expected = case["expected"]
+    cfg, statistics, model = _golden_model(case)
+    batch = _golden_batch(case)
+    with torch.no_grad():
+        out = model(batch)
+    tol = dict(rtol=1e-4, atol=1e-4)
+    assert torch.equal(out.obj_preds, expected["obj_preds"])
+    assert torch.allclose(out.obj_logits, expected["obj_logits"], **tol)
+    assert torch.allclose(F.softmax(out.extras["gce_logits"], dim=1), expected["gce_probs"], **tol)
+    boxes = [b.bbox for b in batch.boxes]
+    offsets = [0] + list(itertools.accumulate(batch.num_boxes))
+    pairs = torch.cat([p + o for p, o in zip(batch.pair_idxs, offsets)])
+    layout = relative_layout(torch.cat(boxes)[pairs[:, 0]], torch.cat(boxes)[pairs[:, 1]])
+    assert torch.allclose(layout, expected["layout"], **tol)  # b_o|s, before K2
+    assert torch.allclose(out.extras["rel_features"], expected["rel_features"], **tol)  # [G0 ; K2(b_o|s)]
+    assert torch.allclose(out.rel_logits, expected["rel_logits"], **tol)
+    if case["training"]:
+        assert torch.equal(out.extras["gce_targets"], expected["gce_targets"])
+        inputs = RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels), out.obj_logits,
+                                    torch.cat([b.get_field("labels") for b in batch.boxes]), batch.num_pairs,
+                                    out.extras)
+        losses = build_relation_losses(cfg, statistics)(inputs)
+        reference = expected["losses"]
+        for ours, theirs in [("loss_rel", "rel_loss"), ("loss_refine_obj", "class_loss"), ("loss_gce", "gce_loss")]:
+            assert math.isclose(losses[ours].item(), reference[theirs].item(), rel_tol=1e-4, abs_tol=1e-5), ours

@@ -79,18 +79,18 @@ class SceneGraphRCNN(nn.Module):
         return torch.no_grad() if self.freeze_detector else contextlib.nullcontext()
 
     def _boxes_for_relations(self, images, features, targets: Optional[Sequence[BoxList]]) -> List[BoxList]:
-        """GT boxes (PredCls, SGCls with the detector's class logits) or the detector's detections (SGDet)."""
+        """GT boxes with the detector's class logits (PredCls, SGCls) or the detector's detections (SGDet)."""
         if self.mode in ("predcls", "sgcls"):
             if targets is None:
                 raise ValueError(f"{self.mode} needs the GT boxes: pass targets at test time too")
             device = features[self.detector.box_featmap_names[0]].device
             boxes = [t.copy_with_fields([f for f in GT_FIELDS if t.has_field(f)]).to(device) for t in targets]
-            if self.mode == "sgcls":
-                with self._detector_context():
-                    box_features = self.detector.pool_box_features(features, boxes, images.image_sizes)
-                    logits = self.detector.box_class_logits(box_features)
-                for b, chunk in zip(boxes, logits.split([len(b) for b in boxes])):
-                    b.add_field("predict_logits", chunk)
+            # PredCls too: LinkNet's O0 is the detector's class distribution of the GT boxes (as its reference)
+            with self._detector_context():
+                box_features = self.detector.pool_box_features(features, boxes, images.image_sizes)
+                logits = self.detector.box_class_logits(box_features)
+            for b, chunk in zip(boxes, logits.split([len(b) for b in boxes])):
+                b.add_field("predict_logits", chunk)
             return boxes
 
         with self._detector_context():

@@ -16,7 +16,7 @@ class RelationBatch:
 
     ``boxes[i]``: image i's boxes (xyxy, input-image coordinates, ``size = (w, h)``) with fields ``labels`` (GT labels
     in PredCls/SGCls; the matched GT label in SGDet training; absent at SGDet test), ``predict_logits`` (N, C)
-    detector class logits (SGCls/SGDet) and, in SGDet, ``boxes_per_cls`` (N, C, 4).
+    detector class logits (all protocols; in PredCls/SGCls those of the GT boxes) and, in SGDet, ``boxes_per_cls`` (N, C, 4).
     ``roi_features`` and ``union_features`` are concatenated over images in ``boxes`` / ``pair_idxs`` order.
     """
 

@@ -2,7 +2,7 @@
 
     c      = global average of the backbone maps (global context encoding, GCE); a multi-label head on c gives the
              image's class-presence logits for the "gce" loss
-    O0     = [roi feature ; label embedding ; c]
+    O0     = [roi feature ; softmax(detector logits) @ K0 ; c]   (PredCls too, as the reference)
     O2     = RE1(O0)            (relational embedding, d0 -> hidden)
     O3, O4 = RE2(O2)            (O3: object context = RE2's residual output, O4: object logits)
     E      = RE4(RE3([word(label) ; O3]))  -> split into subject / object roles E_s, E_o (pooling dim each)
@@ -26,13 +26,17 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from ..losses import parse_loss_spec
 from ..types import PredictorOutput, RelationBatch
 from .common import (ObjectInputEmbedding, SmallBatchNorm1d, build_frequency_bias, check_mode, class_counts,
-                     decode_object_labels, global_pair_indices, gt_labels, label_embedding, to_onehot, xavier_init)
+                     decode_object_labels, detector_logits, global_pair_indices, gt_labels, label_embedding, to_onehot,
+                     xavier_init)
 
 logger = logging.getLogger(__name__)
 
 GCE_ACTIVATIONS = ("sigmoid", "softmax")
 ATTENTION_SCOPES = ("image", "batch")
+GLOBAL_POOLING_REGIONS = ("padded", "image")
+OBJECT_LABEL_INPUTS = ("detector", "gt_label")
 VGG_CHANNELS = 512  # the VGG-16 conv5 map ignores MODEL.BACKBONE.OUT_CHANNELS
+DETECTOR_SIZE_DIVISIBILITY = 32  # = GeneralizedRCNN.SIZE_DIVISIBILITY (tests/modeling/test_linknet.py checks it)
 
 
 # ------------------------------------------------------------------------------------------------- image context
@@ -43,11 +47,27 @@ def backbone_channels(cfg) -> int:
     return int(cfg.MODEL.BACKBONE.OUT_CHANNELS)
 
 
+def padded_length(length: int, multiples: Sequence[int]) -> int:
+    """``length`` rounded up to each positive multiple in turn (the data loader's, then the detector's padding)."""
+    for multiple in multiples:
+        if multiple > 1:
+            length = -(-int(length) // int(multiple)) * int(multiple)
+    return int(length)
+
+
 def global_image_features(features: Optional[Dict[str, torch.Tensor]],
                           image_sizes: Optional[Sequence[Tuple[int, int]]], map_names: Sequence[str] = (),
-                          key: str = "GLOBAL_FEATURE_MAPS") -> torch.Tensor:
-    """(B, D) per-image global average of the backbone maps, each map averaged over the image's own extent (the
-    batch is zero-padded to its largest image, and padding would dilute small images), then averaged over maps."""
+                          key: str = "GLOBAL_FEATURE_MAPS", region: str = "image",
+                          size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)) -> torch.Tensor:
+    """(B, D) per-image global average of the backbone maps, then averaged over maps.
+
+    ``region`` "padded" averages each whole map, batch padding included (the reference's ``AdaptiveAvgPool2d`` on
+    neural-motifs' 592 x 592 padded images). "image" averages only the cells that cover the image: the batch tensor is
+    the largest image padded to ``size_divisibility`` (loader, then detector), so a map of height H covers
+    ``padded / H`` pixels per cell and an image of height h the first ``ceil(h * H / padded)`` rows."""
+    if region not in GLOBAL_POOLING_REGIONS:
+        raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
+                         f"got {region!r}")
     if not features:
         raise ValueError("the global image feature needs the backbone feature maps (RelationBatch.features is empty)")
     if not image_sizes:
@@ -56,19 +76,26 @@ def global_image_features(features: Optional[Dict[str, torch.Tensor]],
     unknown = [n for n in names if n not in features]
     if unknown:
         raise KeyError(f"{key}: feature map(s) {unknown} do not exist; the backbone returns {list(features)}")
-    max_h = max(h for h, _ in image_sizes)
-    max_w = max(w for _, w in image_sizes)
+    padded_h = padded_length(max(h for h, _ in image_sizes), size_divisibility)
+    padded_w = padded_length(max(w for _, w in image_sizes), size_divisibility)
     pooled = []
     for name in names:
         fmap = features[name]
+        if region == "padded":
+            pooled.append(fmap.mean(dim=(-2, -1)))
+            continue
         rows = []
         for index, (h, w) in enumerate(image_sizes):
-            # the valid part of the map, in proportion to the image's share of the padded batch
-            valid_h = max(1, min(fmap.shape[-2], -(-int(h) * fmap.shape[-2] // max_h)))
-            valid_w = max(1, min(fmap.shape[-1], -(-int(w) * fmap.shape[-1] // max_w)))
+            valid_h = max(1, min(fmap.shape[-2], -(-int(h) * fmap.shape[-2] // padded_h)))
+            valid_w = max(1, min(fmap.shape[-1], -(-int(w) * fmap.shape[-1] // padded_w)))
             rows.append(fmap[index, :, :valid_h, :valid_w].mean(dim=(-2, -1)))
         pooled.append(torch.stack(rows))
     return torch.stack(pooled).mean(dim=0)
+
+
+def batch_size_divisibility(cfg) -> Tuple[int, int]:
+    """The multiples a batch is padded to: the data loader's, then the detector's (GeneralizedRCNN)."""
+    return int(cfg.DATALOADER.SIZE_DIVISIBILITY), DETECTOR_SIZE_DIVISIBILITY
 
 
 def image_index_per_box(num_boxes: Sequence[int], device) -> torch.Tensor:
@@ -139,15 +166,19 @@ class RelationalEmbedding(nn.Module):
 class GlobalContextEncoding(nn.Module):
     """c = global average of the backbone maps; multi-label logits = Linear(c) (one per object class)."""
 
-    def __init__(self, context_dim: int, num_obj_classes: int, map_names: Sequence[str]):
+    def __init__(self, context_dim: int, num_obj_classes: int, map_names: Sequence[str], region: str = "padded",
+                 size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)):
         super().__init__()
         self.context_dim = context_dim
         self.map_names = tuple(map_names)
+        self.region = region
+        self.size_divisibility = tuple(size_divisibility)
         self.multi_label = nn.Linear(context_dim, num_obj_classes)
 
     def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
         context = global_image_features(batch.features, batch.image_sizes, self.map_names,
-                                        "MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_FEATURE_MAPS")
+                                        "MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_FEATURE_MAPS", self.region,
+                                        self.size_divisibility)
         if context.shape[1] != self.context_dim:
             raise ValueError(f"LinkNetPredictor: the backbone maps have {context.shape[1]} channels, but the global "
                              f"context encoding was built for {self.context_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
@@ -183,7 +214,8 @@ class LinkNetPredictor(nn.Module):
                  pooling_dim: int = 4096, reduction: int = 2, geometry_dim: int = 128, geometry_dropout: float = 0.1,
                  use_vision: bool = True, freq_bias=None, global_feature_maps: Sequence[str] = (),
                  attention_scope: str = "image", use_tanh: bool = False, limit_vision_dim: int = 0,
-                 later_nms_thresh: float = 0.3):
+                 later_nms_thresh: float = 0.3, global_pooling: str = "padded", object_label_input: str = "detector",
+                 size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)):
         super().__init__()
         self.mode = check_mode(mode)
         if attention_scope not in ATTENTION_SCOPES:
@@ -194,6 +226,13 @@ class LinkNetPredictor(nn.Module):
                              f"({pooling_dim}), got {limit_vision_dim}")
         if reduction < 1:
             raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION must be >= 1, got {reduction}")
+        if global_pooling not in GLOBAL_POOLING_REGIONS:
+            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
+                             f"got {global_pooling!r}")
+        if object_label_input not in OBJECT_LABEL_INPUTS:
+            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT must be one of "
+                             f"{OBJECT_LABEL_INPUTS}, got {object_label_input!r}")
+        self.object_label_input = object_label_input
         self.num_obj_classes = len(obj_classes)
         self.pooling_dim = pooling_dim
         self.use_vision = use_vision
@@ -203,7 +242,8 @@ class LinkNetPredictor(nn.Module):
         self.limit_vision_dim = limit_vision_dim
         self.later_nms_thresh = later_nms_thresh
 
-        self.global_context = GlobalContextEncoding(context_dim, self.num_obj_classes, global_feature_maps)
+        self.global_context = GlobalContextEncoding(context_dim, self.num_obj_classes, global_feature_maps,
+                                                    global_pooling, size_divisibility)
         self.obj_input_embed = ObjectInputEmbedding(obj_classes, glove_dir, embed_dim)  # K0
         self.obj_embed2 = label_embedding(obj_classes, glove_dir, embed_dim)  # K1
         self.re1 = RelationalEmbedding(in_channels + embed_dim + context_dim, hidden_dim, reduction)
@@ -237,7 +277,8 @@ class LinkNetPredictor(nn.Module):
                    linknet.REDUCTION, linknet.GEOMETRY_DIM, linknet.GEOMETRY_DROPOUT, head.PREDICT_USE_VISION,
                    build_frequency_bias(head.PREDICT_USE_BIAS, statistics), tuple(linknet.GLOBAL_FEATURE_MAPS),
                    linknet.ATTENTION_SCOPE, linknet.USE_TANH, linknet.LIMIT_VISION_DIM,
-                   cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+                   cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES, linknet.GLOBAL_POOLING, linknet.OBJECT_LABEL_INPUT,
+                   batch_size_divisibility(cfg))
 
     # -------------------------------------------------------------------------------------------- pieces
     def _attention_mask(self, batch: RelationBatch) -> Optional[torch.Tensor]:
@@ -245,6 +286,14 @@ class LinkNetPredictor(nn.Module):
             return None
         image = image_index_per_box(batch.num_boxes, batch.roi_features.device)
         return image[:, None] == image[None, :]
+
+    def _object_label_embedding(self, batch: RelationBatch) -> torch.Tensor:
+        """O0's label part: softmax(detector logits) @ K0 in every protocol, PredCls included (the reference feeds the
+        detector's distribution of the GT boxes), or with OBJECT_LABEL_INPUT "gt_label" the GT label's word vector in
+        PredCls."""
+        if batch.mode == "predcls" and self.object_label_input == "gt_label":
+            return self.obj_input_embed(batch)
+        return F.softmax(detector_logits(batch), dim=1) @ self.obj_input_embed.embedding.weight
 
     def _object_labels(self, batch: RelationBatch, obj_logits: torch.Tensor) -> torch.Tensor:
         """Training: the boxes' labels (unmatched SGDet boxes take the argmax); test: argmax / SGDet's later NMS."""
@@ -283,7 +332,8 @@ class LinkNetPredictor(nn.Module):
         context, gce_logits = self.global_context(batch)
         image = image_index_per_box(batch.num_boxes, roi_features.device)
         # the reference detaches c: the context feeds the objects but only the "gce" loss trains the multi-label head
-        obj_input = torch.cat([roi_features, self.obj_input_embed(batch), context.detach()[image]], dim=1)  # O0
+        obj_input = torch.cat([roi_features, self._object_label_embedding(batch), context.detach()[image]],
+                              dim=1)  # O0
         allowed = self._attention_mask(batch)
         _, o2 = self.re1(obj_input, allowed)
         obj_context, o4 = self.re2(o2, allowed)  # O3, O4
@@ -314,4 +364,4 @@ class LinkNetPredictor(nn.Module):
 
 __all__: List[str] = ["LinkNetPredictor", "RelationalEmbedding", "GlobalContextEncoding", "LayoutEncoder",
                       "relative_layout", "pair_layout", "global_image_features", "backbone_channels",
-                      "multi_label_targets"]
+                      "multi_label_targets", "padded_length", "batch_size_divisibility"]

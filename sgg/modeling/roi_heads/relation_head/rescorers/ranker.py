@@ -22,7 +22,8 @@ from torch import nn
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_PREDICTORS
 
 from ..losses import parse_loss_spec
-from ..predictors.linknet import backbone_channels, global_image_features
+from ..predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, backbone_channels, batch_size_divisibility,
+                                  global_image_features)
 from ..types import PredictorOutput, RelationBatch
 
 SCORE_COMBINATIONS = ("multiply", "none")
@@ -72,7 +73,8 @@ class Ranker(nn.Module):
     def __init__(self, rel_feature_dim: int, num_predicates: int, image_feature_dim: int, hidden_dim: int = 256,
                  attention_dim: int = 256, num_heads: int = 4, num_layers: int = 1, attention_chunk: int = 1024,
                  use_predicate_dist: bool = True, global_feature_maps: Sequence[str] = (),
-                 detach_inputs: bool = False, score_combination: str = "multiply", predictor: str = ""):
+                 detach_inputs: bool = False, score_combination: str = "multiply", predictor: str = "",
+                 size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)):
         super().__init__()
         if score_combination not in SCORE_COMBINATIONS:
             raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION must be one of "
@@ -83,6 +85,7 @@ class Ranker(nn.Module):
         self.rel_feature_dim = rel_feature_dim
         self.image_feature_dim = image_feature_dim
         self.global_feature_maps = tuple(global_feature_maps)
+        self.size_divisibility = tuple(size_divisibility)
         self.detach_inputs = detach_inputs
         self.score_combination = score_combination
         self.predictor = predictor
@@ -104,7 +107,7 @@ class Ranker(nn.Module):
         return cls(rel_feature_dim, len(statistics["rel_classes"]), backbone_channels(cfg), ranker.HIDDEN_DIM,
                    ranker.ATTENTION_DIM, ranker.NUM_HEAD, ranker.NUM_LAYER, ranker.ATTENTION_CHUNK,
                    ranker.USE_PREDICATE_DIST, tuple(ranker.GLOBAL_FEATURE_MAPS), ranker.DETACH_INPUTS,
-                   ranker.SCORE_COMBINATION, head.PREDICTOR)
+                   ranker.SCORE_COMBINATION, head.PREDICTOR, batch_size_divisibility(cfg))
 
     @staticmethod
     def predictor_feature_dim(cfg) -> int:
@@ -139,7 +142,8 @@ class Ranker(nn.Module):
         if self.predicate_mlp is not None:
             hidden = hidden + self.predicate_mlp(probs)
         image_features = global_image_features(batch.features, batch.image_sizes, self.global_feature_maps,
-                                               "MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS")
+                                               "MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS", "image",
+                                               self.size_divisibility)  # g: the image's own extent (code unreleased)
         if image_features.shape[1] != self.image_feature_dim:
             raise ValueError(f"RESCORER Ranker: the backbone maps have {image_features.shape[1]} channels, but it was "
                              f"built for {self.image_feature_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
