@@ -85,7 +85,11 @@ class SceneGraphRCNN(nn.Module):
                 raise ValueError(f"{self.mode} needs the GT boxes: pass targets at test time too")
             device = features[self.detector.box_featmap_names[0]].device
             boxes = [t.copy_with_fields([f for f in GT_FIELDS if t.has_field(f)]).to(device) for t in targets]
-            # PredCls too: LinkNet's O0 is the detector's class distribution of the GT boxes (as its reference)
+            if self.mode == "predcls" and not getattr(self.relation_head.predictor, "reads_predcls_detector_logits",
+                                                      False):
+                return boxes
+            # SGCls, and PredCls for a predictor that asks (LinkNet's O0 is the detector's class distribution of the
+            # GT boxes, as its reference): the detector's class logits of the GT boxes
             with self._detector_context():
                 box_features = self.detector.pool_box_features(features, boxes, images.image_sizes)
                 logits = self.detector.box_class_logits(box_features)

@@ -233,6 +233,8 @@ class LinkNetPredictor(nn.Module):
             raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT must be one of "
                              f"{OBJECT_LABEL_INPUTS}, got {object_label_input!r}")
         self.object_label_input = object_label_input
+        # SceneGraphRCNN classifies the GT boxes in PredCls only for a predictor that reads the logits there
+        self.reads_predcls_detector_logits = object_label_input == "detector"
         self.num_obj_classes = len(obj_classes)
         self.pooling_dim = pooling_dim
         self.use_vision = use_vision
