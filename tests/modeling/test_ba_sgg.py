@@ -22,15 +22,25 @@ from relation_confusion_matrix import count_confusions  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ transfer matrix
 def test_transfer_matrix_on_a_hand_made_confusion_matrix():
-    c = np.array([[5, 1, 1], [2, 3, 1], [0, 1, 3]])
-    # background row/column zeroed, C[0,0] = 1 -> rows [1,0,0] [0,3,1] [0,1,3]; rownorm -> [0,.75,.25] [0,.25,.75];
-    # + I -> [0,1.75,.25] [0,.25,1.75] (sums 2); rownorm -> [0,.875,.125] [0,.125,.875]; background row stays [1,0,0]
-    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.875, 0.125], [0.0, 0.125, 0.875]])
+    c = np.array([[5, 1, 1], [2, 3, 1], [0, 1, 1]])
+    # background row/column zeroed, C[0,0] = 1 -> rows [1,0,0] [0,3,1] [0,1,1]; rownorm -> [0,.75,.25] [0,.5,.5];
+    # + I -> [0,1.75,.25] [0,.5,1.5] (sums 2); rownorm -> [0,.875,.125] [0,.25,.75]; background row stays [1,0,0].
+    # Not symmetric, so a transposed A' fails below.
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.875, 0.125], [0.0, 0.25, 0.75]])
     assert torch.allclose(transfer_matrix(c), expected)
-    # z' = A' z: z = (1, 2, 4) -> (1, .875*2 + .125*4, .125*2 + .875*4) = (1, 2.25, 3.75), per row of a batch
+    # z' = A' z: z = (1, 2, 4) -> (1, .875*2 + .125*4, .25*2 + .75*4) = (1, 2.25, 3.5), per row of a batch
+    # (with A'^T it would be (1, 2.75, 3.125))
     z = torch.tensor([[1.0, 2.0, 4.0], [0.0, 8.0, 0.0]])
     out = TransferClassifier(transfer_matrix(c))(z)
-    assert torch.allclose(out, torch.tensor([[1.0, 2.25, 3.75], [0.0, 7.0, 1.0]]))
+    assert torch.allclose(out, torch.tensor([[1.0, 2.25, 3.5], [0.0, 7.0, 2.0]]))
+
+
+def test_a_predicate_without_counts_gets_an_identity_transfer_row():
+    c = np.array([[0, 0, 0, 0], [0, 3, 1, 0], [0, 0, 0, 0], [0, 2, 0, 2]])
+    # row 1: [0,.75,.25,0] + e1 -> [0,.875,.125,0]; row 2 has no count: 0 + e2 -> e2 (the reference's C/(0 + 1e-8));
+    # row 3: [0,.5,0,.5] + e3 -> [0,.25,0,.75]
+    expected = torch.tensor([[1.0, 0, 0, 0], [0, 0.875, 0.125, 0], [0, 0, 1.0, 0], [0, 0.25, 0, 0.75]])
+    assert torch.allclose(transfer_matrix(c), expected)
 
 
 def test_confusion_matrix_file_checks(tmp_path):
@@ -41,7 +51,11 @@ def test_confusion_matrix_file_checks(tmp_path):
         load_confusion_matrix(str(good), 4)
     zero_row = tmp_path / "z.npy"
     np.save(zero_row, np.array([[0, 0, 0], [0, 3, 1], [0, 0, 0]]))
-    with pytest.raises(ValueError, match=r"all-zero rows for predicate classes \[2\]"):
+    with pytest.warns(UserWarning, match=r"z.npy has all-zero rows for predicates 2 \(on\): .* transfer rows are "
+                                         r"the identity"):
+        loaded = load_confusion_matrix(str(zero_row), 3, predicate_names=["__background__", "has", "on"])
+    assert np.array_equal(loaded, np.array([[0, 0, 0], [0, 3, 1], [0, 0, 0]]))
+    with pytest.warns(UserWarning, match=r"all-zero rows for predicates 2: "):
         load_confusion_matrix(str(zero_row), 3)
     negative = tmp_path / "n.npy"
     np.save(negative, np.array([[0, 0, 0], [0, 3, -1], [0, 1, 1]]))
@@ -131,9 +145,10 @@ def _stage2_model(predictor, *extra):
     ("TransformerPredictor", ["edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias"]),
     ("MotifPredictor", ["edge_head.post_cat", "edge_head.rel_compress", "edge_head.freq_bias"]),
     ("FrequencyPredictor", ["freq_bias"])])
-def test_stage2_trains_only_the_clean_classifier(predictor, paths):
+@pytest.mark.parametrize("frozen_eval", [False, True])
+def test_stage2_trains_only_the_clean_classifier(predictor, paths, frozen_eval):
     torch.manual_seed(0)
-    _, model = _stage2_model(predictor)
+    _, model = _stage2_model(predictor, "MODEL.ROI_RELATION_HEAD.BA_SGG.FROZEN_EVAL_MODE", str(frozen_eval))
     predictor_module = model.relation_head.predictor
     for path in paths:
         assert isinstance(predictor_module.get_submodule(path), CleanClassifier)
@@ -142,7 +157,13 @@ def test_stage2_trains_only_the_clean_classifier(predictor, paths):
     model.train()
     assert model.relation_head.training
     assert all(m.clean.training for m in model.modules() if isinstance(m, CleanClassifier))
-    assert not predictor_module.training and not model.relation_head.box_feature_extractor.training
+    frozen = [predictor_module, model.relation_head.box_feature_extractor]
+    general = [m.general for m in model.modules() if isinstance(m, CleanClassifier)]
+    # the reference freezes by requires_grad only and keeps train mode; the key puts the frozen part in eval mode
+    assert all(m.training != frozen_eval for m in frozen + general)
+    model.eval()
+    assert not any(m.training for m in model.relation_head.modules())
+    model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     images, targets = _batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
@@ -152,6 +173,27 @@ def test_stage2_trains_only_the_clean_classifier(predictor, paths):
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= set(trainable)
     assert any(".clean." in n for n in changed)
+
+
+def test_stage2_sgcls_training_pairs_carry_the_gt_labels_as_in_stage1():
+    """In train mode Motifs' SGCls decoder commits the GT labels (teacher forcing, what stage 1 trained with); the
+    old eval-mode stage 2 fed the frequency bias the decoder's predicted labels instead."""
+    torch.manual_seed(0)
+    cfg = _cfg("MotifPredictor", True, False, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True")
+    model = SceneGraphRCNN.from_config(cfg, _statistics()).train()
+    predictor = model.relation_head.predictor
+    seen = {}
+    predictor.register_forward_hook(lambda m, inputs, out: seen.__setitem__("batch", inputs[0]))
+    bias = predictor.edge_head.freq_bias.clean
+    lookup = bias.index_with_labels
+    bias.index_with_labels = lambda pair_labels: (seen.__setitem__("labels", pair_labels.clone()),
+                                                  lookup(pair_labels))[1]
+    images, targets = _batch()
+    model(images, targets)
+    batch = seen["batch"]
+    gt = torch.cat([boxes.get_field("labels")[pairs] for boxes, pairs in zip(batch.boxes, batch.pair_idxs)])
+    assert batch.mode == "sgcls" and len(gt) > 0
+    assert torch.equal(seen["labels"].long(), gt.long())
 
 
 def test_stage1_checkpoint_maps_the_classifier_into_the_clean_copy(tmp_path):

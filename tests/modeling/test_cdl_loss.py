@@ -166,8 +166,8 @@ def test_built_from_the_config_with_a_saved_matrix(tmp_path, monkeypatch):
     ``load_confusion_matrix`` (its own tests cover the file checks); a stand-in with that signature is used here."""
     calls = []
 
-    def fake_loader(path, num_predicates):
-        calls.append((str(path), num_predicates))
+    def fake_loader(path, num_predicates, predicate_names=None):
+        calls.append((str(path), num_predicates, list(predicate_names)))
         return np.load(path)
 
     monkeypatch.setattr(cdl_module, "read_confusion_matrix", fake_loader)
@@ -177,7 +177,7 @@ def test_built_from_the_config_with_a_saved_matrix(tmp_path, monkeypatch):
                    "MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES", "keep",
                    "MODEL.ROI_RELATION_HEAD.CDL.COMPENSATION_FACTOR", 3.0)
     losses = build_relation_losses(cfg, STATS)
-    assert calls == [(str(path), 4)] and losses.names == ["cdl", "ObjectCE"]
+    assert calls == [(str(path), 4, STATS["rel_classes"])] and losses.names == ["cdl", "ObjectCE"]
     term = losses.terms[0]
     assert (term.absent, term.compensation, term.mitigation, term.threshold) == ("keep", 3.0, 1.5, 0.9)
     values = losses(RelationLossInputs(rel_logits=LOGITS, rel_labels=LABELS))
@@ -192,7 +192,12 @@ def test_file_problems_name_the_cdl_key(tmp_path):
     matrix[2] = 0  # a predicate the stage-1 model never saw
     path = tmp_path / "conf_mat_freq_train.npy"
     np.save(path, matrix)
-    with pytest.raises(ValueError, match=r"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: .* all-zero rows .*\[2\]"):
-        cdl_module.read_confusion_matrix(str(path), CONFUSION.shape[0])
+    # warned, not refused (the reference's + 1e-8): the never-seen GT predicate gets a zero lattice row
+    with pytest.warns(UserWarning, match=r"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: .* all-zero rows for "
+                                         r"predicates 2 \(has\)"):
+        loaded = cdl_module.read_confusion_matrix(str(path), CONFUSION.shape[0], STATS["rel_classes"])
+    corr = CategoryDiscriminatingLoss(loaded).correlation
+    assert torch.equal(corr[2], torch.zeros(4)) and torch.isfinite(corr).all()
+    assert torch.allclose(corr[1], torch.tensor([0.0, 1.0, 1.0, 0.0]), atol=1e-3)
     with pytest.raises(FileNotFoundError, match="MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH"):
         cdl_module.read_confusion_matrix(str(tmp_path / "none.npy"), CONFUSION.shape[0])
