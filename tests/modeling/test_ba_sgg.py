@@ -13,6 +13,7 @@ from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, Transf
                                                          load_stage1_model, map_stage1_state_dict, transfer_matrix)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_values import load_golden  # noqa: E402
 from test_scene_graph_model import NUM_PREDICATES, _batch, _cfg, _statistics  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +42,25 @@ def test_a_predicate_without_counts_gets_an_identity_transfer_row():
     # row 3: [0,.5,0,.5] + e3 -> [0,.25,0,.75]
     expected = torch.tensor([[1.0, 0, 0, 0], [0, 0.875, 0.125, 0], [0, 0, 1.0, 0], [0, 0.25, 0, 0.75]])
     assert torch.allclose(transfer_matrix(c), expected)
+
+
+def test_transfer_matches_the_reference_implementation(tmp_path):
+    """Golden values of nobody-y/SSG-G2S at 2c6a37e29b2324e6678910a2d4541dbc0e778930: the ``with_transfer`` block of
+    ``TransformerTransferPredictor.__init__`` (``maskrcnn_benchmark/modeling/roi_heads/relation_head/
+    roi_relation_predictors.py``: background row/column zeroed, ``C / (C.sum(-1) + 1e-8)``, then
+    ``adj_laplacian`` of ``maskrcnn_benchmark/layers/gcn/_utils.py``) on a non-symmetric 7 x 7 confusion matrix with
+    an all-zero foreground row (predicate 4), and its ``forward``'s ``(pred_adj_lap @ rel_dists.T).T`` on 6 x 7
+    logits. No weights: the matrix is the only input."""
+    golden = load_golden("ba_sgg_transfer.npz")
+    assert not np.allclose(golden["transfer_matrix"], golden["transfer_matrix"].T)
+    np.save(tmp_path / "conf_mat_freq_train.npy", golden["confusion"])
+    with pytest.warns(UserWarning, match=r"all-zero rows for predicates 4: "):
+        confusion = load_confusion_matrix(str(tmp_path / "conf_mat_freq_train.npy"), 7)
+    matrix = transfer_matrix(confusion)
+    torch.testing.assert_close(matrix, torch.from_numpy(golden["transfer_matrix"]), rtol=1e-6, atol=1e-7)
+    logits = torch.from_numpy(golden["logits"])
+    torch.testing.assert_close(TransferClassifier(matrix)(logits), torch.from_numpy(golden["transferred_logits"]),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_confusion_matrix_file_checks(tmp_path):

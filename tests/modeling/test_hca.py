@@ -2,7 +2,8 @@
 computation, attention kept within each image, shapes and gradients in the three protocols."""
 import itertools
 import math
-from pathlib import Path
+import os
+import sys
 
 import pytest
 import torch
@@ -23,6 +24,9 @@ C, R = len(OBJ_CLASSES), len(REL_CLASSES)
 ROI_DIM = 48
 MODES = ["predcls", "sgcls", "sgdet"]
 MODE_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_values import load_golden  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
@@ -248,7 +252,6 @@ def test_object_encoder_fuses_the_four_streams_by_sum():
 
 
 # ------------------------------------------------------------------------------------------------ golden values
-GOLDEN = Path(__file__).parent / "golden" / "hca.pt"
 GOLDEN_ROI_DIM = 24
 GOLDEN_CASES = ("predcls", "sgcls", "predcls_basgg_stage2")
 
@@ -282,13 +285,6 @@ def golden_batch(mode: str, inputs: dict) -> RelationBatch:
                          roi_features=inputs["roi_features"], union_features=inputs["union_features"])
 
 
-def load_golden(path: Path) -> dict:
-    if not path.is_file():
-        pytest.fail(f"golden fixture {path} is missing (it holds the reference implementation's numbers; restore it "
-                    f"from git)")
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 @pytest.mark.parametrize("case", GOLDEN_CASES)
 def test_forward_matches_the_reference_implementation(case):
     """Golden values of LinusLing/ReBalance-HCA at d09f9327834767da7657e35380ce4b2a8c59fdd3,
@@ -311,7 +307,7 @@ def test_forward_matches_the_reference_implementation(case):
     case, ``edge_head.{rel_compress, ctx_compress, freq_bias}.clean`` -> ``{rel_compress, ctx_compress,
     freq_bias}_clean``. Our transfer (``TransferClassifier``, applied by the relation head) is applied here to the
     predictor's logits."""
-    golden = load_golden(GOLDEN)
+    golden = load_golden("hca.pt")
     expected = golden["cases"][case]
     mode = case.split("_")[0]
     predictor = golden_predictor(case).eval()
@@ -329,3 +325,8 @@ def test_forward_matches_the_reference_implementation(case):
     # float32 with another attention kernel: logits of magnitude ~100 agree to 1e-4 (cancellation near zero)
     torch.testing.assert_close(out.obj_logits, expected["obj_logits"], rtol=1e-4, atol=5e-4)
     torch.testing.assert_close(rel_logits, expected["rel_logits"], rtol=1e-4, atol=5e-4)
+
+
+def test_a_missing_golden_fixture_fails_with_its_file_name(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match=r"golden fixture .*hca_missing.pt is missing"):
+        load_golden("hca_missing.pt", tmp_path)
