@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from sgg.config import load_config
 from sgg.data.bpl import balance_training_split, cap_relations, most_frequent_predicates
 from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
-from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, TransferClassifier, load_confusion_matrix,
-                                                         load_stage1_model, map_stage1_state_dict, transfer_matrix)
+from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, TransferClassifier, add_clean_classifier,
+                                                         load_confusion_matrix, load_stage1_model,
+                                                         map_stage1_state_dict, transfer_matrix)
+from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
+from sgg.modeling.roi_heads.relation_head.types import RelationBatch
+from sgg.structures import BoxList
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden_values import load_golden  # noqa: E402
@@ -61,6 +66,75 @@ def test_transfer_matches_the_reference_implementation(tmp_path):
     logits = torch.from_numpy(golden["logits"])
     torch.testing.assert_close(TransferClassifier(matrix)(logits), torch.from_numpy(golden["transferred_logits"]),
                                rtol=1e-5, atol=1e-5)
+
+
+GOLDEN_CLASSES = (["__background__", "cat", "dog", "street sign", "tree", "car"],
+                  ["__background__", "on", "has", "near", "parked on"])
+GOLDEN_ROI_DIM = 24
+
+
+def golden_transformer_stage2(mode):
+    """The stage-2 Transformer the fixture's weights belong to: hidden 16, pooling 20, union 24, 2 heads of key 4 /
+    value 3, FFN 12, embedding 8, 2 object layers and 1 edge layer, clean copies of rel_compress, ctx_compress and
+    freq_bias."""
+    head = "MODEL.ROI_RELATION_HEAD."
+    cfg = load_config(opts=[str(o) for o in [
+        head + "PREDICTOR", "TransformerPredictor", head + "USE_GT_BOX", True, head + "USE_GT_OBJECT_LABEL",
+        mode == "predcls", head + "EMBED_DIM", 8, head + "CONTEXT_HIDDEN_DIM", 16, head + "CONTEXT_POOLING_DIM", 20,
+        head + "TRANSFORMER.OBJ_LAYER", 2, head + "TRANSFORMER.REL_LAYER", 1, head + "TRANSFORMER.NUM_HEAD", 2,
+        head + "TRANSFORMER.KEY_DIM", 4, head + "TRANSFORMER.VAL_DIM", 3, head + "TRANSFORMER.INNER_DIM", 12,
+        "GLOVE_DIR", "/nonexistent/glove"]])
+    objects, predicates = GOLDEN_CLASSES
+    statistics = {"obj_classes": objects, "rel_classes": predicates,
+                  "pred_dist": torch.zeros(len(objects), len(objects), len(predicates))}
+    torch.manual_seed(0)
+    predictor = build_predictor(cfg, GOLDEN_ROI_DIM, statistics)
+    add_clean_classifier(predictor)
+    return predictor
+
+
+def golden_batch(mode, inputs):
+    boxes = []
+    for bbox, size, labels, logits in zip(inputs["boxes"], inputs["image_sizes"], inputs["labels"],
+                                          inputs["predict_logits"]):
+        image = BoxList(bbox, tuple(size))
+        image.add_field("labels", labels)
+        if mode != "predcls":
+            image.add_field("predict_logits", logits)
+        boxes.append(image)
+    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=list(inputs["pair_idxs"]),
+                         roi_features=inputs["roi_features"], union_features=inputs["union_features"])
+
+
+@pytest.mark.filterwarnings("ignore:word vectors glove")
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_stage2_transformer_matches_the_reference_implementation(mode):
+    """Golden values of nobody-y/SSG-G2S at 2c6a37e29b2324e6678910a2d4541dbc0e778930:
+    ``TransformerTransferPredictor.forward`` (``maskrcnn_benchmark/modeling/roi_heads/relation_head/
+    roi_relation_predictors.py``, with ``TransformerContext`` of ``model_transformer.py``) as stage 2
+    (WITH_CLEAN_CLASSIFIER and WITH_TRANSFER_CLASSIFIER True) in eval mode, on 2 images of 3 and 4 GT boxes with all
+    ordered pairs; A' from the non-symmetric 5 x 5 confusion matrix in the fixture (one all-zero row).
+
+    Weights: our seeded TransformerPredictor plus noise (stored), copied into the reference module:
+    ``context.obj_input_embed.embedding`` -> ``obj_embed1``, ``context.obj_embed2`` -> ``obj_embed2``,
+    ``context.bbox_embed.layers.{0,3}`` -> ``bbox_embed.{0,3}``, ``context.{lin_obj, lin_edge, out_obj}`` by name,
+    ``context.context_{obj,edge}.layers[i]`` -> ``context_layer.context_{obj,edge}.layer_stack[i]`` with
+    ``attention.{w_q, w_k, w_v, out, norm}`` -> ``slf_attn.{w_qs, w_ks, w_vs, fc, layer_norm}`` and
+    ``feed_forward.layers.{0, 2}`` / ``feed_forward.norm`` -> ``pos_ffn.{w_1, w_2}`` (1x1 Conv1d) /
+    ``pos_ffn.layer_norm``; ``edge_head.{post_emb, post_cat, up_dim}`` by name, ``edge_head.X.general`` -> ``X`` and
+    ``edge_head.X.clean`` -> ``X_clean`` for X in rel_compress, ctx_compress, freq_bias. Our transfer
+    (``TransferClassifier``, applied by the relation head) is applied here to the predictor's logits."""
+    golden = load_golden("ba_sgg_transformer.pt")
+    expected = golden["cases"][mode]
+    predictor = golden_transformer_stage2(mode).eval()
+    state = predictor.state_dict()
+    predictor.load_state_dict({key: golden["weights"][key] for key in state})
+    with torch.no_grad():
+        out = predictor(golden_batch(mode, golden["inputs"]))
+    rel_logits = TransferClassifier(transfer_matrix(golden["confusion"]))(out.rel_logits)
+    assert torch.equal(out.obj_preds, expected["obj_preds"])
+    torch.testing.assert_close(out.obj_logits, expected["obj_logits"], rtol=1e-4, atol=5e-4)
+    torch.testing.assert_close(rel_logits, expected["rel_logits"], rtol=1e-4, atol=5e-4)
 
 
 def test_confusion_matrix_file_checks(tmp_path):
