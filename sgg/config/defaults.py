@@ -97,6 +97,7 @@ _C.MODEL.ROI_RELATION_HEAD.CONTEXT_REL_LAYER = 1
 _C.MODEL.ROI_RELATION_HEAD.LABEL_SMOOTHING_LOSS = False
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION = True  # use union-box features
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS = True  # add the frequency bias to relation logits
+_C.MODEL.ROI_RELATION_HEAD.FREQUENCY_BIAS_DROPOUT = 0.0  # dropout on the frequency-bias logits in training (SGB: none)
 _C.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP = True  # SGDet training pairs must overlap (SGB yaml: False)
 _C.MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL = 4  # SGDet: proposal pairs sampled per GT relation
 _C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = False  # SGB relation yaml: True
@@ -157,6 +158,7 @@ _C.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH = "misc/conf_mat_freq_tr
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.BALANCE_TRAIN_DATA = True  # with the clean classifier: re-balanced training split
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.TOP_PREDICATES = 15  # N: the N most frequent predicates are capped ...
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.MAX_INSTANCES = 2000  # ... at M instances each, first come first kept
+_C.MODEL.ROI_RELATION_HEAD.BA_SGG.FROZEN_EVAL_MODE = False  # stage 2: frozen modules in eval mode (reference: train)
 # <<< BA-SGG keys
 # >>> PE-Net / SPL / reweighting keys
 _C.MODEL.USE_REWEIGHT = "none"  # SPL's key: "PENET" reads LOSS entry RelationCE as ReweightedRelationCE; "none"

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from sgg.config import load_config
 from sgg.data.bpl import balance_training_split, cap_relations, most_frequent_predicates
 from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
-from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, TransferClassifier, load_confusion_matrix,
-                                                         load_stage1_model, map_stage1_state_dict, transfer_matrix)
+from sgg.modeling.roi_heads.relation_head.ba_sgg import (CleanClassifier, TransferClassifier, add_clean_classifier,
+                                                         load_confusion_matrix, load_stage1_model,
+                                                         map_stage1_state_dict, transfer_matrix)
+from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
+from sgg.modeling.roi_heads.relation_head.types import RelationBatch
+from sgg.structures import BoxList
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_values import load_golden  # noqa: E402
 from test_scene_graph_model import NUM_PREDICATES, _batch, _cfg, _statistics  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,15 +28,113 @@ from relation_confusion_matrix import count_confusions  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ transfer matrix
 def test_transfer_matrix_on_a_hand_made_confusion_matrix():
-    c = np.array([[5, 1, 1], [2, 3, 1], [0, 1, 3]])
-    # background row/column zeroed, C[0,0] = 1 -> rows [1,0,0] [0,3,1] [0,1,3]; rownorm -> [0,.75,.25] [0,.25,.75];
-    # + I -> [0,1.75,.25] [0,.25,1.75] (sums 2); rownorm -> [0,.875,.125] [0,.125,.875]; background row stays [1,0,0]
-    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.875, 0.125], [0.0, 0.125, 0.875]])
+    c = np.array([[5, 1, 1], [2, 3, 1], [0, 1, 1]])
+    # background row/column zeroed, C[0,0] = 1 -> rows [1,0,0] [0,3,1] [0,1,1]; rownorm -> [0,.75,.25] [0,.5,.5];
+    # + I -> [0,1.75,.25] [0,.5,1.5] (sums 2); rownorm -> [0,.875,.125] [0,.25,.75]; background row stays [1,0,0].
+    # Not symmetric, so a transposed A' fails below.
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.875, 0.125], [0.0, 0.25, 0.75]])
     assert torch.allclose(transfer_matrix(c), expected)
-    # z' = A' z: z = (1, 2, 4) -> (1, .875*2 + .125*4, .125*2 + .875*4) = (1, 2.25, 3.75), per row of a batch
+    # z' = A' z: z = (1, 2, 4) -> (1, .875*2 + .125*4, .25*2 + .75*4) = (1, 2.25, 3.5), per row of a batch
+    # (with A'^T it would be (1, 2.75, 3.125))
     z = torch.tensor([[1.0, 2.0, 4.0], [0.0, 8.0, 0.0]])
     out = TransferClassifier(transfer_matrix(c))(z)
-    assert torch.allclose(out, torch.tensor([[1.0, 2.25, 3.75], [0.0, 7.0, 1.0]]))
+    assert torch.allclose(out, torch.tensor([[1.0, 2.25, 3.5], [0.0, 7.0, 2.0]]))
+
+
+def test_a_predicate_without_counts_gets_an_identity_transfer_row():
+    c = np.array([[0, 0, 0, 0], [0, 3, 1, 0], [0, 0, 0, 0], [0, 2, 0, 2]])
+    # row 1: [0,.75,.25,0] + e1 -> [0,.875,.125,0]; row 2 has no count: 0 + e2 -> e2 (the reference's C/(0 + 1e-8));
+    # row 3: [0,.5,0,.5] + e3 -> [0,.25,0,.75]
+    expected = torch.tensor([[1.0, 0, 0, 0], [0, 0.875, 0.125, 0], [0, 0, 1.0, 0], [0, 0.25, 0, 0.75]])
+    assert torch.allclose(transfer_matrix(c), expected)
+
+
+def test_transfer_matches_the_reference_implementation(tmp_path):
+    """Golden values of nobody-y/SSG-G2S at 2c6a37e29b2324e6678910a2d4541dbc0e778930: the ``with_transfer`` block of
+    ``TransformerTransferPredictor.__init__`` (``maskrcnn_benchmark/modeling/roi_heads/relation_head/
+    roi_relation_predictors.py``: background row/column zeroed, ``C / (C.sum(-1) + 1e-8)``, then
+    ``adj_laplacian`` of ``maskrcnn_benchmark/layers/gcn/_utils.py``) on a non-symmetric 7 x 7 confusion matrix with
+    an all-zero foreground row (predicate 4), and its ``forward``'s ``(pred_adj_lap @ rel_dists.T).T`` on 6 x 7
+    logits. No weights: the matrix is the only input."""
+    golden = load_golden("ba_sgg_transfer.npz")
+    assert not np.allclose(golden["transfer_matrix"], golden["transfer_matrix"].T)
+    np.save(tmp_path / "conf_mat_freq_train.npy", golden["confusion"])
+    with pytest.warns(UserWarning, match=r"all-zero rows for predicates 4: "):
+        confusion = load_confusion_matrix(str(tmp_path / "conf_mat_freq_train.npy"), 7)
+    matrix = transfer_matrix(confusion)
+    torch.testing.assert_close(matrix, torch.from_numpy(golden["transfer_matrix"]), rtol=1e-6, atol=1e-7)
+    logits = torch.from_numpy(golden["logits"])
+    torch.testing.assert_close(TransferClassifier(matrix)(logits), torch.from_numpy(golden["transferred_logits"]),
+                               rtol=1e-5, atol=1e-5)
+
+
+GOLDEN_CLASSES = (["__background__", "cat", "dog", "street sign", "tree", "car"],
+                  ["__background__", "on", "has", "near", "parked on"])
+GOLDEN_ROI_DIM = 24
+
+
+def golden_transformer_stage2(mode):
+    """The stage-2 Transformer the fixture's weights belong to: hidden 16, pooling 20, union 24, 2 heads of key 4 /
+    value 3, FFN 12, embedding 8, 2 object layers and 1 edge layer, clean copies of rel_compress, ctx_compress and
+    freq_bias."""
+    head = "MODEL.ROI_RELATION_HEAD."
+    cfg = load_config(opts=[str(o) for o in [
+        head + "PREDICTOR", "TransformerPredictor", head + "USE_GT_BOX", True, head + "USE_GT_OBJECT_LABEL",
+        mode == "predcls", head + "EMBED_DIM", 8, head + "CONTEXT_HIDDEN_DIM", 16, head + "CONTEXT_POOLING_DIM", 20,
+        head + "TRANSFORMER.OBJ_LAYER", 2, head + "TRANSFORMER.REL_LAYER", 1, head + "TRANSFORMER.NUM_HEAD", 2,
+        head + "TRANSFORMER.KEY_DIM", 4, head + "TRANSFORMER.VAL_DIM", 3, head + "TRANSFORMER.INNER_DIM", 12,
+        "GLOVE_DIR", "/nonexistent/glove"]])
+    objects, predicates = GOLDEN_CLASSES
+    statistics = {"obj_classes": objects, "rel_classes": predicates,
+                  "pred_dist": torch.zeros(len(objects), len(objects), len(predicates))}
+    torch.manual_seed(0)
+    predictor = build_predictor(cfg, GOLDEN_ROI_DIM, statistics)
+    add_clean_classifier(predictor)
+    return predictor
+
+
+def golden_batch(mode, inputs):
+    boxes = []
+    for bbox, size, labels, logits in zip(inputs["boxes"], inputs["image_sizes"], inputs["labels"],
+                                          inputs["predict_logits"]):
+        image = BoxList(bbox, tuple(size))
+        image.add_field("labels", labels)
+        if mode != "predcls":
+            image.add_field("predict_logits", logits)
+        boxes.append(image)
+    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=list(inputs["pair_idxs"]),
+                         roi_features=inputs["roi_features"], union_features=inputs["union_features"])
+
+
+@pytest.mark.filterwarnings("ignore:word vectors glove")
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_stage2_transformer_matches_the_reference_implementation(mode):
+    """Golden values of nobody-y/SSG-G2S at 2c6a37e29b2324e6678910a2d4541dbc0e778930:
+    ``TransformerTransferPredictor.forward`` (``maskrcnn_benchmark/modeling/roi_heads/relation_head/
+    roi_relation_predictors.py``, with ``TransformerContext`` of ``model_transformer.py``) as stage 2
+    (WITH_CLEAN_CLASSIFIER and WITH_TRANSFER_CLASSIFIER True) in eval mode, on 2 images of 3 and 4 GT boxes with all
+    ordered pairs; A' from the non-symmetric 5 x 5 confusion matrix in the fixture (one all-zero row).
+
+    Weights: our seeded TransformerPredictor plus noise (stored), copied into the reference module:
+    ``context.obj_input_embed.embedding`` -> ``obj_embed1``, ``context.obj_embed2`` -> ``obj_embed2``,
+    ``context.bbox_embed.layers.{0,3}`` -> ``bbox_embed.{0,3}``, ``context.{lin_obj, lin_edge, out_obj}`` by name,
+    ``context.context_{obj,edge}.layers[i]`` -> ``context_layer.context_{obj,edge}.layer_stack[i]`` with
+    ``attention.{w_q, w_k, w_v, out, norm}`` -> ``slf_attn.{w_qs, w_ks, w_vs, fc, layer_norm}`` and
+    ``feed_forward.layers.{0, 2}`` / ``feed_forward.norm`` -> ``pos_ffn.{w_1, w_2}`` (1x1 Conv1d) /
+    ``pos_ffn.layer_norm``; ``edge_head.{post_emb, post_cat, up_dim}`` by name, ``edge_head.X.general`` -> ``X`` and
+    ``edge_head.X.clean`` -> ``X_clean`` for X in rel_compress, ctx_compress, freq_bias. Our transfer
+    (``TransferClassifier``, applied by the relation head) is applied here to the predictor's logits."""
+    golden = load_golden("ba_sgg_transformer.pt")
+    expected = golden["cases"][mode]
+    predictor = golden_transformer_stage2(mode).eval()
+    state = predictor.state_dict()
+    predictor.load_state_dict({key: golden["weights"][key] for key in state})
+    with torch.no_grad():
+        out = predictor(golden_batch(mode, golden["inputs"]))
+    rel_logits = TransferClassifier(transfer_matrix(golden["confusion"]))(out.rel_logits)
+    assert torch.equal(out.obj_preds, expected["obj_preds"])
+    torch.testing.assert_close(out.obj_logits, expected["obj_logits"], rtol=1e-4, atol=5e-4)
+    torch.testing.assert_close(rel_logits, expected["rel_logits"], rtol=1e-4, atol=5e-4)
 
 
 def test_confusion_matrix_file_checks(tmp_path):
@@ -41,7 +145,11 @@ def test_confusion_matrix_file_checks(tmp_path):
         load_confusion_matrix(str(good), 4)
     zero_row = tmp_path / "z.npy"
     np.save(zero_row, np.array([[0, 0, 0], [0, 3, 1], [0, 0, 0]]))
-    with pytest.raises(ValueError, match=r"all-zero rows for predicate classes \[2\]"):
+    with pytest.warns(UserWarning, match=r"z.npy has all-zero rows for predicates 2 \(on\): .* transfer rows are "
+                                         r"the identity"):
+        loaded = load_confusion_matrix(str(zero_row), 3, predicate_names=["__background__", "has", "on"])
+    assert np.array_equal(loaded, np.array([[0, 0, 0], [0, 3, 1], [0, 0, 0]]))
+    with pytest.warns(UserWarning, match=r"all-zero rows for predicates 2: "):
         load_confusion_matrix(str(zero_row), 3)
     negative = tmp_path / "n.npy"
     np.save(negative, np.array([[0, 0, 0], [0, 3, -1], [0, 1, 1]]))
@@ -131,9 +239,10 @@ def _stage2_model(predictor, *extra):
     ("TransformerPredictor", ["edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias"]),
     ("MotifPredictor", ["edge_head.post_cat", "edge_head.rel_compress", "edge_head.freq_bias"]),
     ("FrequencyPredictor", ["freq_bias"])])
-def test_stage2_trains_only_the_clean_classifier(predictor, paths):
+@pytest.mark.parametrize("frozen_eval", [False, True])
+def test_stage2_trains_only_the_clean_classifier(predictor, paths, frozen_eval):
     torch.manual_seed(0)
-    _, model = _stage2_model(predictor)
+    _, model = _stage2_model(predictor, "MODEL.ROI_RELATION_HEAD.BA_SGG.FROZEN_EVAL_MODE", str(frozen_eval))
     predictor_module = model.relation_head.predictor
     for path in paths:
         assert isinstance(predictor_module.get_submodule(path), CleanClassifier)
@@ -142,7 +251,13 @@ def test_stage2_trains_only_the_clean_classifier(predictor, paths):
     model.train()
     assert model.relation_head.training
     assert all(m.clean.training for m in model.modules() if isinstance(m, CleanClassifier))
-    assert not predictor_module.training and not model.relation_head.box_feature_extractor.training
+    frozen = [predictor_module, model.relation_head.box_feature_extractor]
+    general = [m.general for m in model.modules() if isinstance(m, CleanClassifier)]
+    # the reference freezes by requires_grad only and keeps train mode; the key puts the frozen part in eval mode
+    assert all(m.training != frozen_eval for m in frozen + general)
+    model.eval()
+    assert not any(m.training for m in model.relation_head.modules())
+    model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     images, targets = _batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
@@ -152,6 +267,27 @@ def test_stage2_trains_only_the_clean_classifier(predictor, paths):
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= set(trainable)
     assert any(".clean." in n for n in changed)
+
+
+def test_stage2_sgcls_training_pairs_carry_the_gt_labels_as_in_stage1():
+    """In train mode Motifs' SGCls decoder commits the GT labels (teacher forcing, what stage 1 trained with); the
+    old eval-mode stage 2 fed the frequency bias the decoder's predicted labels instead."""
+    torch.manual_seed(0)
+    cfg = _cfg("MotifPredictor", True, False, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True")
+    model = SceneGraphRCNN.from_config(cfg, _statistics()).train()
+    predictor = model.relation_head.predictor
+    seen = {}
+    predictor.register_forward_hook(lambda m, inputs, out: seen.__setitem__("batch", inputs[0]))
+    bias = predictor.edge_head.freq_bias.clean
+    lookup = bias.index_with_labels
+    bias.index_with_labels = lambda pair_labels: (seen.__setitem__("labels", pair_labels.clone()),
+                                                  lookup(pair_labels))[1]
+    images, targets = _batch()
+    model(images, targets)
+    batch = seen["batch"]
+    gt = torch.cat([boxes.get_field("labels")[pairs] for boxes, pairs in zip(batch.boxes, batch.pair_idxs)])
+    assert batch.mode == "sgcls" and len(gt) > 0
+    assert torch.equal(seen["labels"].long(), gt.long())
 
 
 def test_stage1_checkpoint_maps_the_classifier_into_the_clean_copy(tmp_path):

@@ -1,6 +1,8 @@
 """The category discriminating loss (FGPL / ReBalance-HCA predicate reweighting, METHODS.md 5.2): the lattice, the
 per-batch weights and the loss value on a hand-made example, and every bad-input path."""
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,9 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.losses import cdl as cdl_module
 from sgg.modeling.roi_heads.relation_head.losses.cdl import (CategoryDiscriminatingLoss, class_weights,
                                                              predicate_lattice)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_values import load_golden  # noqa: E402
 
 LOG2 = math.log(2.0)
 # rows = GT, columns = predicted; background (0) row/column zero as the confusion tool writes them
@@ -166,8 +171,8 @@ def test_built_from_the_config_with_a_saved_matrix(tmp_path, monkeypatch):
     ``load_confusion_matrix`` (its own tests cover the file checks); a stand-in with that signature is used here."""
     calls = []
 
-    def fake_loader(path, num_predicates):
-        calls.append((str(path), num_predicates))
+    def fake_loader(path, num_predicates, predicate_names=None):
+        calls.append((str(path), num_predicates, list(predicate_names)))
         return np.load(path)
 
     monkeypatch.setattr(cdl_module, "read_confusion_matrix", fake_loader)
@@ -177,7 +182,7 @@ def test_built_from_the_config_with_a_saved_matrix(tmp_path, monkeypatch):
                    "MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES", "keep",
                    "MODEL.ROI_RELATION_HEAD.CDL.COMPENSATION_FACTOR", 3.0)
     losses = build_relation_losses(cfg, STATS)
-    assert calls == [(str(path), 4)] and losses.names == ["cdl", "ObjectCE"]
+    assert calls == [(str(path), 4, STATS["rel_classes"])] and losses.names == ["cdl", "ObjectCE"]
     term = losses.terms[0]
     assert (term.absent, term.compensation, term.mitigation, term.threshold) == ("keep", 3.0, 1.5, 0.9)
     values = losses(RelationLossInputs(rel_logits=LOGITS, rel_labels=LABELS))
@@ -192,7 +197,31 @@ def test_file_problems_name_the_cdl_key(tmp_path):
     matrix[2] = 0  # a predicate the stage-1 model never saw
     path = tmp_path / "conf_mat_freq_train.npy"
     np.save(path, matrix)
-    with pytest.raises(ValueError, match=r"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: .* all-zero rows .*\[2\]"):
-        cdl_module.read_confusion_matrix(str(path), CONFUSION.shape[0])
+    # warned, not refused (the reference's + 1e-8): the never-seen GT predicate gets a zero lattice row
+    with pytest.warns(UserWarning, match=r"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: .* all-zero rows for "
+                                         r"predicates 2 \(has\)"):
+        loaded = cdl_module.read_confusion_matrix(str(path), CONFUSION.shape[0], STATS["rel_classes"])
+    corr = CategoryDiscriminatingLoss(loaded).correlation
+    assert torch.equal(corr[2], torch.zeros(4)) and torch.isfinite(corr).all()
+    assert torch.allclose(corr[1], torch.tensor([0.0, 1.0, 1.0, 0.0]), atol=1e-3)
     with pytest.raises(FileNotFoundError, match="MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH"):
         cdl_module.read_confusion_matrix(str(tmp_path / "none.npy"), CONFUSION.shape[0])
+
+
+@pytest.mark.parametrize("batch", [0, 1])
+def test_loss_and_gradient_match_the_reference_implementation(batch):
+    """Golden values of LinusLing/ReBalance-HCA at d09f9327834767da7657e35380ce4b2a8c59fdd3:
+    ``RelationLossComputation`` (``__init__``'s lattice from ``conf_mat_freq_train.npy`` and ``__call__``'s
+    ``use_logits_reweight`` block with ``MyCrossEntropyLoss``) in ``maskrcnn_benchmark/modeling/roi_heads/
+    relation_head/loss.py``, run on the CPU with its hard-coded 51 predicates. Inputs: a non-symmetric 51 x 51
+    confusion matrix (rows often confused with other predicates more than predicted right, so corr > 0.9 occurs off
+    the diagonal; GT row 17 and predicted column 23 all zero) and two batches (96 pairs, ~60% background, 24 classes
+    absent; 40 pairs, ~20% background, 26 absent) of logits and labels. The loss value and d loss / d logits were
+    taken from the reference with autograd. No weights."""
+    golden = load_golden("cdl.npz")
+    logits = torch.from_numpy(golden[f"logits_{batch}"]).requires_grad_(True)
+    labels = torch.from_numpy(golden[f"labels_{batch}"])
+    loss = CategoryDiscriminatingLoss(golden["confusion"])(inputs(logits, labels))["loss_rel_cdl"]
+    grad, = torch.autograd.grad(loss, logits)
+    assert loss.item() == pytest.approx(float(golden[f"loss_{batch}"]), rel=1e-6)
+    torch.testing.assert_close(grad, torch.from_numpy(golden[f"grad_{batch}"]), rtol=1e-5, atol=1e-7)

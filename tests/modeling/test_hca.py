@@ -2,12 +2,16 @@
 computation, attention kept within each image, shapes and gradients in the three protocols."""
 import itertools
 import math
+import os
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from sgg.config import load_config
+from sgg.modeling.roi_heads.relation_head.ba_sgg import (TransferClassifier, add_clean_classifier,
+                                                         map_stage1_state_dict, transfer_matrix)
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.hca import (AttentionDims, FourStreamLayer,
                                                                  HybridCoAttentionPredictor, SHALayer)
@@ -20,6 +24,9 @@ C, R = len(OBJ_CLASSES), len(REL_CLASSES)
 ROI_DIM = 48
 MODES = ["predcls", "sgcls", "sgdet"]
 MODE_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_values import load_golden  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
@@ -242,3 +249,84 @@ def test_object_encoder_fuses_the_four_streams_by_sum():
             streams = layer(streams, mask)
         tsa, tca, vsa, vca = (s[0] for s in streams)
     torch.testing.assert_close(fused, (vca + vsa) + (tca + tsa))
+
+
+# ------------------------------------------------------------------------------------------------ golden values
+GOLDEN_ROI_DIM = 24
+GOLDEN_CASES = ("predcls", "sgcls", "predcls_basgg_stage2")
+
+
+def golden_predictor(case: str) -> HybridCoAttentionPredictor:
+    """The module the fixture's weights belong to: small, non-square sizes (hidden 16, pooling 20, union 24, 2
+    heads of key 4 / value 3, FFN 12, embedding 8), 2 object layers and 1 edge layer. The BA-SGG case has the clean
+    classifier copies (their weights differ from the general ones in the fixture)."""
+    mode = case.split("_")[0]
+    head = "MODEL.ROI_RELATION_HEAD."
+    sizes = {"EMBED_DIM": 8, "CONTEXT_HIDDEN_DIM": 16, "CONTEXT_POOLING_DIM": 20, "HCA.OBJ_LAYER": 2,
+             "HCA.REL_LAYER": 1, "HCA.NUM_HEAD": 2, "HCA.KEY_DIM": 4, "HCA.VAL_DIM": 3, "HCA.INNER_DIM": 12}
+    cfg = make_cfg(mode, *[item for key, value in sizes.items() for item in (head + key, value)])
+    torch.manual_seed(0)
+    predictor = build_predictor(cfg, GOLDEN_ROI_DIM, make_statistics())
+    if case.endswith("basgg_stage2"):
+        add_clean_classifier(predictor)
+    return predictor
+
+
+def golden_batch(mode: str, inputs: dict) -> RelationBatch:
+    boxes = []
+    for bbox, size, labels, logits in zip(inputs["boxes"], inputs["image_sizes"], inputs["labels"],
+                                          inputs["predict_logits"]):
+        image = BoxList(bbox, tuple(size))
+        image.add_field("labels", labels)
+        if mode != "predcls":
+            image.add_field("predict_logits", logits)
+        boxes.append(image)
+    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=list(inputs["pair_idxs"]),
+                         roi_features=inputs["roi_features"], union_features=inputs["union_features"])
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_forward_matches_the_reference_implementation(case):
+    """Golden values of LinusLing/ReBalance-HCA at d09f9327834767da7657e35380ce4b2a8c59fdd3,
+    ``maskrcnn_benchmark/modeling/roi_heads/relation_head/roi_relation_predictors.py``:
+    ``TransformerTransferPredictor.forward`` (with its ``SHA_Context``) in eval mode, on 2 images of 3 and 4 GT
+    boxes with all ordered pairs. Cases: PredCls, SGCls (object logits from the hybrid encoder, labels by argmax),
+    and PredCls as BA-SGG's stage 2 (WITH_CLEAN_CLASSIFIER and WITH_TRANSFER_CLASSIFIER True; A' from a
+    non-symmetric 5 x 5 confusion matrix with an all-zero row, the reference's ``adj_normalize``).
+
+    Weights: our seeded module's state dict plus noise (so biases and norms are not at their init; stored in the
+    fixture, the clean copies with their own noise) copied into the reference module:
+    ``context.obj_input_embed.embedding`` -> ``obj_embed1``, ``context.obj_embed2`` -> ``obj_embed2``,
+    ``context.bbox_embed.layers.{0,3}`` -> ``bbox_embed.{0,3}``, ``lin_obj_*`` / ``lin_edge_*`` / ``out_obj`` by
+    name; object layer i: ``text_self``, ``text_cross``, ``vision_self``, ``vision_cross`` ->
+    ``context_obj.cross_module[i].{SA_Cell_txt, CA_Cell_txt, SA_Cell_vis, CA_Cell_vis}``, edge layer i likewise into
+    ``context_edge.cross_module[i]``; in each block ``attention.{w_q, w_k, w_v, out, norm}`` ->
+    ``slf_attn.{w_qs, w_ks, w_vs, fc, layer_norm}`` and ``feed_forward.layers.{0, 2}`` / ``feed_forward.norm`` ->
+    ``pos_ffn.{w_1, w_2}`` (Linear weight unsqueezed to the 1x1 Conv1d) / ``pos_ffn.layer_norm``;
+    ``edge_head.{post_emb, post_cat, up_dim, rel_compress, ctx_compress, freq_bias}`` by name and, in the stage-2
+    case, ``edge_head.{rel_compress, ctx_compress, freq_bias}.clean`` -> ``{rel_compress, ctx_compress,
+    freq_bias}_clean``. Our transfer (``TransferClassifier``, applied by the relation head) is applied here to the
+    predictor's logits."""
+    golden = load_golden("hca.pt")
+    expected = golden["cases"][case]
+    mode = case.split("_")[0]
+    predictor = golden_predictor(case).eval()
+    # stage 2 starts both copies from the stage-1 weights, then the clean copies get their own
+    weights = map_stage1_state_dict(golden["weights"], list(predictor.state_dict()))
+    if case.endswith("basgg_stage2"):
+        weights.update(golden["clean_weights"])
+    predictor.load_state_dict(weights)
+    with torch.no_grad():
+        out = predictor(golden_batch(mode, golden["inputs"]))
+    rel_logits = out.rel_logits
+    if case.endswith("basgg_stage2"):
+        rel_logits = TransferClassifier(transfer_matrix(golden["confusion"]))(rel_logits)
+    assert torch.equal(out.obj_preds, expected["obj_preds"])
+    # float32 with another attention kernel: logits of magnitude ~100 agree to 1e-4 (cancellation near zero)
+    torch.testing.assert_close(out.obj_logits, expected["obj_logits"], rtol=1e-4, atol=5e-4)
+    torch.testing.assert_close(rel_logits, expected["rel_logits"], rtol=1e-4, atol=5e-4)
+
+
+def test_a_missing_golden_fixture_fails_with_its_file_name(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match=r"golden fixture .*hca_missing.pt is missing"):
+        load_golden("hca_missing.pt", tmp_path)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import Dict, List, Sequence
+import warnings
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,10 +26,12 @@ CM_KEY = "MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH"
 
 
 # ------------------------------------------------------------------------------------------------ confusion matrix
-def load_confusion_matrix(path: str, num_predicates: int, key: str = CM_KEY) -> np.ndarray:
+def load_confusion_matrix(path: str, num_predicates: int, key: str = CM_KEY,
+                          predicate_names: Optional[Sequence[str]] = None) -> np.ndarray:
     """The (R, R) confusion matrix C[gt, predicted] (background at 0) of ``tools/relation_confusion_matrix.py``,
-    checked: the file exists, the shape is (R, R), the counts are finite and >= 0, and every foreground row has a
-    count (a predicate never seen in training has no row to normalise)."""
+    checked: the file exists, the shape is (R, R) and the counts are finite and >= 0. A foreground row without any
+    count (a predicate the stage-1 model never met) is allowed with a warning naming the predicates, as the
+    reference's ``+ 1e-8`` allows it: its transfer row becomes the identity and its CDL lattice row zero."""
     if not path:
         raise ValueError(f"{key} is empty: run tools/relation_confusion_matrix.py on the stage-1 model first")
     if not os.path.isfile(path):
@@ -40,20 +43,28 @@ def load_confusion_matrix(path: str, num_predicates: int, key: str = CM_KEY) -> 
     matrix = matrix.astype(np.float64)
     if not np.isfinite(matrix).all() or (matrix < 0).any():
         raise ValueError(f"{key}: {path} must hold finite, non-negative counts")
-    empty = np.flatnonzero(matrix[1:].sum(axis=1) == 0) + 1
-    if len(empty):
-        raise ValueError(f"{key}: {path} has all-zero rows for predicate classes {empty.tolist()}: the stage-1 model "
-                         f"saw no GT pair of those predicates (recompute it on the training split)")
+    empty = (np.flatnonzero(matrix[1:].sum(axis=1) == 0) + 1).tolist()
+    if empty:
+        has_names = predicate_names is not None and len(predicate_names) == num_predicates
+        named = [f"{i} ({predicate_names[i]})" if has_names else str(i) for i in empty]
+        message = (f"{key}: {path} has all-zero rows for predicates {', '.join(named)}: the stage-1 model saw no GT "
+                   f"pair of them. As in the reference, their transfer rows are the identity (no semantic "
+                   f"adjustment) and their CDL lattice rows are zero")
+        warnings.warn(message, stacklevel=2)
+        logger.warning(message)
     return matrix
 
 
 def transfer_matrix(confusion: np.ndarray) -> torch.Tensor:
-    """A' = rownorm(rownorm(C) + I) with the background row and column of C zeroed and C[0, 0] = 1."""
+    """A' = rownorm(rownorm(C) + I) with the background row and column of C zeroed and C[0, 0] = 1. A row of C
+    without counts stays zero in rownorm(C) (the reference's ``C / (rowsum + 1e-8)``), so its row of A' is the
+    identity's: that predicate's logit is not adjusted."""
     c = torch.as_tensor(np.asarray(confusion, dtype=np.float64)).clone()
     c[0, :] = 0.0
     c[:, 0] = 0.0
     c[0, 0] = 1.0
-    a = c / c.sum(dim=1, keepdim=True)
+    row_sums = c.sum(dim=1, keepdim=True)
+    a = torch.where(row_sums > 0, c / row_sums.clamp(min=1e-300), torch.zeros_like(c))
     a = a + torch.eye(len(a), dtype=a.dtype)
     return (a / a.sum(dim=1, keepdim=True)).float()
 
@@ -66,10 +77,11 @@ class TransferClassifier(nn.Module):
         self.register_buffer("matrix", matrix)
 
     @classmethod
-    def from_config(cls, cfg, num_predicates: int) -> "TransferClassifier":
-        """``num_predicates`` with background, as the dataset statistics give it."""
+    def from_config(cls, cfg, num_predicates: int,
+                    predicate_names: Optional[Sequence[str]] = None) -> "TransferClassifier":
+        """``num_predicates`` with background, as the dataset statistics give it (``predicate_names`` too)."""
         path = cfg.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH
-        return cls(transfer_matrix(load_confusion_matrix(path, num_predicates)))
+        return cls(transfer_matrix(load_confusion_matrix(path, num_predicates, predicate_names=predicate_names)))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return logits @ self.matrix.to(logits.dtype).t()
@@ -134,9 +146,10 @@ def freeze_all_but_clean(module: nn.Module) -> List[str]:
 
 
 def set_clean_train_mode(module: nn.Module, mode: bool) -> None:
-    """Every submodule in eval mode (dropout off, batch-norm statistics fixed) but the clean copies; ``module``
-    itself keeps ``mode`` (it decides between losses and predictions). Sets the flags directly: ``module.train`` may
-    be the caller."""
+    """``BA_SGG.FROZEN_EVAL_MODE`` (not the reference, which keeps the frozen modules in train mode): every
+    submodule in eval mode (dropout off, batch-norm statistics fixed) but the clean copies; ``module`` itself keeps
+    ``mode`` (it decides between losses and predictions). Sets the flags directly: ``module.train`` may be the
+    caller."""
     for sub in module.modules():
         sub.training = False
     module.training = mode

@@ -21,6 +21,7 @@ from sgg.structures import BoxList
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
 from .ba_sgg import TransferClassifier, add_clean_classifier, freeze_all_but_clean, set_clean_train_mode
+from .frequency_bias import set_frequency_bias_dropout
 from .inference import RelationPostProcessor
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor
@@ -58,14 +59,18 @@ class RelationHead(nn.Module):
                                                                  detector.box_featmap_names)
             self._init_union_mlp(detector.roi_heads.box_head)
         self.predictor = build_predictor(cfg, feature_dim, statistics)
+        set_frequency_bias_dropout(self.predictor, head.FREQUENCY_BIAS_DROPOUT)
         self.rescorer = RELATION_RESCORERS.get(head.RESCORER).from_config(cfg, statistics) if head.RESCORER else None
         self.loss_terms = build_relation_losses(cfg, statistics)
         self.post_processor = RelationPostProcessor.from_config(cfg, self.mode)
         # BA-SGG (ba_sgg.py): Semantic Adjustment of the logits, and BPL's stage 2 that trains a classifier copy only
         self.transfer = None
         if head.WITH_TRANSFER_CLASSIFIER:
-            self.transfer = TransferClassifier.from_config(cfg, len(statistics["rel_classes"]))
+            self.transfer = TransferClassifier.from_config(cfg, len(statistics["rel_classes"]),
+                                                         statistics["rel_classes"])
         self.clean_classifier = head.WITH_CLEAN_CLASSIFIER
+        # the reference freezes by requires_grad only and keeps train mode; eval mode for the frozen part is a key
+        self.frozen_eval_mode = self.clean_classifier and head.BA_SGG.FROZEN_EVAL_MODE
         if self.clean_classifier:
             paths = add_clean_classifier(self.predictor)
             trainable = freeze_all_but_clean(self)
@@ -74,7 +79,7 @@ class RelationHead(nn.Module):
 
     def train(self, mode: bool = True) -> "RelationHead":
         super().train(mode)
-        if self.clean_classifier:
+        if self.frozen_eval_mode:
             set_clean_train_mode(self, mode)
         return self
 

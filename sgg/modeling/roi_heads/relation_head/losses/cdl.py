@@ -87,11 +87,13 @@ def weighted_softmax_nll(logits: torch.Tensor, labels: torch.Tensor, weights: to
     return (log_denominator - logits.gather(1, labels[:, None]).squeeze(1)).mean()
 
 
-def read_confusion_matrix(path: str, num_predicates: int) -> np.ndarray:
-    """The (R, R) confusion counts through BA-SGG's validated loader: both methods read the same file."""
+def read_confusion_matrix(path: str, num_predicates: int, predicate_names=None) -> np.ndarray:
+    """The (R, R) confusion counts through BA-SGG's validated loader: both methods read the same file (a predicate
+    without counts warns and gets a zero lattice row, as in the reference)."""
     from ..ba_sgg import load_confusion_matrix
 
-    return np.asarray(load_confusion_matrix(path, num_predicates, "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH"))
+    return np.asarray(load_confusion_matrix(path, num_predicates, "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH",
+                                            predicate_names))
 
 
 @RELATION_LOSSES.register("cdl")
@@ -127,7 +129,8 @@ class CategoryDiscriminatingLoss(nn.Module):
                              "tools/relation_confusion_matrix.py from a trained model")
         num_predicates = len(statistics["rel_classes"]) if statistics and "rel_classes" in statistics \
             else cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
-        confusion = read_confusion_matrix(cdl.CONFUSION_MATRIX_PATH, num_predicates)
+        names = statistics.get("rel_classes") if statistics else None
+        confusion = read_confusion_matrix(cdl.CONFUSION_MATRIX_PATH, num_predicates, names)
         return cls(confusion, cdl.MITIGATION_FACTOR, cdl.COMPENSATION_FACTOR, cdl.CORRELATION_THRESHOLD,
                    cdl.LATTICE_NORMALIZATION, cdl.ABSENT_CLASSES, num_predicates)
 
