@@ -22,7 +22,7 @@ ALLOWED_SYNCS = {
     "sgg/modeling/iterative_sg/matcher.py:hungarian_match",
     # the check that each GT relation names a box of its image (a wrong h5 would otherwise index out of range)
     "sgg/modeling/iterative_sg/targets.py:build_triplet_targets",
-    # cdl's per-batch class weights are built from the batch's label histogram on the host, as the reference does
+    # cdl's shortcut for a batch without a foreground pair, and its check that the labels lie in [0, R)
     "sgg/modeling/roi_heads/relation_head/losses/cdl.py:forward",
 }
 
