@@ -19,4 +19,4 @@ def load_golden(name: str, directory: Path = GOLDEN_DIR):
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=False)  # our own committed numbers

@@ -2,7 +2,6 @@
 the three protocols, and its bad-input errors."""
 import itertools
 import math
-import os
 
 import pytest
 import torch
@@ -18,6 +17,8 @@ from sgg.modeling.roi_heads.relation_head.predictors.linknet import (DETECTOR_SI
                                                                      padded_length, pair_layout, relative_layout)
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
+
+from golden_values import load_golden
 
 OBJ_CLASSES = ["__background__", "cat", "dog", "street sign", "tree", "car"]
 REL_CLASSES = ["__background__", "on", "has", "near", "parked on"]
@@ -371,24 +372,10 @@ def test_a_predcls_model_rejects_sgcls_batches():
 
 
 # ------------------------------------------------------------------------------------------ golden (reference)
-GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 GOLDEN_OBJ = ["__background__", "cat", "dog", "street sign", "tree"]
 GOLDEN_REL = ["__background__", "on", "has", "near"]
 GOLDEN_CASES = ["predcls_batch_train", "predcls_image_eval", "sgcls_batch_train", "sgcls_image_eval",
                 "sgdet_batch_train"]
-
-
-def load_golden(name):
-    """A golden fixture of tests/modeling/golden; a missing one fails the test with its file name (never skips)."""
-    path = os.path.join(GOLDEN_DIR, name)
-    if not os.path.isfile(path):
-        pytest.fail(f"golden fixture {path} is missing")
-    return torch.load(path, weights_only=True)
-
-
-def test_a_missing_golden_fixture_fails_with_its_name():
-    with pytest.raises(pytest.fail.Exception, match="golden fixture .*golden/linknet_missing.pt is missing"):
-        load_golden("linknet_missing.pt")
 
 
 def _golden_model(case):

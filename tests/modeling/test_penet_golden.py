@@ -44,7 +44,6 @@ loss); the other losses are the reference's ``add_losses`` (renamed in LOSS_NAME
 SPL's row standardisation adds STD_EPS = 1e-5 to the std (docs/penet_spl.md); the SPL tests set it to 0, as the
 reference, so that the comparison can be tight.
 """
-from pathlib import Path
 
 import pytest
 import torch
@@ -56,9 +55,10 @@ from sgg.modeling.roi_heads.relation_head.predictors import spl as spl_module
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 
+from golden_values import load_golden
+
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
-GOLDEN = Path(__file__).parent / "golden"
 OBJ = ["__background__", "cat", "dog", "street sign", "tree", "car", "man"]
 REL = ["__background__", "on", "has", "near", "parked on", "in", "of", "wearing", "behind", "under", "holding",
        "with", "sitting on"]
@@ -70,13 +70,6 @@ LOSS_NAMES = {"loss_rel": "loss_rel", "loss_dis": "loss_dis", "l21_loss": "loss_
               "sem_simi_loss": "loss_sem_simi", "vis_simi_loss": "loss_vis_simi", "con_simi_loss": "loss_con_simi",
               "vis_vae_loss": "loss_vis_vae", "con_vae_loss": "loss_con_vae"}
 CASES = ["predcls_train", "predcls_eval", "sgcls_eval", "sgcls_train"]
-
-
-def load_golden(name):
-    path = GOLDEN / name
-    if not path.is_file():
-        pytest.fail(f"golden fixture {path} is missing (see this file's docstring for how it was produced)")
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def build_model(variant, mode, state, tmp_path):
@@ -173,6 +166,3 @@ def test_spl_standardisation_epsilon_moves_logits_by_less_than_the_tolerance_use
     assert 0 < difference < 1e-3
 
 
-def test_missing_golden_fixture_fails_with_its_name():
-    with pytest.raises(pytest.fail.Exception, match=r"golden fixture .*nope\.pt is missing"):
-        load_golden("nope.pt")
