@@ -66,7 +66,7 @@ def test_every_script_runs_python_through_the_PYTHON_variable():
     assert len(scripts) > 10
     for path in scripts:
         for number, line in enumerate(_shell_lines(path), 1):
-            assert not BARE_PYTHON.search(line), f"{path}:{number}: {line.strip()} (use \"$PYTHON\" / ${{PYTHON:-python}})"
+            assert not BARE_PYTHON.search(line), f"{path}:{number}: {line.strip()} (use ${{PYTHON:-python}})"
 
 
 def test_run_benchmark_launches_scripts_with_its_own_interpreter(tmp_path):
