@@ -30,10 +30,26 @@ def read_image(path: str) -> np.ndarray:
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
+    check_complete_jpeg(path)
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"image {path} could not be read (not an image format OpenCV reads, or a damaged file)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_complete_jpeg(path: str) -> None:
+    """A JPEG whose data stops early decodes in OpenCV with only libjpeg's "Premature end of JPEG file" on stderr and
+    a grey lower part; PIL refuses such data, so a JPEG is first checked with PIL and a damaged one named."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        if f.read(3) != b"\xff\xd8\xff":  # not a JPEG
+            return
+    try:
+        with Image.open(path) as handle:
+            handle.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"image {path} is a damaged or truncated JPEG ({err})") from None
 
 
 def placeholder_statistics(obj_classes: Sequence[str], rel_classes: Sequence[str]) -> Dict:

@@ -1,6 +1,7 @@
 """tools/demo.py and sgg.predict on checkpoints trained for a few iterations on a tiny synthetic VG."""
 import json
 import os
+import re
 import sys
 
 import cv2
@@ -16,8 +17,8 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import demo  # noqa: E402
 
 from sgg.predict import (SceneGraphPredictor, is_detector_checkpoint, load_predictor,  # noqa: E402
-                         placeholder_statistics)
-from sgg.utils.errors import CheckpointError  # noqa: E402
+                         placeholder_statistics, read_image)
+from sgg.utils.errors import CheckpointError, DataError  # noqa: E402
 from sgg.utils.visualize import picture_size  # noqa: E402
 
 
@@ -114,9 +115,12 @@ def test_bad_images_are_reported_and_the_rest_is_done(checkpoints, images, tmp_p
     (folder / "broken.jpg").write_bytes(b"not an image")
     first = sorted(os.listdir(images))[0]
     (folder / first).write_bytes((images / first).read_bytes())
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(images / first)))
+    (folder / "truncated.jpg").write_bytes(jpeg.tobytes()[:len(jpeg) // 2])
     out = tmp_path / "out"
     assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder), "--output", str(out)]) == 1
     assert "broken.jpg could not be read" in caplog.text
+    assert f"image {folder / 'truncated.jpg'} is a damaged or truncated JPEG" in caplog.text
     assert sorted(os.listdir(out)) == [f"{first}.json", f"{first}.png"]  # nothing for broken.jpg
 
 
@@ -277,3 +281,22 @@ def test_detector_checkpoints_are_told_by_config_or_by_tensors():
     for config in (None, "", "SOLVER:\n  BASE_LR: 0.1\n", "MODEL: [unclosed"):
         assert is_detector_checkpoint({"model": detector_tensors, "config": config}), config
         assert not is_detector_checkpoint({"model": relation_tensors, "config": config}), config
+
+
+def test_read_image_names_a_truncated_jpeg_and_reads_whole_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", pixels)
+    data = jpeg.tobytes()
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(data + b"trailing bytes after the end-of-image marker")  # as some cameras write
+    assert read_image(str(whole)).shape == (48, 64, 3)
+    png = tmp_path / "p.png"
+    cv2.imwrite(str(png), pixels)
+    assert np.array_equal(read_image(str(png)), pixels[:, :, ::-1])  # BGR on disk, RGB out
+    for cut in (len(data) - 2, len(data) // 2):  # OpenCV alone decodes both with a libjpeg warning
+        part = tmp_path / f"cut{cut}.jpg"
+        part.write_bytes(data[:cut])
+        assert cv2.imread(str(part)) is not None
+        with pytest.raises(DataError, match=f"image {re.escape(str(part))} is a damaged or truncated JPEG"):
+            read_image(str(part))

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 CM_KEY = "MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH"
@@ -100,9 +102,9 @@ def classifier_paths(predictor: nn.Module) -> List[str]:
     ``freq_bias`` without PREDICT_USE_BIAS)."""
     declared = getattr(type(predictor), "CLASSIFIER_MODULES", None)
     if not declared:
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER: {type(predictor).__name__} declares no "
-                         f"CLASSIFIER_MODULES (the modules that map its relation features to logits), so BA-SGG's "
-                         f"clean classifier cannot be built for it; see docs/ba_sgg.md for the supported predictors")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER: {type(predictor).__name__} declares no "
+                          f"CLASSIFIER_MODULES (the modules that map its relation features to logits), so BA-SGG's "
+                          f"clean classifier cannot be built for it; see docs/ba_sgg.md for the supported predictors")
     paths = []
     for path in declared:
         parent_path, _, leaf = path.rpartition(".")
