@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +33,20 @@ def load_confusion_matrix(path: str, num_predicates: int, key: str = CM_KEY) -> 
     checked: the file exists, the shape is (R, R), the counts are finite and >= 0, and every foreground row has a
     count (a predicate never seen in training has no row to normalise)."""
     if not path:
-        raise ValueError(f"{key} is empty: run tools/relation_confusion_matrix.py on the stage-1 model first")
+        raise ConfigError(f"{key} is empty: run tools/relation_confusion_matrix.py on the stage-1 model first")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist (tools/relation_confusion_matrix.py writes it)")
     matrix = np.load(path, allow_pickle=False)
     if matrix.shape != (num_predicates, num_predicates):
-        raise ValueError(f"{key}: {path} has shape {matrix.shape}, expected ({num_predicates}, {num_predicates}) "
-                         f"for the dataset's {num_predicates - 1} predicates + background")
+        raise DataError(f"{key}: {path} has shape {matrix.shape}, expected ({num_predicates}, {num_predicates}) "
+                        f"for the dataset's {num_predicates - 1} predicates + background")
     matrix = matrix.astype(np.float64)
     if not np.isfinite(matrix).all() or (matrix < 0).any():
-        raise ValueError(f"{key}: {path} must hold finite, non-negative counts")
+        raise DataError(f"{key}: {path} must hold finite, non-negative counts")
     empty = np.flatnonzero(matrix[1:].sum(axis=1) == 0) + 1
     if len(empty):
-        raise ValueError(f"{key}: {path} has all-zero rows for predicate classes {empty.tolist()}: the stage-1 model "
-                         f"saw no GT pair of those predicates (recompute it on the training split)")
+        raise DataError(f"{key}: {path} has all-zero rows for predicate classes {empty.tolist()}: the stage-1 model "
+                        f"saw no GT pair of those predicates (recompute it on the training split)")
     return matrix
 
 
@@ -171,24 +172,24 @@ def load_stage1_model(cfg, model: nn.Module) -> None:
     path = cfg.MODEL.PRETRAINED_MODEL_CKPT
     key = "MODEL.PRETRAINED_MODEL_CKPT"
     if not path:
-        raise ValueError(f"{key} is empty but MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is True: BA-SGG's stage 2 "
-                         f"starts from a stage-1 relation model (e.g. <stage-1 OUTPUT_DIR>/model_final.pth)")
+        raise ConfigError(f"{key} is empty but MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is True: BA-SGG's stage 2 "
+                          f"starts from a stage-1 relation model (e.g. <stage-1 OUTPUT_DIR>/model_final.pth)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{key}: {path} holds no model state dict")
+        raise DataError(f"{key}: {path} holds no model state dict")
     model_state = model.state_dict()
     mapped = map_stage1_state_dict(state, list(model_state))
     missing = [k for k in model_state if k not in mapped and not k.endswith("transfer.matrix")]
     if missing:
-        raise ValueError(f"{key}: {path} does not fit this model: {len(missing)} keys are missing, e.g. "
-                         f"{missing[:3]} (is it a relation checkpoint of MODEL.ROI_RELATION_HEAD.PREDICTOR?)")
+        raise DataError(f"{key}: {path} does not fit this model: {len(missing)} keys are missing, e.g. "
+                        f"{missing[:3]} (is it a relation checkpoint of MODEL.ROI_RELATION_HEAD.PREDICTOR?)")
     bad = [k for k, v in mapped.items() if tuple(v.shape) != tuple(model_state[k].shape)]
     if bad:
-        raise ValueError(f"{key}: {path} does not fit this model: shape of {bad[0]} is "
-                         f"{tuple(mapped[bad[0]].shape)}, expected {tuple(model_state[bad[0]].shape)}")
+        raise DataError(f"{key}: {path} does not fit this model: shape of {bad[0]} is "
+                        f"{tuple(mapped[bad[0]].shape)}, expected {tuple(model_state[bad[0]].shape)}")
     model.load_state_dict(mapped, strict=False)
     logger.info("BA-SGG stage 2: loaded %s (%d tensors; classifier copied into the clean classifier)", path,
                 len(mapped))

@@ -31,6 +31,7 @@ from torch import nn
 
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
+from sgg.utils.errors import DataError
 
 from .base import RelationLossInputs, parse_loss_spec
 
@@ -67,7 +68,7 @@ def effective_number_weights(counts: Sequence[float], beta: float) -> torch.Tens
 def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
     key = f"{KEY}.WEIGHT_FILE"
     if not path:
-        raise ValueError(f"{key} is empty but {KEY}.WEIGHTS is 'file'")
+        raise ConfigError(f"{key} is empty but {KEY}.WEIGHTS is 'file'")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     if path.endswith(".json"):
@@ -77,8 +78,8 @@ def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
             missing = [n for n in rel_classes if n not in data]
             unknown = [n for n in data if n not in rel_classes]
             if missing or unknown:
-                raise ValueError(f"{key}: {path} does not name the dataset's predicates (missing: {missing[:5]}, "
-                                 f"unknown: {unknown[:5]})")
+                raise DataError(f"{key}: {path} does not name the dataset's predicates (missing: {missing[:5]}, "
+                                f"unknown: {unknown[:5]})")
             data = [data[n] for n in rel_classes]
         values = np.asarray(data, dtype=np.float64)
     elif path.endswith(".npy"):
@@ -89,10 +90,10 @@ def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
         values = np.loadtxt(path, dtype=np.float64)
     weights = torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1)
     if weights.numel() != len(rel_classes):
-        raise ValueError(f"{key}: {path} has {weights.numel()} weights but there are {len(rel_classes)} predicate "
-                         f"classes (background included)")
+        raise DataError(f"{key}: {path} has {weights.numel()} weights but there are {len(rel_classes)} predicate "
+                        f"classes (background included)")
     if not torch.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"{key}: {path} must hold finite, non-negative weights")
+        raise DataError(f"{key}: {path} must hold finite, non-negative weights")
     return weights
 
 
