@@ -134,3 +134,27 @@ def test_tools_print_one_line_and_exit_2(tmp_path):
     proc = _tool(["tools/relation_train_net.py", "--debug", "--config-file", missing])
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr and "FileNotFoundError" in proc.stderr
+
+
+def test_user_facing_errors_of_the_framework_are_sgg_errors(tmp_path):
+    """A few converted raise sites, one per kind: the class the guard prints, the old ValueError contract kept."""
+    import torch
+
+    from sgg.config import get_cfg
+    from sgg.data.vg_format import read_vg_h5
+    from sgg.solver.build import make_optimizer
+    from sgg.utils.errors import SggError
+    from sgg.utils.sgb_checkpoint import sgb_state_dict
+
+    garbage = tmp_path / "roidb.h5"
+    garbage.write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match=f"{garbage}: not a readable HDF5 file"):
+        read_vg_h5(str(garbage))
+    with pytest.raises(CheckpointError, match="not an SGB checkpoint"):
+        sgb_state_dict({"model": {"conv.weight": "not a tensor"}})
+    cfg = get_cfg()
+    cfg.SOLVER.OPTIMIZER = "Adamax"
+    with pytest.raises(ConfigError, match="unknown SOLVER.OPTIMIZER 'Adamax'"):
+        make_optimizer(cfg, torch.nn.Linear(2, 2))
+    for kind in (DataError, CheckpointError, ConfigError):
+        assert issubclass(kind, SggError) and issubclass(kind, ValueError)
