@@ -54,9 +54,11 @@ def error_message(err: BaseException) -> str:
 def run_tool(main: Callable[[Optional[List[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
     """Call ``main(argv)`` (default: ``sys.argv[1:]`` without ``--debug``) and exit with its return code, turning
     user-facing errors into one line on stderr and exit code 2 (see the module docstring)."""
-    argv, debug = split_debug_flag(sys.argv[1:] if argv is None else argv)
+    from_command_line = argv is None
+    argv, debug = split_debug_flag(sys.argv[1:] if from_command_line else argv)
     debug = debug or debug_from_env()
-    sys.argv[1:] = argv  # tools that read sys.argv themselves never see --debug
+    if from_command_line:
+        sys.argv[1:] = argv  # code that reads sys.argv itself never sees --debug
     try:
         code = main(argv)
     except USER_ERRORS as err:
