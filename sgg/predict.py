@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sgg.config import get_protocol
+from sgg.utils.errors import CheckpointError, DataError
 
 PROTOCOL_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
 
@@ -29,10 +30,26 @@ def read_image(path: str) -> np.ndarray:
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
+    check_complete_jpeg(path)
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"image {path} could not be read (not an image format OpenCV reads, or a damaged file)")
+        raise DataError(f"image {path} could not be read (not an image format OpenCV reads, or a damaged file)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_complete_jpeg(path: str) -> None:
+    """A JPEG whose data stops early decodes in OpenCV with only libjpeg's "Premature end of JPEG file" on stderr and
+    a grey lower part; PIL refuses such data, so a JPEG is first checked with PIL and a damaged one named."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        if f.read(3) != b"\xff\xd8\xff":  # not a JPEG
+            return
+    try:
+        with Image.open(path) as handle:
+            handle.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"image {path} is a damaged or truncated JPEG ({err})") from None
 
 
 def placeholder_statistics(obj_classes: Sequence[str], rel_classes: Sequence[str]) -> Dict:
@@ -54,13 +71,33 @@ def load_checkpoint(path: str) -> Dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # pickle / zip errors of a damaged or foreign file
-        raise ValueError(f"checkpoint {path} could not be read as a torch checkpoint: {err}") from None
+        raise CheckpointError(f"checkpoint {path} could not be read as a torch checkpoint: {err}") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"checkpoint {path} holds no 'model' state dict (is it a checkpoint of this framework?)")
+        raise CheckpointError(f"checkpoint {path} holds no 'model' state dict (is it a checkpoint of this "
+                              f"framework?)")
+    if is_detector_checkpoint(checkpoint):
+        raise CheckpointError(f"checkpoint {path} is a detector checkpoint (MODEL.RELATION_ON False, no relation "
+                              f"head): scene graphs need a relation checkpoint, the model_final.pth of a "
+                              f"tools/relation_train_net.py run; train one on this detector with "
+                              f"MODEL.PRETRAINED_DETECTOR_CKPT {path}")
     if not checkpoint.get("config"):
-        raise ValueError(f"checkpoint {path} has no 'config': only relation checkpoints written by "
-                         f"tools/relation_train_net.py are self-contained")
+        raise CheckpointError(f"checkpoint {path} has no 'config': only relation checkpoints written by "
+                              f"tools/relation_train_net.py are self-contained")
     return checkpoint
+
+
+def is_detector_checkpoint(checkpoint: Dict) -> bool:
+    """True for a detector alone: its config says MODEL.RELATION_ON False, or (no readable config) its state dict has
+    no ``relation_head.*`` tensor."""
+    import yaml
+
+    try:
+        relation_on = (yaml.safe_load(checkpoint.get("config") or "") or {}).get("MODEL", {}).get("RELATION_ON")
+    except (yaml.YAMLError, AttributeError):  # a damaged or foreign config text: the tensors decide
+        relation_on = None
+    if relation_on is not None:
+        return not relation_on
+    return not any(str(key).startswith("relation_head.") for key in checkpoint["model"])
 
 
 def checkpoint_label_names(checkpoint: Dict, cfg, path: str) -> Dict[str, List[str]]:
@@ -76,9 +113,10 @@ def checkpoint_label_names(checkpoint: Dict, cfg, path: str) -> Dict[str, List[s
     except Exception:  # no catalog entry or no dictionary file here: the error below says what is needed
         names = None
     if not names:
-        raise ValueError(f"checkpoint {path} has no 'label_names' (ind_to_classes / ind_to_predicates) and the "
-                         f"dictionary file of its DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)} is not under "
-                         f"DATASETS.DATA_DIR {cfg.DATASETS.DATA_DIR!r}: pass opts=['DATASETS.DATA_DIR', <folder>]")
+        raise CheckpointError(f"checkpoint {path} has no 'label_names' (ind_to_classes / ind_to_predicates) and "
+                              f"the dictionary file of its DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)} is not under "
+                              f"DATASETS.DATA_DIR {cfg.DATASETS.DATA_DIR!r}: pass opts=['DATASETS.DATA_DIR', "
+                              f"<folder>]")
     return names
 
 
@@ -107,16 +145,17 @@ class SceneGraphPredictor:
                   "MODEL.ROI_RELATION_HEAD.NUM_CLASSES": (cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, self.rel_classes)}
         for key, (count, labels) in counts.items():
             if count != len(labels):
-                raise ValueError(f"checkpoint {checkpoint_path}: {key} is {count} but its label names list "
-                                 f"{len(labels)} (with the background)")
+                raise CheckpointError(f"checkpoint {checkpoint_path}: {key} is {count} but its label names list "
+                                      f"{len(labels)} (with the background)")
         self.model = build_scene_graph_model(cfg, placeholder_statistics(self.obj_classes, self.rel_classes))
         try:
             missing, unexpected = self.model.load_state_dict(checkpoint["model"], strict=False)
         except RuntimeError as err:  # tensors of another shape
-            raise ValueError(f"checkpoint {checkpoint_path} does not fit the model its config builds: {err}") from None
+            raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the model its config builds: "
+                                  f"{err}") from None
         if missing or unexpected:
-            raise ValueError(f"checkpoint {checkpoint_path} does not fit the model its config builds: missing "
-                             f"{list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
+            raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the model its config builds: missing "
+                                  f"{list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.transforms = build_transforms(cfg, is_train=False)

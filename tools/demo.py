@@ -4,9 +4,11 @@
     python tools/demo.py --checkpoint output/qt/MotifPredictor/sgdet/model_final.pth --input photos/ --output out/
     python tools/demo.py --checkpoint <predcls run>/model_final.pth --input a.jpg --boxes boxes.json --output out/
 
-``--input``: image files and/or folders (every file OpenCV can read). Per image ``<name>.json`` (objects with boxes,
-labels and scores; the ``--top-k`` relations by triplet score) and ``<name>.png`` (the image with the boxes of those
-relations beside the graph). SGDet checkpoints find the objects themselves; PredCls / SGCls checkpoints need the boxes
+``--input``: image files and/or folders (every file OpenCV can read). Per image ``<file name>.json`` (objects with
+boxes, labels and scores; the ``--top-k`` relations by triplet score) and ``<file name>.png`` (the image with the boxes
+of those relations beside the graph), e.g. ``a.jpg.json`` and ``a.jpg.png``, so ``a.jpg`` and ``a.png`` both keep
+their results. ``--output`` must not be a folder that holds input images (results would overwrite or mix with them),
+and two inputs may not share a file name (their results and their ``--boxes`` entries would be the same). SGDet checkpoints find the objects themselves; PredCls / SGCls checkpoints need the boxes
 (and, for PredCls, the labels) in ``--boxes``: ``{"<image file name>": {"boxes": [[x1, y1, x2, y2], ...],
 "labels": ["person", ...]}}``. Unreadable images are reported and skipped; the exit code is then 1.
 """
@@ -19,6 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sgg.predict import SceneGraphPredictor, read_image  # noqa: E402
+from sgg.utils.errors import RunError  # noqa: E402
 from sgg.utils.visualize import draw_scene_graph, save_picture  # noqa: E402
 
 logger = logging.getLogger("sgg.tools.demo")
@@ -37,6 +40,31 @@ def list_images(inputs):
     if not files:
         raise ValueError(f"--input: no image files in {', '.join(inputs)}")
     return files
+
+
+def check_output_folder(images, output: str) -> None:
+    """Refuse an output folder that holds input images: results written there would overwrite them (``a.png``) or be
+    read as inputs by the next run."""
+    folder = os.path.realpath(output)
+    inside = [path for path in images if os.path.realpath(os.path.dirname(os.path.abspath(path))) == folder]
+    if inside:
+        raise RunError(f"--output {output} holds {len(inside)} of the input images ({', '.join(inside[:3])}): results "
+                       f"would overwrite or mix with them; choose another folder, e.g. "
+                       f"{os.path.join(output, 'scene_graphs')}")
+
+
+def output_stems(images, output: str):
+    """Per image, the path of its results without the extension: ``<output>/<file name>`` (``a.jpg`` and ``a.png``
+    give ``a.jpg.json`` and ``a.png.json``). Two inputs with one file name would share results (and ``--boxes``
+    entry), so they are refused."""
+    seen = {}
+    for path in images:
+        name = os.path.basename(path)
+        if name in seen and os.path.realpath(seen[name]) != os.path.realpath(path):
+            raise RunError(f"--input: {seen[name]} and {path} have the same file name {name}: their results (and "
+                           f"--boxes entries) would be the same; rename one or run them separately")
+        seen[name] = path
+    return [os.path.join(output, os.path.basename(path)) for path in images]
 
 
 def load_boxes(path: str):
@@ -58,7 +86,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Scene graphs of your own images")
     parser.add_argument("--checkpoint", required=True, help="a relation checkpoint (model_final.pth)")
     parser.add_argument("--input", nargs="+", required=True, help="image files or folders")
-    parser.add_argument("--output", required=True, help="folder for <name>.json and <name>.png")
+    parser.add_argument("--output", required=True,
+                        help="folder for <file name>.json and <file name>.png (not a folder holding inputs)")
     parser.add_argument("--boxes", default="", help="PredCls / SGCls: JSON of boxes (and labels) per image name")
     parser.add_argument("--top-k", type=int, default=10, help="relations kept per image (by triplet score)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -73,6 +102,8 @@ def main(argv=None) -> int:
         if args.top_k < 1:
             raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
         images = list_images(args.input)
+        check_output_folder(images, args.output)
+        stems = output_stems(images, args.output)
         boxes = load_boxes(args.boxes)
         predictor = SceneGraphPredictor(args.checkpoint, device=args.device)
     except (FileNotFoundError, ValueError) as err:
@@ -82,7 +113,7 @@ def main(argv=None) -> int:
 
     os.makedirs(args.output, exist_ok=True)
     failed = 0
-    for path in tqdm(images, desc="scene graphs", disable=not sys.stderr.isatty()):
+    for path, stem in tqdm(list(zip(images, stems)), desc="scene graphs", disable=not sys.stderr.isatty()):
         name = os.path.basename(path)
         given = boxes.get(name, {})
         try:
@@ -93,7 +124,6 @@ def main(argv=None) -> int:
             failed += 1
             continue
         graph["image"] = path
-        stem = os.path.join(args.output, os.path.splitext(name)[0])
         with open(stem + ".json", "w") as f:
             json.dump(graph, f, indent=1)
         if not args.no_picture:
@@ -103,4 +133,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sgg.utils.cli import run_tool  # SggError / missing file: one line, exit 2; --debug: traceback
+
+    run_tool(main)

@@ -150,4 +150,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sgg.utils.cli import run_tool  # SggError / missing file: one line, exit 2; --debug: traceback
+
+    run_tool(main)

@@ -30,6 +30,12 @@ from sgg.engine.benchmark import (detector_ap50, export_records, find_results, l
 logger = logging.getLogger("sgg.tools.run_benchmark")
 
 
+def script_env() -> dict:
+    """The environment of every launched run: scripts call ``${PYTHON:-python}``, so PYTHON is this interpreter (a
+    virtual environment used without activation would otherwise give the scripts another python)."""
+    return {**os.environ, "PYTHON": sys.executable}
+
+
 def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
     """The detector weights: trained with ``detector.config`` when missing, then tested once (AP@0.5)."""
     weights = spec.detector_weights
@@ -44,7 +50,7 @@ def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
                    *extra_opts, "OUTPUT_DIR", folder]
         logger.info("training the detector: %s", " ".join(command))
         if not dry_run:
-            run_one(command, folder)
+            run_one(command, folder, env=script_env())
             produced = os.path.join(folder, "model_final.pth")
             if os.path.abspath(produced) != os.path.abspath(weights):
                 shutil.copyfile(produced, weights)
@@ -52,7 +58,7 @@ def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
         command = [sys.executable, "tools/detector_test_net.py", "--config-file", spec.detector_config,
                    *extra_opts, "MODEL.WEIGHT", weights, "OUTPUT_DIR", folder]
         logger.info("testing the detector: %s", " ".join(command))
-        run_one(command, os.path.join(folder, "detector_test"))
+        run_one(command, os.path.join(folder, "detector_test"), env=script_env())
     return weights
 
 
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
             logger.info("%s %s seed %d: %s", exp.name, protocol, seed, " ".join(command))
             if args.dry_run:
                 continue
-            seconds = run_one(command, output_dir)
+            seconds = run_one(command, output_dir, env=script_env())
             if not find_results(output_dir):
                 raise RuntimeError(f"{exp.name} {protocol} seed {seed} finished but left no "
                                    f"{output_dir}/inference/<dataset>/results.json (see {output_dir}/run.log)")
@@ -116,4 +122,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sgg.utils.cli import run_tool  # SggError / missing file: one line, exit 2; --debug: traceback
+
+    run_tool(main)

@@ -24,4 +24,4 @@ for protocol in predcls sgcls sgdet; do run ce HCA_CE "$protocol" "$@"; done
 bash scripts/hca/confusion_matrix.sh "$@"
 for protocol in predcls sgcls sgdet; do run cdl HCA_CDL "$protocol" "$@"; done
 for protocol in predcls sgcls sgdet; do run two_stage HCA_CDL_BASGG "$protocol" "$@"; done
-python benchmarks/relation_table.py "$OUTPUT_ROOT"
+"${PYTHON:-python}" benchmarks/relation_table.py "$OUTPUT_ROOT"

@@ -32,4 +32,4 @@ for protocol in predcls sgcls sgdet; do run spl SPL "$protocol" "$@"; done
 if [ "${WITH_SPL_CE:-0}" = 1 ]; then
   for protocol in predcls sgcls sgdet; do run spl_ce SPL_CE "$protocol" "$@"; done
 fi
-python benchmarks/relation_table.py "$OUTPUT_ROOT"
+"${PYTHON:-python}" benchmarks/relation_table.py "$OUTPUT_ROOT"

@@ -11,6 +11,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from sgg.config.sgg_config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 KEY = "MODEL.ROI_RELATION_HEAD.BA_SGG"
@@ -59,15 +61,15 @@ def balance_training_split(dataset, top_n: int, max_instances: int,
                            counts: Optional[Sequence[float]] = None) -> None:
     """Apply BPL's re-balancing to a ``VGDataset`` in place."""
     if top_n < 0 or max_instances < 0:
-        raise ValueError(f"{KEY}.TOP_PREDICATES ({top_n}) and MAX_INSTANCES ({max_instances}) must be >= 0")
+        raise ConfigError(f"{KEY}.TOP_PREDICATES ({top_n}) and MAX_INSTANCES ({max_instances}) must be >= 0")
     counts = dataset_predicate_counts(dataset) if counts is None else counts
     capped = most_frequent_predicates(counts, top_n)
     before = sum(len(r) for r in dataset.relationships)
     relationships = cap_relations(dataset.relationships, capped, max_instances)
     keep = np.array([len(r) > 0 for r in relationships], dtype=bool)
     if not keep.any():
-        raise ValueError(f"{KEY}: capping the {top_n} most frequent predicates at {max_instances} instances leaves "
-                         f"no relation in {getattr(dataset, 'name', dataset.roidb_file)}; raise MAX_INSTANCES")
+        raise ConfigError(f"{KEY}: capping the {top_n} most frequent predicates at {max_instances} instances leaves "
+                          f"no relation in {getattr(dataset, 'name', dataset.roidb_file)}; raise MAX_INSTANCES")
     dataset.relationships = relationships
     images = len(keep)
     dataset.keep_images(keep)

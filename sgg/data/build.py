@@ -10,8 +10,10 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Sequ
 from torch.utils.data import BatchSampler
 
 from sgg.config import DatasetCatalog, get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.structures import to_image_list
 from sgg.utils.comm import get_rank, get_world_size
+from sgg.utils.errors import DataError
 
 from .samplers import GroupedBatchSampler, IterationBasedBatchSampler
 from .transforms import build_transforms
@@ -55,8 +57,8 @@ def build_datasets(cfg, split: str, is_train: Optional[bool] = None) -> List:
     key = SPLIT_TO_KEY[split]
     names = list(getattr(cfg.DATASETS, key))
     if not names:
-        raise ValueError(f"DATASETS.{key} is empty: name at least one dataset, e.g. DATASETS.{key} "
-                         f"\"('VG150_{split}',)\" or \"('SyntheticVG_{split}',)\"")
+        raise ConfigError(f"DATASETS.{key} is empty: name at least one dataset, e.g. DATASETS.{key} "
+                          f"\"('VG150_{split}',)\" or \"('SyntheticVG_{split}',)\"")
     is_train = (split == "train") if is_train is None else is_train
     transforms = build_transforms(cfg, is_train)
     datasets = [build_dataset(cfg, name, transforms) for name in names]
@@ -71,8 +73,8 @@ def build_datasets(cfg, split: str, is_train: Optional[bool] = None) -> List:
             ds.evaluation_targets = True
     for ds in datasets:
         if len(ds) == 0:
-            raise ValueError(f"dataset {ds.name} is empty after filtering (DATASETS.{key}, protocol "
-                             f"{get_protocol(cfg)})")
+            raise DataError(f"dataset {ds.name} is empty after filtering (DATASETS.{key}, protocol "
+                            f"{get_protocol(cfg)})")
     return datasets
 
 
@@ -101,7 +103,7 @@ def _aspect_groups(dataset) -> List[int]:
 def _per_process_batch(total: int, key: str) -> int:
     world = get_world_size()
     if total % world != 0:
-        raise ValueError(f"{key} ({total}) must be divisible by the number of processes ({world})")
+        raise ConfigError(f"{key} ({total}) must be divisible by the number of processes ({world})")
     return total // world
 
 
@@ -165,7 +167,7 @@ def get_dataset_statistics(cfg):
     from sgg.evaluation import split_head_body_tail
 
     if not cfg.DATASETS.TRAIN:
-        raise ValueError("DATASETS.TRAIN is empty: the frequency statistics come from the first training dataset")
+        raise ConfigError("DATASETS.TRAIN is empty: the frequency statistics come from the first training dataset")
     name = cfg.DATASETS.TRAIN[0]
     dataset = build_dataset(cfg, name, transforms=None, filter_empty_rels=True, filter_non_overlap=True,
                             filter_duplicate_rels=False, check_images=False)

@@ -21,6 +21,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from sgg.utils.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------------ constants
@@ -107,12 +109,12 @@ def read_vg_h5(roidb_file: str, with_attributes: bool = True) -> Dict[str, np.nd
     try:
         handle = h5py.File(roidb_file, "r")
     except OSError as err:
-        raise ValueError(f"{roidb_file}: not a readable HDF5 file ({err})") from err
+        raise DataError(f"{roidb_file}: not a readable HDF5 file ({err})") from err
     with handle:
         missing = [name for name in REQUIRED_H5 if name not in handle]
         if missing:
-            raise ValueError(f"{roidb_file}: missing h5 dataset(s) {', '.join(missing)}; a VG150 roidb needs "
-                             f"{', '.join(REQUIRED_H5)} (DATASET.md lists every dataset)")
+            raise DataError(f"{roidb_file}: missing h5 dataset(s) {', '.join(missing)}; a VG150 roidb needs "
+                            f"{', '.join(REQUIRED_H5)} (DATASET.md lists every dataset)")
         data = {name: handle[name][:] for name in wanted if name in handle}
     check_vg_arrays(data, roidb_file)
     if with_attributes and "attributes" not in data:
@@ -128,7 +130,7 @@ def _column(data: Dict[str, np.ndarray], name: str, width: int, path: str) -> np
     expected = (value.shape[0],) if width == 1 else (value.shape[0], width)
     if value.ndim == 0 or value.shape != expected:
         want = "(N,) or (N, 1)" if width == 1 else f"(N, {width})"
-        raise ValueError(f"{path}: h5 dataset '{name}' has shape {value.shape}, expected {want}")
+        raise DataError(f"{path}: h5 dataset '{name}' has shape {value.shape}, expected {want}")
     return value
 
 
@@ -140,24 +142,24 @@ def check_vg_arrays(data: Dict[str, np.ndarray], path: str) -> None:
     num_images = len(data["split"])
     for name in IMAGE_ARRAYS[1:]:
         if len(data[name]) != num_images:
-            raise ValueError(f"{path}: h5 dataset '{name}' has {len(data[name])} entries but 'split' has "
-                             f"{num_images}; every per-image array must have one entry per image")
+            raise DataError(f"{path}: h5 dataset '{name}' has {len(data[name])} entries but 'split' has "
+                            f"{num_images}; every per-image array must have one entry per image")
     data["labels"] = _column(data, "labels", 1, path)
     data["boxes_1024"] = _column(data, "boxes_1024", 4, path)
     data["relationships"] = _column(data, "relationships", 2, path)
     data["predicates"] = _column(data, "predicates", 1, path)
     num_boxes, num_rels = len(data["labels"]), len(data["predicates"])
     if len(data["boxes_1024"]) != num_boxes:
-        raise ValueError(f"{path}: 'boxes_1024' has {len(data['boxes_1024'])} rows but 'labels' has {num_boxes}; "
-                         "per-box datasets must have the same number of rows")
+        raise DataError(f"{path}: 'boxes_1024' has {len(data['boxes_1024'])} rows but 'labels' has {num_boxes}; "
+                        "per-box datasets must have the same number of rows")
     if "attributes" in data:
         attributes = data["attributes"]
         if attributes.ndim != 2 or attributes.shape[0] != num_boxes:
-            raise ValueError(f"{path}: 'attributes' has shape {attributes.shape}, expected ({num_boxes}, "
-                             f"{MAX_ATTRIBUTES}) (one row per box)")
+            raise DataError(f"{path}: 'attributes' has shape {attributes.shape}, expected ({num_boxes}, "
+                            f"{MAX_ATTRIBUTES}) (one row per box)")
     if len(data["relationships"]) != num_rels:
-        raise ValueError(f"{path}: 'relationships' has {len(data['relationships'])} rows but 'predicates' has "
-                         f"{num_rels}; per-relation datasets must have the same number of rows")
+        raise DataError(f"{path}: 'relationships' has {len(data['relationships'])} rows but 'predicates' has "
+                        f"{num_rels}; per-relation datasets must have the same number of rows")
     _check_ranges(data["img_to_first_box"], data["img_to_last_box"], num_boxes, "box", path)
     _check_ranges(data["img_to_first_rel"], data["img_to_last_rel"], num_rels, "rel", path)
     _check_relation_rows(data, path)
@@ -170,8 +172,8 @@ def _check_ranges(first: np.ndarray, last: np.ndarray, total: int, kind: str, pa
     bad = np.flatnonzero((first == -1) != (last == -1))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{path}: {names} of image {i} are ({first[i]}, {last[i]}); both must be -1 (no {rows}) "
-                         "or both valid row indices")
+        raise DataError(f"{path}: {names} of image {i} are ({first[i]}, {last[i]}); both must be -1 (no {rows}) "
+                        "or both valid row indices")
     has = first >= 0
     checks = [((first < -1) | (last < -1), "below -1"),
               (has & (first > last), "first > last"),
@@ -180,8 +182,8 @@ def _check_ranges(first: np.ndarray, last: np.ndarray, total: int, kind: str, pa
         bad = np.flatnonzero(mask)
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{path}: {names} of image {i} are ({first[i]}, {last[i]}): {what}; expected "
-                             f"0 <= first <= last < {total} or -1 ({bad.size} image(s) affected)")
+            raise DataError(f"{path}: {names} of image {i} are ({first[i]}, {last[i]}): {what}; expected "
+                            f"0 <= first <= last < {total} or -1 ({bad.size} image(s) affected)")
 
 
 def image_of_rows(first: np.ndarray, last: np.ndarray, num_rows: int) -> np.ndarray:
@@ -209,7 +211,7 @@ def _check_relation_rows(data: Dict[str, np.ndarray], path: str) -> None:
     first_rel, last_rel = data["img_to_first_rel"], data["img_to_last_rel"]
     bad = np.flatnonzero((first_rel >= 0) & (first_box < 0))
     if bad.size:
-        raise ValueError(f"{path}: image {int(bad[0])} has relations but no boxes (img_to_first_box = -1)")
+        raise DataError(f"{path}: image {int(bad[0])} has relations but no boxes (img_to_first_box = -1)")
     rel_image = image_of_rows(first_rel, last_rel, len(data["predicates"]))
     rels = data["relationships"]
     valid = rel_image >= 0
@@ -220,8 +222,8 @@ def _check_relation_rows(data: Dict[str, np.ndarray], path: str) -> None:
     if bad.size:
         r = int(bad[0])
         i = int(rel_image[r])
-        raise ValueError(f"{path}: 'relationships' row {r} (image {i}) is {rels[r].tolist()}, expected global box rows "
-                         f"of its own image, {lo[r]}..{hi[r]} ({bad.size} relation(s) affected)")
+        raise DataError(f"{path}: 'relationships' row {r} (image {i}) is {rels[r].tolist()}, expected global box rows "
+                        f"of its own image, {lo[r]}..{hi[r]} ({bad.size} relation(s) affected)")
 
 
 def _check_box_sizes(data: Dict[str, np.ndarray], path: str) -> None:
@@ -233,8 +235,8 @@ def _check_box_sizes(data: Dict[str, np.ndarray], path: str) -> None:
         if bad.size:
             row = int(bad[0])
             owner = image_of_rows(data["img_to_first_box"], data["img_to_last_box"], len(boxes))[row]
-            raise ValueError(f"{path}: 'boxes_1024' row {row} (image {owner}) is (cx, cy, w, h) = "
-                             f"{boxes[row].tolist()}: {what} ({bad.size} box(es) affected)")
+            raise DataError(f"{path}: 'boxes_1024' row {row} (image {owner}) is (cx, cy, w, h) = "
+                            f"{boxes[row].tolist()}: {what} ({bad.size} box(es) affected)")
 
 
 def check_ids(values: np.ndarray, low: int, high: int, field: str, path: str, names: str) -> None:
@@ -246,8 +248,8 @@ def check_ids(values: np.ndarray, low: int, high: int, field: str, path: str, na
     if bad.size:
         flat = int(bad[0])
         row = flat // values.shape[1] if values.ndim == 2 else flat
-        raise ValueError(f"{path}: '{field}' row {row} holds id {int(values.reshape(-1)[flat])}, expected "
-                         f"{low}..{high} ({names}); {bad.size} value(s) out of range")
+        raise DataError(f"{path}: '{field}' row {row} holds id {int(values.reshape(-1)[flat])}, expected "
+                        f"{low}..{high} ({names}); {bad.size} value(s) out of range")
 
 
 # ------------------------------------------------------------------------------------------------------ dicts
@@ -256,12 +258,12 @@ def _index_list(mapping: dict, key: str, path: str) -> List[str]:
     try:
         items = [(str(name), int(index)) for name, index in mapping.items()]
     except (TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"{path}: '{key}' must map names to integer ids ({err})") from err
+        raise DataError(f"{path}: '{key}' must map names to integer ids ({err})") from err
     indices = sorted(index for _, index in items)
     if indices != list(range(1, len(items) + 1)):
         gaps = sorted(set(range(1, len(items) + 1)) - set(indices))
-        raise ValueError(f"{path}: '{key}' ids must be exactly 1..{len(items)}, each once; "
-                         f"missing {gaps[:5]}, got range {indices[:1]}..{indices[-1:]}")
+        raise DataError(f"{path}: '{key}' ids must be exactly 1..{len(items)}, each once; "
+                        f"missing {gaps[:5]}, got range {indices[:1]}..{indices[-1:]}")
     names = [BACKGROUND] * (len(items) + 1)
     for name, index in items:
         names[index] = name
@@ -279,10 +281,10 @@ def load_vg_dicts(dict_file: str) -> Dict[str, List[str]]:
         with open(dict_file) as f:
             info = json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{dict_file}: not valid JSON ({err})") from err
+        raise DataError(f"{dict_file}: not valid JSON ({err})") from err
     for key in ("label_to_idx", "predicate_to_idx"):
         if key not in info:
-            raise ValueError(f"{dict_file}: missing key '{key}'; expected the keys {', '.join(DICT_KEYS)}")
+            raise DataError(f"{dict_file}: missing key '{key}'; expected the keys {', '.join(DICT_KEYS)}")
     out = {"ind_to_classes": _index_list(info["label_to_idx"], "label_to_idx", dict_file),
            "ind_to_predicates": _index_list(info["predicate_to_idx"], "predicate_to_idx", dict_file)}
     if "attribute_to_idx" in info:
@@ -300,13 +302,13 @@ def load_image_data(image_file: str) -> List[dict]:
         with open(image_file) as f:
             entries = json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{image_file}: not valid JSON ({err})") from err
+        raise DataError(f"{image_file}: not valid JSON ({err})") from err
     if not isinstance(entries, list):
-        raise ValueError(f"{image_file}: expected a JSON list of image dicts, got {type(entries).__name__}")
+        raise DataError(f"{image_file}: expected a JSON list of image dicts, got {type(entries).__name__}")
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or any(k not in entry for k in ("width", "height", "image_id")):
-            raise ValueError(f"{image_file}: entry {i} is {str(entry)[:80]}; expected a dict with width, height "
-                             "and image_id")
+            raise DataError(f"{image_file}: entry {i} is {str(entry)[:80]}; expected a dict with width, height "
+                            "and image_id")
     return entries
 
 
@@ -346,8 +348,8 @@ def align_image_data(entries: Sequence[dict], num_images: int, img_dir: str, che
                        "is misaligned")
         else:
             detail += f"; the lists differ from h5 image {min(len(kept), num_images)} on"
-        raise ValueError(f"{image_file} does not align with {roidb_file}: {len(kept)} usable image entries for "
-                         f"{num_images} h5 images ({detail}). image_data.json must list the h5 images in h5 order")
+        raise DataError(f"{image_file} does not align with {roidb_file}: {len(kept)} usable image entries for "
+                        f"{num_images} h5 images ({detail}). image_data.json must list the h5 images in h5 order")
     out = []
     for index in kept.tolist():
         entry = dict(entries[index])

@@ -20,6 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from sgg.utils.errors import DataError
 from .vg_format import (BOX_SCALE, CORRUPTED_IMAGE_IDS, DICT_FILE, H5_FILE, IMAGE_DIR, IMAGE_FILE, MAX_ATTRIBUTES,
                         SMALL_BOX_SCALE, SPLIT_TEST, SPLIT_TRAIN, check_ids, encode_boxes, write_json)
 
@@ -82,37 +83,37 @@ def _validate(ann: VGAnnotations, num_classes: int, num_predicates: int, num_att
     n = ann.num_images
     for name in ("heights", "split", "box_counts", "rel_counts"):
         if len(getattr(ann, name)) != n:
-            raise ValueError(f"{where}: '{name}' has {len(getattr(ann, name))} entries for {n} images")
+            raise DataError(f"{where}: '{name}' has {len(getattr(ann, name))} entries for {n} images")
     if ann.image_ids is not None and len(ann.image_ids) != n:
-        raise ValueError(f"{where}: 'image_ids' has {len(ann.image_ids)} entries for {n} images")
+        raise DataError(f"{where}: 'image_ids' has {len(ann.image_ids)} entries for {n} images")
     bad = np.flatnonzero((ann.widths <= 0) | (ann.heights <= 0))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{where}: image {i} has size {ann.widths[i]}x{ann.heights[i]}; expected positive sizes")
+        raise DataError(f"{where}: image {i} has size {ann.widths[i]}x{ann.heights[i]}; expected positive sizes")
     bad = np.flatnonzero(~np.isin(ann.split, (SPLIT_TRAIN, SPLIT_TEST)))
     if bad.size:
-        raise ValueError(f"{where}: image {int(bad[0])} has split {ann.split[bad[0]]}; expected 0 (train) or 2 "
-                         "(test). Validation images come out of train (DATASETS.VAL_SIZE)")
+        raise DataError(f"{where}: image {int(bad[0])} has split {ann.split[bad[0]]}; expected 0 (train) or 2 "
+                        "(test). Validation images come out of train (DATASETS.VAL_SIZE)")
     num_boxes, num_rels = int(ann.box_counts.sum()), int(ann.rel_counts.sum())
     if ann.boxes.shape != (num_boxes, 4) or len(ann.labels) != num_boxes:
-        raise ValueError(f"{where}: box_counts sum to {num_boxes} but boxes have shape {ann.boxes.shape} and "
-                         f"labels {len(ann.labels)} entries")
+        raise DataError(f"{where}: box_counts sum to {num_boxes} but boxes have shape {ann.boxes.shape} and "
+                        f"labels {len(ann.labels)} entries")
     if ann.relations.shape != (num_rels, 3):
-        raise ValueError(f"{where}: rel_counts sum to {num_rels} but relations have shape {ann.relations.shape}, "
-                         "expected (R, 3) rows of (subject, object, predicate)")
+        raise DataError(f"{where}: rel_counts sum to {num_rels} but relations have shape {ann.relations.shape}, "
+                        "expected (R, 3) rows of (subject, object, predicate)")
     box_image = np.repeat(np.arange(n), ann.box_counts)
     size = ann.boxes[:, 2:] - ann.boxes[:, :2]
     bad = np.flatnonzero((size <= 0).any(axis=1))
     if bad.size:
         b = int(bad[0])
-        raise ValueError(f"{where}: box {b} of the dataset (image {box_image[b]}) is {ann.boxes[b].tolist()}: "
-                         f"non-positive size, expected x2 > x1 and y2 > y1 ({bad.size} box(es))")
+        raise DataError(f"{where}: box {b} of the dataset (image {box_image[b]}) is {ann.boxes[b].tolist()}: "
+                        f"non-positive size, expected x2 > x1 and y2 > y1 ({bad.size} box(es))")
     check_ids(ann.labels, 1, num_classes, "labels", where, f"{num_classes} object classes")
     check_ids(ann.relations[:, 2], 1, num_predicates, "predicates", where, f"{num_predicates} predicates")
     if ann.attributes is not None:
         if ann.attributes.ndim != 2 or len(ann.attributes) != num_boxes or ann.attributes.shape[1] > MAX_ATTRIBUTES:
-            raise ValueError(f"{where}: attributes have shape {ann.attributes.shape}, expected ({num_boxes}, <= "
-                             f"{MAX_ATTRIBUTES})")
+            raise DataError(f"{where}: attributes have shape {ann.attributes.shape}, expected ({num_boxes}, <= "
+                            f"{MAX_ATTRIBUTES})")
         check_ids(ann.attributes, 0, num_attributes, "attributes", where, f"{num_attributes} attributes, 0 = none")
     rel_image = np.repeat(np.arange(n), ann.rel_counts)
     limit = ann.box_counts[rel_image]
@@ -120,12 +121,12 @@ def _validate(ann: VGAnnotations, num_classes: int, num_predicates: int, num_att
     bad = np.flatnonzero(((pairs < 0) | (pairs >= limit[:, None])).any(axis=1))
     if bad.size:
         r = int(bad[0])
-        raise ValueError(f"{where}: relation {r} (image {rel_image[r]}) is {ann.relations[r].tolist()}; subject "
-                         f"and object must index the image's {limit[r]} boxes")
+        raise DataError(f"{where}: relation {r} (image {rel_image[r]}) is {ann.relations[r].tolist()}; subject "
+                        f"and object must index the image's {limit[r]} boxes")
     bad = np.flatnonzero(pairs[:, 0] == pairs[:, 1])
     if bad.size:
         r = int(bad[0])
-        raise ValueError(f"{where}: relation {r} (image {rel_image[r]}) relates box {pairs[r, 0]} to itself")
+        raise DataError(f"{where}: relation {r} (image {rel_image[r]}) relates box {pairs[r, 0]} to itself")
 
 
 def write_vg_annotations(output_dir: str, ann: VGAnnotations, object_classes: Sequence[str],
@@ -143,20 +144,20 @@ def write_vg_annotations(output_dir: str, ann: VGAnnotations, object_classes: Se
     for what, names in (("object", object_classes), ("predicate", predicate_classes),
                         ("attribute", attribute_classes)):
         if len(set(names)) != len(names):
-            raise ValueError(f"write_vg_annotations: duplicate {what} class names")
+            raise DataError(f"write_vg_annotations: duplicate {what} class names")
     ann = _as_arrays(ann)
     _validate(ann, len(object_classes), len(predicate_classes), len(attribute_classes))
     n = ann.num_images
     image_ids = default_image_ids(n) if ann.image_ids is None else np.asarray(ann.image_ids, dtype=np.int64)
     if len(np.unique(image_ids)) != n:
-        raise ValueError("write_vg_annotations: image ids must be unique")
+        raise DataError("write_vg_annotations: image ids must be unique")
     names = ann.file_names or [None] * n
     corrupted = {f"{i}.jpg" for i in CORRUPTED_IMAGE_IDS}
     for i, (image_id, name) in enumerate(zip(image_ids.tolist(), names)):
         if (name or f"{image_id}.jpg") in corrupted:
-            raise ValueError(f"write_vg_annotations: image {i} has id {image_id} and file {name or f'{image_id}.jpg'}"
-                             f", one of VG's corrupted images ({', '.join(sorted(corrupted))}) that every VG loader "
-                             "skips; choose another id or file name")
+            raise DataError(f"write_vg_annotations: image {i} has id {image_id} and file {name or f'{image_id}.jpg'}"
+                            f", one of VG's corrupted images ({', '.join(sorted(corrupted))}) that every VG loader "
+                            "skips; choose another id or file name")
 
     box_image = np.repeat(np.arange(n), ann.box_counts)
     widths = ann.widths[box_image].astype(np.float64)
@@ -251,18 +252,18 @@ def write_vg_dataset(output_dir: str, images: Sequence[Mapping], object_classes:
     :func:`write_vg_annotations`).
     """
     if len(images) == 0:
-        raise ValueError("write_vg_dataset: no images")
+        raise DataError("write_vg_dataset: no images")
     box_counts, rel_counts, boxes, labels, relations, attributes = [], [], [], [], [], []
     ids = [img.get("image_id") for img in images]
     if any(i is None for i in ids) and not all(i is None for i in ids):
-        raise ValueError("write_vg_dataset: give 'image_id' for every image or for none")
+        raise DataError("write_vg_dataset: give 'image_id' for every image or for none")
     for index, img in enumerate(images):
         for key in ("width", "height", "split", "boxes", "labels"):
             if key not in img:
-                raise ValueError(f"write_vg_dataset: image {index} has no '{key}'")
+                raise DataError(f"write_vg_dataset: image {index} has no '{key}'")
         if img["split"] not in SPLIT_NAMES:
-            raise ValueError(f"write_vg_dataset: image {index} has split {img['split']!r}; expected 'train' or "
-                             "'test' (validation images come out of train, DATASETS.VAL_SIZE)")
+            raise DataError(f"write_vg_dataset: image {index} has split {img['split']!r}; expected 'train' or "
+                            "'test' (validation images come out of train, DATASETS.VAL_SIZE)")
         box = np.asarray(img["boxes"], dtype=np.float64).reshape(-1, 4)
         rel = np.asarray(img.get("relations", ()), dtype=np.int64).reshape(-1, 3)
         att = np.zeros((len(box), MAX_ATTRIBUTES), dtype=np.int64)
@@ -272,8 +273,8 @@ def write_vg_dataset(output_dir: str, images: Sequence[Mapping], object_classes:
                 values = [int(v) for v in values if int(v) != 0][:MAX_ATTRIBUTES]
                 att[row, :len(values)] = values
         if len(np.asarray(img["labels"]).reshape(-1)) != len(box):
-            raise ValueError(f"write_vg_dataset: image {index} has {len(box)} boxes but "
-                             f"{len(np.asarray(img['labels']).reshape(-1))} labels")
+            raise DataError(f"write_vg_dataset: image {index} has {len(box)} boxes but "
+                            f"{len(np.asarray(img['labels']).reshape(-1))} labels")
         box_counts.append(len(box))
         rel_counts.append(len(rel))
         boxes.append(box)
@@ -315,7 +316,7 @@ def _class_list(description: Mapping, key: str, found: List[str]) -> List[str]:
         return sorted(set(found))  # alphabetical ids, as VG150's
     unknown = sorted(set(found) - set(given))
     if unknown:
-        raise ValueError(f"convert: names {unknown[:5]} are used but not listed in '{key}'")
+        raise DataError(f"convert: names {unknown[:5]} are used but not listed in '{key}'")
     return list(given)
 
 
@@ -327,24 +328,24 @@ def convert_simple_dataset(description: Mapping, output_dir: str, image_root: Op
     from the description are read from the image files.
     """
     if images not in ("link", "copy", "none"):
-        raise ValueError(f"convert: images must be 'link', 'copy' or 'none', got {images!r}")
+        raise DataError(f"convert: images must be 'link', 'copy' or 'none', got {images!r}")
     entries = description.get("images")
     if not isinstance(entries, list) or not entries:
-        raise ValueError("convert: the description needs a non-empty list 'images'")
+        raise DataError("convert: the description needs a non-empty list 'images'")
     image_root = image_root or "."
     names = {"objects": [], "predicates": [], "attributes": []}
     for i, img in enumerate(entries):
         if "file_name" not in img:
-            raise ValueError(f"convert: images[{i}] has no 'file_name'")
+            raise DataError(f"convert: images[{i}] has no 'file_name'")
         for j, obj in enumerate(img.get("objects", [])):
             if "box" not in obj or "label" not in obj:
-                raise ValueError(f"convert: images[{i}].objects[{j}] needs 'box' [x1, y1, x2, y2] and 'label'")
+                raise DataError(f"convert: images[{i}].objects[{j}] needs 'box' [x1, y1, x2, y2] and 'label'")
             names["objects"].append(obj["label"])
             names["attributes"].extend(obj.get("attributes", []))
         for j, rel in enumerate(img.get("relations", [])):
             if any(k not in rel for k in ("subject", "object", "predicate")):
-                raise ValueError(f"convert: images[{i}].relations[{j}] needs 'subject', 'object' (object indices) "
-                                 "and 'predicate'")
+                raise DataError(f"convert: images[{i}].relations[{j}] needs 'subject', 'object' (object indices) "
+                                "and 'predicate'")
             names["predicates"].append(rel["predicate"])
     object_classes = _class_list(description, "object_classes", names["objects"])
     predicate_classes = _class_list(description, "predicate_classes", names["predicates"])

@@ -20,6 +20,8 @@ from torchvision.ops import roi_align
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
+from sgg.config.sgg_config import ConfigError
+
 
 class PlusOneBoxCoder(BoxCoder):
     """torchvision's ``BoxCoder`` with maskrcnn-benchmark's ``+1`` box widths (``TO_REMOVE = 1``)."""
@@ -77,8 +79,8 @@ class DetectronAnchorGenerator(AnchorGenerator):
     def __init__(self, sizes, aspect_ratios, strides: Sequence[int]):
         super().__init__(sizes, aspect_ratios)
         if len(strides) != len(sizes):
-            raise ValueError(f"MODEL.RPN.LEGACY_ANCHORS needs one MODEL.RPN.ANCHOR_STRIDE per level: {len(sizes)} "
-                             f"levels, strides {tuple(strides)}")
+            raise ConfigError(f"MODEL.RPN.LEGACY_ANCHORS needs one MODEL.RPN.ANCHOR_STRIDE per level: {len(sizes)} "
+                              f"levels, strides {tuple(strides)}")
         self.cell_anchors = [detectron_cell_anchors(int(s), size, ratio)
                              for s, size, ratio in zip(strides, sizes, aspect_ratios)]
 

@@ -15,6 +15,8 @@ from typing import Dict, List, Tuple
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+
 from .lr_scheduler import WarmupCosineLR, WarmupMultiStepLR, WarmupReduceLROnPlateau
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ def make_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=lr, momentum=solver.MOMENTUM)
     if solver.OPTIMIZER == "AdamW":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(solver.BETAS))
-    raise ValueError(f"unknown SOLVER.OPTIMIZER {solver.OPTIMIZER!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise ConfigError(f"unknown SOLVER.OPTIMIZER {solver.OPTIMIZER!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer):
@@ -102,7 +104,7 @@ def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer):
                                        max_decay_step=schedule.MAX_DECAY_STEP, **warmup)
     if kind == "WarmupCosineLR":
         return WarmupCosineLR(optimizer, solver.MAX_ITER, **warmup)
-    raise ValueError(f"unknown SOLVER.SCHEDULE.TYPE {kind!r}; choose one of {', '.join(SCHEDULES)}")
+    raise ConfigError(f"unknown SOLVER.SCHEDULE.TYPE {kind!r}; choose one of {', '.join(SCHEDULES)}")
 
 
 def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:

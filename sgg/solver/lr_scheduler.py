@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 from torch.optim import Optimizer
 
+from sgg.config.sgg_config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 WARMUP_METHODS = ("linear", "constant")
@@ -36,9 +38,9 @@ class _WarmupSchedule:
 
     def __init__(self, optimizer: Optimizer, warmup_factor: float, warmup_iters: int, warmup_method: str):
         if warmup_method not in WARMUP_METHODS:
-            raise ValueError(f"SOLVER.WARMUP_METHOD must be one of {WARMUP_METHODS}, got {warmup_method!r}")
+            raise ConfigError(f"SOLVER.WARMUP_METHOD must be one of {WARMUP_METHODS}, got {warmup_method!r}")
         if warmup_iters < 0:
-            raise ValueError(f"SOLVER.WARMUP_ITERS must be >= 0, got {warmup_iters}")
+            raise ConfigError(f"SOLVER.WARMUP_ITERS must be >= 0, got {warmup_iters}")
         self.optimizer = optimizer
         self.warmup_factor = float(warmup_factor)
         self.warmup_iters = int(warmup_iters)
@@ -91,7 +93,7 @@ class WarmupMultiStepLR(_WarmupSchedule):
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
                  warmup_factor: float = 1.0 / 3, warmup_iters: int = 500, warmup_method: str = "linear"):
         if list(milestones) != sorted(milestones):
-            raise ValueError(f"SOLVER.STEPS must be increasing, got {tuple(milestones)}")
+            raise ConfigError(f"SOLVER.STEPS must be increasing, got {tuple(milestones)}")
         self.milestones = list(milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, warmup_factor, warmup_iters, warmup_method)
@@ -106,7 +108,7 @@ class WarmupCosineLR(_WarmupSchedule):
     def __init__(self, optimizer: Optimizer, max_iter: int, warmup_factor: float = 1.0 / 3, warmup_iters: int = 500,
                  warmup_method: str = "linear"):
         if max_iter <= 0:
-            raise ValueError(f"SOLVER.MAX_ITER must be positive for WarmupCosineLR, got {max_iter}")
+            raise ConfigError(f"SOLVER.MAX_ITER must be positive for WarmupCosineLR, got {max_iter}")
         self.max_iter = int(max_iter)
         super().__init__(optimizer, warmup_factor, warmup_iters, warmup_method)
 

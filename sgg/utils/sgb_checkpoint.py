@@ -22,6 +22,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from sgg.utils.errors import CheckpointError
 SKIPPED_PREFIXES = {
     "roi_heads.relation.": "SGB's relation head (this framework has its own relation heads)",
     "roi_heads.attribute.": "SGB's attribute head (not implemented here)",
@@ -57,7 +58,7 @@ def sgb_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
     """The model state dict of an SGB checkpoint (``{"model": ...}`` or a bare state dict), without ``module.``."""
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError("not an SGB checkpoint: expected {'model': state dict} or a state dict of tensors")
+        raise CheckpointError("not an SGB checkpoint: expected {'model': state dict} or a state dict of tensors")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
@@ -72,9 +73,9 @@ def convert_sgb_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, tor
     if anchor_levels:
         wrong = [s for s in anchor_levels if s != (anchors_per_location, 4)]
         if len(anchor_levels) != num_anchor_levels or wrong:
-            raise ValueError(f"the checkpoint's anchors ({len(anchor_levels)} levels of {anchor_levels[0]}) do not "
-                             f"match the config ({num_anchor_levels} levels of ({anchors_per_location}, 4)): set "
-                             f"MODEL.RPN.ANCHOR_STRIDE / ANCHOR_SIZES / ASPECT_RATIOS as in the SGB yaml")
+            raise CheckpointError(f"the checkpoint's anchors ({len(anchor_levels)} levels of {anchor_levels[0]}) do "
+                                  f"not match the config ({num_anchor_levels} levels of ({anchors_per_location}, 4)): "
+                                  f"set MODEL.RPN.ANCHOR_STRIDE / ANCHOR_SIZES / ASPECT_RATIOS as in the SGB yaml")
     for key, value in state.items():
         reason = next((why for prefix, why in SKIPPED_PREFIXES.items() if key.startswith(prefix)), None)
         if reason:
@@ -88,16 +89,16 @@ def convert_sgb_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, tor
             unknown.append(key if ours is None else f"{key} (-> {ours}, not in this detector)")
             continue
         if tuple(value.shape) != tuple(target[ours].shape):
-            raise ValueError(f"SGB key {key}: shape {tuple(value.shape)}, but this detector's {ours} is "
-                             f"{tuple(target[ours].shape)} (check MODEL.BACKBONE.CONV_BODY, ROI_BOX_HEAD.NUM_CLASSES, "
-                             f"MLP_HEAD_DIM and the anchors of the config)")
+            raise CheckpointError(f"SGB key {key}: shape {tuple(value.shape)}, but this detector's {ours} is "
+                                  f"{tuple(target[ours].shape)} (check MODEL.BACKBONE.CONV_BODY, "
+                                  f"ROI_BOX_HEAD.NUM_CLASSES, MLP_HEAD_DIM and the anchors of the config)")
         converted[ours] = value.detach().clone()
     if unknown:
-        raise ValueError(f"{len(unknown)} SGB keys have no counterpart here, e.g. {unknown[:4]}")
+        raise CheckpointError(f"{len(unknown)} SGB keys have no counterpart here, e.g. {unknown[:4]}")
     missing = [k for k in target if k not in converted]
     if missing:
-        raise ValueError(f"the checkpoint does not provide {len(missing)} tensors of this detector, e.g. "
-                         f"{missing[:4]}")
+        raise CheckpointError(f"the checkpoint does not provide {len(missing)} tensors of this detector, e.g. "
+                              f"{missing[:4]}")
     return converted, skipped
 
 

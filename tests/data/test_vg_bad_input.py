@@ -2,6 +2,8 @@
 expected."""
 import json
 import os
+import re
+import shutil
 
 import h5py
 import numpy as np
@@ -9,8 +11,9 @@ import pytest
 from vg_cases import image, write_case
 
 from sgg.data.datasets import VGDataset
-from sgg.data.vg_format import load_vg_dicts
+from sgg.data.vg_format import dataset_paths, load_vg_dicts
 from sgg.data.vg_writer import write_vg_dataset
+from sgg.utils.errors import DataError
 
 TWO_IMAGES = [image("train", [[0, 0, 50, 50], [25, 25, 75, 75]], [1, 2], [[0, 1, 1]]),
               image("test", [[0, 0, 50, 50], [25, 25, 75, 75]], [2, 3], [[1, 0, 2]])]
@@ -161,3 +164,41 @@ def test_writer_rejects_bad_annotations(tmp_path):
         write_vg_dataset(str(tmp_path), [image("val", [[0, 0, 4, 4]], [1])], *names)
     with pytest.raises(ValueError, match="1592.*corrupted"):
         write_vg_dataset(str(tmp_path), [image("train", [[0, 0, 4, 4]], [1], image_id=1592)], *names)
+
+
+@pytest.fixture
+def image_dataset(synthetic_images, tmp_path):
+    """A copy of the drawn synthetic dataset (its images may be damaged here) and its test split."""
+    root = tmp_path / "copy"
+    shutil.copytree(synthetic_images[0], root)
+    return VGDataset("test", **dataset_paths(str(root)))
+
+
+def _jpeg_bytes(ds, index):
+    with open(ds.filenames[index], "rb") as f:
+        return f.read()
+
+
+def test_an_undecodable_image_is_a_data_error_naming_file_and_index(image_dataset):
+    ds = image_dataset
+    path, image_id = ds.filenames[5], ds.img_info[5]["image_id"]
+    with open(path, "wb") as f:
+        f.write(b"\x00" * 64)  # not an image any more
+    with pytest.raises(DataError) as raised:
+        ds[5]
+    message = str(raised.value)
+    assert f"item 5 (image_id {image_id}) could not be decoded: {path}" in message
+    assert ds.image_file in message
+    assert ds[4][2] == 4  # the other items still load
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_a_truncated_jpeg_is_a_data_error_naming_the_file(image_dataset, keep):
+    ds = image_dataset
+    data = _jpeg_bytes(ds, 2)
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"  # a whole JPEG before the cut
+    with open(ds.filenames[2], "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+    with pytest.raises(DataError, match=f"item 2 .* could not be decoded: {re.escape(ds.filenames[2])} "
+                                        r"\(image file is truncated"):
+        ds[2]

@@ -9,6 +9,7 @@ from torch import nn
 from engine_toys import ToyDataset, ToyModel, toy_cfg, toy_train_loader
 from sgg.engine import Trainer
 from sgg.utils.checkpoint import Checkpointer, load_checkpoint_file
+from sgg.utils.errors import CheckpointError
 
 
 def _checkpointer(tmp_path, model=None, **kw):
@@ -51,7 +52,7 @@ class Other(nn.Module):
 def test_checkpoint_of_another_architecture_lists_mismatching_keys(tmp_path):
     src = Checkpointer(Other(), save_dir=str(tmp_path / "other"))
     path = src.save("model_final", iteration=1)
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(CheckpointError) as err:
         _checkpointer(tmp_path).load_weights(path)
     text = str(err.value)
     assert "MODEL.WEIGHT: checkpoint" in text and "another architecture" in text
@@ -60,7 +61,7 @@ def test_checkpoint_of_another_architecture_lists_mismatching_keys(tmp_path):
 
     unrelated = tmp_path / "unrelated.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, unrelated)
-    with pytest.raises(RuntimeError, match="none of its 1 keys is a model key"):
+    with pytest.raises(CheckpointError, match="none of its 1 keys is a model key"):
         _checkpointer(tmp_path).load_weights(str(unrelated))
 
 
@@ -97,5 +98,5 @@ def test_never_saves_non_finite_parameters(tmp_path):
 def test_garbage_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_text("not a checkpoint")
-    with pytest.raises(RuntimeError, match="MODEL.WEIGHT: cannot read checkpoint file"):
+    with pytest.raises(CheckpointError, match="MODEL.WEIGHT: cannot read checkpoint file"):
         _checkpointer(tmp_path).load_weights(str(bad))

@@ -1,6 +1,7 @@
 """tools/demo.py and sgg.predict on checkpoints trained for a few iterations on a tiny synthetic VG."""
 import json
 import os
+import re
 import sys
 
 import cv2
@@ -15,7 +16,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import demo  # noqa: E402
 
-from sgg.predict import SceneGraphPredictor, load_predictor, placeholder_statistics  # noqa: E402
+from sgg.predict import (SceneGraphPredictor, is_detector_checkpoint, load_predictor,  # noqa: E402
+                         placeholder_statistics, read_image)
+from sgg.utils.errors import CheckpointError, DataError  # noqa: E402
 from sgg.utils.visualize import picture_size  # noqa: E402
 
 
@@ -68,8 +71,7 @@ def test_sgdet_json_schema_and_picture_size(checkpoints, images, tmp_path):
     assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(images), "--output", str(out),
                       "--top-k", "5"]) == 0
     for name in sorted(os.listdir(images)):
-        stem = os.path.splitext(name)[0]
-        graph = json.loads((out / f"{stem}.json").read_text())
+        graph = json.loads((out / f"{name}.json").read_text())
         assert set(graph) == {"image", "width", "height", "protocol", "objects", "relations"}
         assert graph["protocol"] == "sgdet" and graph["image"].endswith(name)
         height, width = cv2.imread(str(images / name)).shape[:2]
@@ -87,7 +89,7 @@ def test_sgdet_json_schema_and_picture_size(checkpoints, images, tmp_path):
             assert r["predicate"] != "__background__"
             subject, obj = graph["objects"][r["subject"]], graph["objects"][r["object"]]
             assert r["score"] == pytest.approx(r["predicate_score"] * subject["score"] * obj["score"], abs=2e-4)
-        picture = cv2.imread(str(out / f"{stem}.png"))
+        picture = cv2.imread(str(out / f"{name}.png"))
         assert (picture.shape[1], picture.shape[0]) == picture_size(width, height)
 
 
@@ -99,12 +101,12 @@ def test_predcls_takes_the_given_boxes_and_labels(checkpoints, images, tmp_path)
     out = tmp_path / "out"
     assert demo.main(["--checkpoint", str(checkpoints["predcls"]), "--input", str(images / name), "--output",
                       str(out), "--boxes", str(tmp_path / "boxes.json"), "--no-picture"]) == 0
-    graph = json.loads((out / (os.path.splitext(name)[0] + ".json")).read_text())
+    graph = json.loads((out / f"{name}.json").read_text())
     assert [o["box"] for o in graph["objects"]] == given[name]["boxes"]
     assert [o["label"] for o in graph["objects"]] == given[name]["labels"]
     assert all(o["score"] == 1.0 for o in graph["objects"])
     assert len(graph["relations"]) == 6  # every ordered pair of 3 boxes (top-k 10)
-    assert not (out / (os.path.splitext(name)[0] + ".png")).exists()
+    assert os.listdir(out) == [f"{name}.json"]  # --no-picture
 
 
 def test_bad_images_are_reported_and_the_rest_is_done(checkpoints, images, tmp_path, caplog):
@@ -113,10 +115,13 @@ def test_bad_images_are_reported_and_the_rest_is_done(checkpoints, images, tmp_p
     (folder / "broken.jpg").write_bytes(b"not an image")
     first = sorted(os.listdir(images))[0]
     (folder / first).write_bytes((images / first).read_bytes())
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(images / first)))
+    (folder / "truncated.jpg").write_bytes(jpeg.tobytes()[:len(jpeg) // 2])
     out = tmp_path / "out"
     assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder), "--output", str(out)]) == 1
     assert "broken.jpg could not be read" in caplog.text
-    assert (out / (os.path.splitext(first)[0] + ".json")).exists() and not (out / "broken.json").exists()
+    assert f"image {folder / 'truncated.jpg'} is a damaged or truncated JPEG" in caplog.text
+    assert sorted(os.listdir(out)) == [f"{first}.json", f"{first}.png"]  # nothing for broken.jpg
 
 
 def test_bad_checkpoints_and_inputs_are_explained(checkpoints, images, tmp_path, caplog):
@@ -199,3 +204,99 @@ def test_picture_sizes_by_hand_and_a_deterministic_drawing(tmp_path):
     assert cv2.imread(path).shape == (480, 1004, 3)
     with pytest.raises(OSError, match="could not write the picture"):
         save_picture(str(tmp_path / "missing_folder" / "g.png"), picture)
+
+
+def test_inputs_sharing_a_stem_keep_both_results(checkpoints, images, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first = sorted(os.listdir(images))[0]
+    picture = cv2.imread(str(images / first))
+    cv2.imwrite(str(folder / "a.png"), picture)
+    cv2.imwrite(str(folder / "a.jpg"), picture[:, ::-1])  # another image under the same stem
+    out = tmp_path / "out"
+    assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder), "--output", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["a.jpg.json", "a.jpg.png", "a.png.json", "a.png.png"]
+    for name in ("a.jpg", "a.png"):
+        assert json.loads((out / f"{name}.json").read_text())["image"] == str(folder / name)
+    assert sorted(os.listdir(folder)) == ["a.jpg", "a.png"]  # the inputs are untouched
+
+
+def test_output_folder_holding_inputs_or_two_inputs_with_one_name_are_refused(checkpoints, images, tmp_path, caplog):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first = sorted(os.listdir(images))[0]
+    original = (images / first).read_bytes()
+    (folder / first).write_bytes(original)
+    (folder / "notes.txt").write_text("not an image")
+    for output in (str(folder), str(folder) + os.sep + "."):
+        caplog.clear()
+        assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder), "--output",
+                          str(output)]) == 2
+        assert f"--output {output} holds 1 of the input images ({folder / first}): results would overwrite" \
+            in caplog.text
+    # a single input file whose folder is the output folder is refused too
+    caplog.clear()
+    assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder / first), "--output",
+                      str(folder)]) == 2
+    assert "holds 1 of the input images" in caplog.text
+    assert sorted(os.listdir(folder)) == [first, "notes.txt"] and (folder / first).read_bytes() == original
+    # a subfolder of the input folder is fine: nothing is written beside the inputs
+    out = folder / "scene_graphs"
+    assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder), "--output", str(out),
+                      "--no-picture"]) == 0
+    assert os.listdir(out) == [f"{first}.json"] and sorted(os.listdir(folder)) == [first, "notes.txt", "scene_graphs"]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / first).write_bytes(original)
+    caplog.clear()
+    assert demo.main(["--checkpoint", str(checkpoints["sgdet"]), "--input", str(folder / first), str(other / first),
+                      "--output", str(tmp_path / "out2")]) == 2
+    assert f"{folder / first} and {other / first} have the same file name {first}" in caplog.text
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_detector_checkpoint_says_what_to_pass_instead(detector_ckpt, images, tmp_path, caplog):  # noqa: F811
+    assert demo.main(["--checkpoint", str(detector_ckpt), "--input", str(images), "--output",
+                      str(tmp_path / "out")]) == 2
+    assert f"checkpoint {detector_ckpt} is a detector checkpoint" in caplog.text
+    assert "tools/relation_train_net.py" in caplog.text
+    assert f"MODEL.PRETRAINED_DETECTOR_CKPT {detector_ckpt}" in caplog.text
+    assert not (tmp_path / "out").exists()
+    # without its config (a bare detector state dict), the missing relation head tells
+    bare = tmp_path / "bare_detector.pth"
+    torch.save({"model": torch.load(detector_ckpt, weights_only=False)["model"]}, bare)
+    with pytest.raises(CheckpointError, match="bare_detector.pth is a detector checkpoint"):
+        SceneGraphPredictor(str(bare))
+
+
+def test_detector_checkpoints_are_told_by_config_or_by_tensors():
+    detector_tensors = {"backbone.body.conv1.weight": torch.zeros(1), "roi_heads.box_predictor.cls_score.weight": 0}
+    relation_tensors = {**detector_tensors, "relation_head.predictor.rel_compress.weight": torch.zeros(1)}
+    assert is_detector_checkpoint({"model": detector_tensors, "config": "MODEL:\n  RELATION_ON: false\n"})
+    # the config decides over the tensors when it says
+    assert not is_detector_checkpoint({"model": detector_tensors, "config": "MODEL:\n  RELATION_ON: true\n"})
+    assert is_detector_checkpoint({"model": relation_tensors, "config": "MODEL:\n  RELATION_ON: false\n"})
+    # no config, a config without the key, or a damaged one: the tensors decide
+    for config in (None, "", "SOLVER:\n  BASE_LR: 0.1\n", "MODEL: [unclosed"):
+        assert is_detector_checkpoint({"model": detector_tensors, "config": config}), config
+        assert not is_detector_checkpoint({"model": relation_tensors, "config": config}), config
+
+
+def test_read_image_names_a_truncated_jpeg_and_reads_whole_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", pixels)
+    data = jpeg.tobytes()
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(data + b"trailing bytes after the end-of-image marker")  # as some cameras write
+    assert read_image(str(whole)).shape == (48, 64, 3)
+    png = tmp_path / "p.png"
+    cv2.imwrite(str(png), pixels)
+    assert np.array_equal(read_image(str(png)), pixels[:, :, ::-1])  # BGR on disk, RGB out
+    for cut in (len(data) - 2, len(data) // 2):  # OpenCV alone decodes both with a libjpeg warning
+        part = tmp_path / f"cut{cut}.jpg"
+        part.write_bytes(data[:cut])
+        assert cv2.imread(str(part)) is not None
+        with pytest.raises(DataError, match=f"image {re.escape(str(part))} is a damaged or truncated JPEG"):
+            read_image(str(part))

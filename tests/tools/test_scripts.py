@@ -1,6 +1,9 @@
 """The training scripts' argument checks (scripts/lib.sh and each script's own cases)."""
+import glob
 import os
+import re
 import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +31,69 @@ def test_unknown_dataset_is_refused(tmp_path):
     proc = subprocess.run(["bash", "scripts/train_relation.sh", "MotifPredictor", "predcls", "detector.pth"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown DATASET 'coco'" in proc.stderr
+
+
+def _shell_lines(path):
+    """The script's lines without comments (a ``#`` at a word start) and without heredoc bodies."""
+    lines, heredoc_end = [], None
+    with open(path) as f:
+        for line in f:
+            if heredoc_end is not None:
+                heredoc_end = None if line.strip() == heredoc_end else heredoc_end
+                continue
+            code = re.sub(r"(^|\s)#.*", "", line.rstrip("\n"))
+            lines.append(code)
+            start = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", code)
+            heredoc_end = start.group(1) if start else None
+    return lines
+
+
+# a python interpreter in command position: at the line start or after ; & | ( $( `then` `do` or `env VAR=..`
+BARE_PYTHON = re.compile(r"(?:^|[;&|(]|\$\(|\bthen|\bdo|\benv(?:\s+\w+=\S+)*)\s*(?:python3?|torchrun)\b")
+
+
+def test_bare_python_pattern_finds_the_forms_it_must():
+    for line in ["python tools/x.py", "  cd a && python3 -m x", "X=$(python -c 1)", "env A=1 B=2 torchrun x.py",
+                 "if true; then python x.py; fi"]:
+        assert BARE_PYTHON.search(line), line
+    for line in ['"$PYTHON" tools/x.py', "${PYTHON:-python} -m pytest", 'PYTHON=${PYTHON:-python}',
+                 '"$PYTHON" -m torch.distributed.run x']:
+        assert not BARE_PYTHON.search(line), line
+
+
+def test_every_script_runs_python_through_the_PYTHON_variable():
+    scripts = sorted(glob.glob(os.path.join(REPO, "scripts", "**", "*.sh"), recursive=True))
+    assert len(scripts) > 10
+    for path in scripts:
+        for number, line in enumerate(_shell_lines(path), 1):
+            assert not BARE_PYTHON.search(line), f"{path}:{number}: {line.strip()} (use ${{PYTHON:-python}})"
+
+
+def test_run_benchmark_launches_scripts_with_its_own_interpreter(tmp_path):
+    """A ``python`` on PATH that is not the tool's interpreter (a virtual environment used without activation):
+    the launched script must still run ``${PYTHON:-python}`` as the tool's own interpreter."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python").write_text("#!/bin/sh\necho \"No module named 'yacs'\" >&2\nexit 1\n")
+    (fake_bin / "python").chmod(0o755)
+    stage = tmp_path / "stage.sh"
+    stage.write_text('#!/usr/bin/env bash\nset -euo pipefail\nOUT=$1\n'
+                     '"${PYTHON:-python}" - "$OUT" <<\'PY\'\n'
+                     'import json, os, sys\n'
+                     'folder = os.path.join(sys.argv[1], "inference", "SyntheticVG_test")\n'
+                     'os.makedirs(folder)\n'
+                     'json.dump({"R@50": 0.5, "mR@50": 0.25}, open(os.path.join(folder, "results.json"), "w"))\n'
+                     'open(os.path.join(sys.argv[1], "interpreter.txt"), "w").write(sys.executable)\n'
+                     'PY\n')
+    detector = tmp_path / "detector.pth"
+    detector.write_bytes(b"")
+    spec = tmp_path / "list.yaml"
+    spec.write_text(f"detector: {{weights: {detector}}}\nprotocols: [predcls]\nexperiments:\n"
+                    f"  - name: Staged\n    command: bash {stage} {{output_dir}}\n")
+    env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHON", None)
+    root = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", str(spec), "--output-root",
+                           str(root)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (root / "Staged" / "predcls" / "seed0" / "interpreter.txt").read_text() == sys.executable

@@ -19,7 +19,9 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from sgg.config.sgg_config import ConfigError
 from sgg.structures import FLIP_LEFT_RIGHT, BoxList
+from sgg.utils.errors import DataError
 
 from ..vg_format import (BOX_SCALE, SPLIT_TEST, SPLIT_TRAIN, align_image_data, check_ids, decode_boxes,
                          load_image_data, load_vg_dicts, ranges_to_rows, read_vg_h5)
@@ -85,8 +87,8 @@ class VGDataset(Dataset):
         self._sizes = self._sizes.reshape(-1, 2)
         bad = np.flatnonzero(self._sizes.min(axis=1) <= 0) if len(self._sizes) else []
         if len(bad):
-            raise ValueError(f"{image_file}: image {self.filenames[bad[0]]} has size {self._sizes[bad[0]].tolist()}; "
-                             "expected positive width and height")
+            raise DataError(f"{image_file}: image {self.filenames[bad[0]]} has size {self._sizes[bad[0]].tolist()}; "
+                            "expected positive width and height")
         if split == "train":
             self._log_degenerate_boxes()
 
@@ -105,13 +107,13 @@ class VGDataset(Dataset):
             image_index = image_index[:self.num_im]
         if self.split in ("train", "val"):
             if self.split == "val" and self.num_val_im <= 0:
-                raise ValueError("VGDataset: the val split needs num_val_im (DATASETS.VAL_SIZE) > 0; val is the first "
-                                 "num_val_im filtered train-split images")
+                raise ConfigError("VGDataset: the val split needs num_val_im (DATASETS.VAL_SIZE) > 0; val is the first "
+                                  "num_val_im filtered train-split images")
             if self.num_val_im > 0:
                 if self.num_val_im >= len(image_index):
-                    raise ValueError(f"VGDataset: num_val_im (DATASETS.VAL_SIZE) = {self.num_val_im} but only "
-                                     f"{len(image_index)} train-split images of {self.roidb_file} survive filtering; "
-                                     "val is carved out of them, so choose a smaller DATASETS.VAL_SIZE")
+                    raise ConfigError(f"VGDataset: num_val_im (DATASETS.VAL_SIZE) = {self.num_val_im} but only "
+                                      f"{len(image_index)} train-split images of {self.roidb_file} survive filtering; "
+                                      "val is carved out of them, so choose a smaller DATASETS.VAL_SIZE")
                 image_index = (image_index[:self.num_val_im] if self.split == "val"
                                else image_index[self.num_val_im:])
 
@@ -191,7 +193,7 @@ class VGDataset(Dataset):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"image file of item {index} (image_id {self.img_info[index]['image_id']}) not "
                                     f"found: {path} (listed in {self.image_file})")
-        image = Image.open(path).convert("RGB")
+        image = self._read_image(index, path)
         info = self.img_info[index]
         if image.size != (int(info["width"]), int(info["height"])):
             logger.warning("%s is %dx%d but %s says %dx%d; boxes follow %s", path, image.size[0], image.size[1],
@@ -203,6 +205,16 @@ class VGDataset(Dataset):
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target, index
+
+    def _read_image(self, index: int, path: str) -> Image.Image:
+        """The RGB image of item ``index``; a file PIL cannot decode (damaged, truncated, not an image) is a
+        DataError naming it, never a silently half-grey picture (PIL refuses truncated data by default)."""
+        try:
+            with Image.open(path) as handle:
+                return handle.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError and truncation are OSErrors
+            raise DataError(f"image file of item {index} (image_id {self.img_info[index]['image_id']}) could not be "
+                            f"decoded: {path} ({err}); listed in {self.image_file}") from None
 
     def get_groundtruth(self, index: int, evaluation: bool = False, flip_img: bool = False) -> BoxList:
         """GT of item ``index`` in original pixels. ``evaluation`` (and every val/test item): boxes are clipped but

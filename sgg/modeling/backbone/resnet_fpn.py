@@ -16,6 +16,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import BACKBONES
 
 from .weights import freeze_stages, load_trunk_weights, resolve_weights_file
@@ -64,8 +65,8 @@ def build_resnet_fpn(cfg, name: str, depth: int, groups: int, width_per_group: i
             f"MODEL.RESNETS.BACKBONE_OUT_CHANNELS ({out_channels}) both give the FPN width and disagree; set both")
     freeze_at = cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT
     if not 0 <= freeze_at <= 5:
-        raise ValueError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for {name} (stem + 4 stages), "
-                         f"got {freeze_at}")
+        raise ConfigError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for {name} (stem + 4 stages), "
+                          f"got {freeze_at}")
     eps = float(cfg.MODEL.RESNETS.FROZEN_BN_EPS)
     trunk = _TRUNKS[depth](weights=None, groups=groups, width_per_group=width_per_group,
                            norm_layer=lambda channels: FrozenBatchNorm2d(channels, eps=eps))

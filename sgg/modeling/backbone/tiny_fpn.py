@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import BACKBONES
 
 from .weights import freeze_stages, load_trunk_weights, resolve_weights_file
@@ -72,10 +73,10 @@ class TinyFPN(nn.Module):
 def build_tiny_fpn(cfg) -> TinyFPN:
     channels = tuple(int(c) for c in cfg.MODEL.TINY_BACKBONE.STAGE_CHANNELS)
     if len(channels) != 4 or min(channels) <= 0:
-        raise ValueError(f"MODEL.TINY_BACKBONE.STAGE_CHANNELS must give 4 positive channel counts, got {channels}")
+        raise ConfigError(f"MODEL.TINY_BACKBONE.STAGE_CHANNELS must give 4 positive channel counts, got {channels}")
     freeze_at = cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT
     if not 0 <= freeze_at <= 5:
-        raise ValueError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for tiny-FPN, got {freeze_at}")
+        raise ConfigError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for tiny-FPN, got {freeze_at}")
     backbone = TinyFPN(channels, cfg.MODEL.BACKBONE.OUT_CHANNELS, freeze_at)
     # There are no ImageNet weights for this body: random unless a trunk state dict (keys of TinyBody) is named.
     weights_file = resolve_weights_file(cfg, "tiny-FPN", None)

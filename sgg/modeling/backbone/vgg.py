@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import BACKBONES
 
 from .weights import freeze_stages, load_trunk_weights, read_state_dict, resolve_weights_file
@@ -50,8 +51,8 @@ def _conv_blocks(features: nn.Sequential):
 def build_vgg16(cfg) -> VGG16Conv5:
     freeze_at = cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT
     if not 0 <= freeze_at <= 5:
-        raise ValueError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for VGG-16 (freezes conv1..convN), "
-                         f"got {freeze_at}")
+        raise ConfigError(f"MODEL.BACKBONE.FREEZE_CONV_BODY_AT must be in 0..5 for VGG-16 (freezes conv1..convN), "
+                          f"got {freeze_at}")
     model = torchvision.models.vgg16(weights=None)
     weights_file = resolve_weights_file(cfg, "VGG-16", "VGG16_Weights.IMAGENET1K_V1")
     box_head_state = None

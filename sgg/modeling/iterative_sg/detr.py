@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, generalized_box_iou
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.backbone import build_backbone
 from sgg.modeling.registry import META_ARCHITECTURES
 from sgg.structures import BoxList
@@ -48,10 +49,10 @@ class DETRTransformer(nn.Module):
                  num_decoder_layers: int = 6):
         super().__init__()
         if d_model % 2 or d_model % nhead:
-            raise ValueError(f"MODEL.DETR.HIDDEN_DIM ({d_model}) must be even and divisible by MODEL.DETR.NHEADS "
-                             f"({nhead})")
+            raise ConfigError(f"MODEL.DETR.HIDDEN_DIM ({d_model}) must be even and divisible by MODEL.DETR.NHEADS "
+                              f"({nhead})")
         if num_decoder_layers < 1:
-            raise ValueError(f"MODEL.DETR.DEC_LAYERS must be at least 1, got {num_decoder_layers}")
+            raise ConfigError(f"MODEL.DETR.DEC_LAYERS must be at least 1, got {num_decoder_layers}")
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1)
         self.position = PositionEmbeddingSine(d_model // 2)
         self.encoder = nn.ModuleList(EncoderLayer(d_model, nhead, dim_feedforward, dropout)
@@ -112,7 +113,7 @@ class DETRDetector(nn.Module):
                  deep_supervision: bool = True, detections_per_image: int = 100, backbone_name: str = ""):
         super().__init__()
         if class_weight == 0 and l1_weight == 0 and giou_weight == 0:
-            raise ValueError("MODEL.DETR.COST_CLASS, L1_WEIGHT and GIOU_WEIGHT cannot all be 0")
+            raise ConfigError("MODEL.DETR.COST_CLASS, L1_WEIGHT and GIOU_WEIGHT cannot all be 0")
         self.backbone = backbone
         self.feature_reader = feature_reader
         self.transformer = transformer

@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 import torch
 from torchvision.ops import batched_nms, box_convert, box_iou
 
+from sgg.config.sgg_config import ConfigError
 from sgg.structures import BoxList
 
 
@@ -48,7 +49,7 @@ def unique_first(keys: torch.Tensor) -> torch.Tensor:
 class IterativeSGPostProcessor:
     def __init__(self, nms_thresh: float = 0.5, one_predicate_per_pair: bool = False, max_pairs: int = 0):
         if not 0.0 < nms_thresh <= 1.0:
-            raise ValueError(f"MODEL.DETR.ENTITY_NMS_THRESH must be in (0, 1], got {nms_thresh}")
+            raise ConfigError(f"MODEL.DETR.ENTITY_NMS_THRESH must be in (0, 1], got {nms_thresh}")
         self.nms_thresh = nms_thresh
         self.one_predicate_per_pair = one_predicate_per_pair
         self.max_pairs = max_pairs

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, generalized_box_iou
 
+from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
 
 from .matcher import BRANCHES
@@ -53,12 +54,12 @@ def predicate_loss_weights(predicate_counts, alpha: float, undersample_param: fl
     weights = torch.ones_like(counts)
     if reweight:
         if alpha <= 0:
-            raise ValueError(f"MODEL.DETR.OVERSAMPLE_PARAM (alpha) must be positive, got {alpha}")
+            raise ConfigError(f"MODEL.DETR.OVERSAMPLE_PARAM (alpha) must be positive, got {alpha}")
         counts[0] = 0
         total = counts.sum()
         if total <= 0:
-            raise ValueError("MODEL.DETR.REWEIGHT_RELATIONS needs predicate counts of the training split, but all "
-                             "are zero")
+            raise ConfigError("MODEL.DETR.REWEIGHT_RELATIONS needs predicate counts of the training split, but all "
+                              "are zero")
         frequency = counts / total
         weights = torch.clamp((alpha / (frequency + FREQUENCY_EPS)).sqrt(), min=1.0) ** undersample_param
     weights[0] = no_relation_weight

@@ -19,6 +19,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_convert, generalized_box_iou
 
+from sgg.config.sgg_config import ConfigError
+
 from .targets import TripletTargets
 
 BRANCHES = (("subject", "subject_labels", "subject_boxes"), ("object", "object_labels", "object_boxes"),
@@ -64,7 +66,7 @@ class TripletMatcher:
 
     def __init__(self, class_weight: float = 1.0, l1_weight: float = 5.0, giou_weight: float = 2.0):
         if class_weight == 0 and l1_weight == 0 and giou_weight == 0:
-            raise ValueError("MODEL.DETR.COST_CLASS, L1_WEIGHT and GIOU_WEIGHT cannot all be 0")
+            raise ConfigError("MODEL.DETR.COST_CLASS, L1_WEIGHT and GIOU_WEIGHT cannot all be 0")
         self.class_weight = class_weight
         self.l1_weight = l1_weight
         self.giou_weight = giou_weight

@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sgg.config import get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.backbone import build_backbone
 from sgg.modeling.registry import META_ARCHITECTURES
 from sgg.structures import BoxList, ImageList, to_image_list
 from sgg.utils.checkpoint import compare_state_dicts, load_checkpoint_file
+from sgg.utils.errors import CheckpointError
 
 from .inference import IterativeSGPostProcessor
 from .losses import IterativeSGCriterion, predicate_loss_weights
@@ -42,8 +44,8 @@ def predicate_counts_from_statistics(statistics: Dict, num_rel_classes: int) -> 
     elif "fg_matrix" in statistics:
         counts = torch.as_tensor(statistics["fg_matrix"]).sum(dim=(0, 1)).flatten().clone()
     else:
-        raise KeyError("MODEL.DETR.REWEIGHT_RELATIONS needs the training statistics' 'predicate_counts' (or "
-                       f"'fg_matrix'); the statistics have {sorted(statistics)}")
+        raise ConfigError("MODEL.DETR.REWEIGHT_RELATIONS needs the training statistics' 'predicate_counts' (or "
+                          f"'fg_matrix'); the statistics have {sorted(statistics)}")
     if counts.numel() != num_rel_classes:
         raise ValueError(f"the statistics count {counts.numel()} predicates (with background) but the model has "
                          f"{num_rel_classes} (MODEL.ROI_RELATION_HEAD.NUM_CLASSES)")
@@ -65,13 +67,13 @@ class FeatureReader(nn.Module):
         stride = detr_cfg.FEATURE_STRIDE
         source = detr_cfg.SOURCE_FEATURE_STRIDE or stride
         if source > stride or stride % source:
-            raise ValueError(f"MODEL.DETR.SOURCE_FEATURE_STRIDE {source} must divide MODEL.DETR.FEATURE_STRIDE "
-                             f"{stride} (the map is average-pooled by their ratio); 0 reads FEATURE_STRIDE directly")
+            raise ConfigError(f"MODEL.DETR.SOURCE_FEATURE_STRIDE {source} must divide MODEL.DETR.FEATURE_STRIDE "
+                              f"{stride} (the map is average-pooled by their ratio); 0 reads FEATURE_STRIDE directly")
         name = next((n for n, s in backbone.feature_strides.items() if s == source), None)
         if name is None:
             key = "SOURCE_FEATURE_STRIDE" if detr_cfg.SOURCE_FEATURE_STRIDE else "FEATURE_STRIDE"
-            raise ValueError(f"MODEL.DETR.{key} {source}: backbone {body_name} has no feature map of that stride "
-                             f"(its strides: {sorted(set(backbone.feature_strides.values()))})")
+            raise ConfigError(f"MODEL.DETR.{key} {source}: backbone {body_name} has no feature map of that stride "
+                              f"(its strides: {sorted(set(backbone.feature_strides.values()))})")
         return cls(name, stride // source)
 
     def forward(self, backbone_outputs) -> torch.Tensor:
@@ -90,8 +92,8 @@ def load_backbone_weights(backbone: nn.Module, path: str, body_name: str, state:
         if backbone_state:
             break
     if not backbone_state:
-        raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} holds no backbone weights (no key starts with "
-                         f"{' or '.join(BACKBONE_PREFIXES)}; it has e.g. {sorted(state)[:5]})")
+        raise CheckpointError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} holds no backbone weights (no key starts with "
+                              f"{' or '.join(BACKBONE_PREFIXES)}; it has e.g. {sorted(state)[:5]})")
     missing, unexpected, mismatched = compare_state_dicts(backbone.state_dict(), backbone_state)
     if missing or unexpected or mismatched:
         problems = []
@@ -101,9 +103,10 @@ def load_backbone_weights(backbone: nn.Module, path: str, body_name: str, state:
             problems.append(f"{len(missing)} backbone keys missing from it, e.g. {missing[:3]}")
         if unexpected:
             problems.append(f"{len(unexpected)} keys the backbone does not have, e.g. {unexpected[:3]}")
-        raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: its backbone does not fit MODEL.BACKBONE "
-                         f"{body_name!r} of this config (check MODEL.BACKBONE.CONV_BODY, OUT_CHANNELS, "
-                         f"MODEL.TINY_BACKBONE / MODEL.RESNETS against the detector's config): " + "; ".join(problems))
+        raise CheckpointError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: its backbone does not fit MODEL.BACKBONE "
+                              f"{body_name!r} of this config (check MODEL.BACKBONE.CONV_BODY, OUT_CHANNELS, "
+                              f"MODEL.TINY_BACKBONE / MODEL.RESNETS against the detector's config): "
+                              + "; ".join(problems))
     backbone.load_state_dict(backbone_state)
     logger.info("backbone loaded from the detector checkpoint %s (%d tensors)", path, len(backbone_state))
 
@@ -147,8 +150,8 @@ class IterativeSceneGraph(nn.Module):
         self.deep_supervision = deep_supervision
         num_layers = transformer.decoder.num_layers
         if not -num_layers <= test_index < num_layers:
-            raise ValueError(f"MODEL.DETR.TEST_INDEX {test_index} is outside the {num_layers} decoder layers "
-                             f"(MODEL.DETR.DEC_LAYERS); use -1 for the last")
+            raise ConfigError(f"MODEL.DETR.TEST_INDEX {test_index} is outside the {num_layers} decoder layers "
+                              f"(MODEL.DETR.DEC_LAYERS); use -1 for the last")
         self.test_index = test_index
         self.backbone_name = backbone_name
 
@@ -173,11 +176,11 @@ class IterativeSceneGraph(nn.Module):
                 raise ValueError(f"{key} is {value} but the dataset has {expected} classes (with background); set "
                                  f"it to {expected}")
         if detr.NUM_OBJECT_QUERIES != detr.NUM_RELATION_QUERIES:
-            raise ValueError(f"MODEL.DETR.NUM_OBJECT_QUERIES ({detr.NUM_OBJECT_QUERIES}) and "
-                             f"MODEL.DETR.NUM_RELATION_QUERIES ({detr.NUM_RELATION_QUERIES}) must be equal: query i "
-                             "of the subject, object and predicate decoders forms triplet i")
+            raise ConfigError(f"MODEL.DETR.NUM_OBJECT_QUERIES ({detr.NUM_OBJECT_QUERIES}) and "
+                              f"MODEL.DETR.NUM_RELATION_QUERIES ({detr.NUM_RELATION_QUERIES}) must be equal: query i "
+                              "of the subject, object and predicate decoders forms triplet i")
         if detr.NUM_RELATION_QUERIES < 1:
-            raise ValueError(f"MODEL.DETR.NUM_RELATION_QUERIES must be positive, got {detr.NUM_RELATION_QUERIES}")
+            raise ConfigError(f"MODEL.DETR.NUM_RELATION_QUERIES must be positive, got {detr.NUM_RELATION_QUERIES}")
         backbone = build_backbone(cfg)
         feature_reader = FeatureReader.from_config(backbone, detr, cfg.MODEL.BACKBONE.CONV_BODY)
         transformer = IterativeSGTransformer(
@@ -225,12 +228,13 @@ class IterativeSceneGraph(nn.Module):
             problems = [f"{len(mismatched)} tensors with other shapes, e.g. {mismatched[:3]}"] if mismatched else []
             if unexpected:
                 problems.append(f"{len(unexpected)} keys this model does not have, e.g. {unexpected[:3]}")
-            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} is a DETR checkpoint that does not fit this "
-                             "IterativeSG config (MODEL.DETR.HIDDEN_DIM, NHEADS, DIM_FEEDFORWARD, ENC_LAYERS, "
-                             "DEC_LAYERS, NUM_OBJECT_QUERIES, MODEL.ROI_BOX_HEAD.NUM_CLASSES and the backbone must "
-                             "match the DETR's): " + "; ".join(problems))
+            raise CheckpointError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path} is a DETR checkpoint that does not fit this "
+                                  "IterativeSG config (MODEL.DETR.HIDDEN_DIM, NHEADS, DIM_FEEDFORWARD, ENC_LAYERS, "
+                                  "DEC_LAYERS, NUM_OBJECT_QUERIES, MODEL.ROI_BOX_HEAD.NUM_CLASSES and the backbone "
+                                  "must match the DETR's): " + "; ".join(problems))
         if not any(k.startswith("backbone.") for k in mapped):
-            raise ValueError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: the DETR checkpoint holds no backbone weights")
+            raise CheckpointError(f"MODEL.PRETRAINED_DETECTOR_CKPT {path}: the DETR checkpoint holds no backbone "
+                                  "weights")
         self.load_state_dict(mapped, strict=False)
         logger.info("IterativeSG started from the DETR checkpoint %s: %d tensors (backbone, encoder, the decoder "
                     "copied into the subject, object and predicate decoders, subject queries, object classifier, box "

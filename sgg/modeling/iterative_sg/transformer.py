@@ -26,6 +26,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from sgg.config.sgg_config import ConfigError
+
 
 class PositionEmbeddingSine(nn.Module):
     """DETR's 2-d sine encoding: half the channels encode y, half x, of the normalised (0..2 pi) position of each
@@ -132,7 +134,7 @@ class IterativeDecoder(nn.Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, num_layers: int):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"MODEL.DETR.DEC_LAYERS must be at least 1, got {num_layers}")
+            raise ConfigError(f"MODEL.DETR.DEC_LAYERS must be at least 1, got {num_layers}")
         layer = DecoderLayer(d_model, nhead, dim_feedforward, dropout)
         self.num_layers = num_layers
         self.subject_layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
@@ -209,8 +211,8 @@ class IterativeSGTransformer(nn.Module):
                  num_encoder_layers: int = 6, num_decoder_layers: int = 6):
         super().__init__()
         if d_model % 2 or d_model % nhead:
-            raise ValueError(f"MODEL.DETR.HIDDEN_DIM ({d_model}) must be even and divisible by MODEL.DETR.NHEADS "
-                             f"({nhead})")
+            raise ConfigError(f"MODEL.DETR.HIDDEN_DIM ({d_model}) must be even and divisible by MODEL.DETR.NHEADS "
+                              f"({nhead})")
         self.input_proj = nn.Conv2d(in_channels, d_model, kernel_size=1)
         self.position = PositionEmbeddingSine(d_model // 2)
         layer = EncoderLayer(d_model, nhead, dim_feedforward, dropout)

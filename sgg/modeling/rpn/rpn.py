@@ -20,6 +20,8 @@ from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
+from sgg.config.sgg_config import ConfigError
+
 
 class RPNHeadWithMidChannels(RPNHead):
     """torchvision's RPN head whose shared 3x3 conv maps ``in_channels`` to ``mid_channels`` (SGB's
@@ -39,15 +41,15 @@ def build_anchor_generator(cfg, num_levels: int) -> AnchorGenerator:
     sizes = tuple(float(s) for s in cfg.MODEL.RPN.ANCHOR_SIZES)
     ratios = tuple(float(r) for r in cfg.MODEL.RPN.ASPECT_RATIOS)
     if not sizes or not ratios or min(sizes) <= 0 or min(ratios) <= 0:
-        raise ValueError(f"MODEL.RPN.ANCHOR_SIZES {sizes} and MODEL.RPN.ASPECT_RATIOS {ratios} must be non-empty "
-                         "and positive")
+        raise ConfigError(f"MODEL.RPN.ANCHOR_SIZES {sizes} and MODEL.RPN.ASPECT_RATIOS {ratios} must be non-empty "
+                          "and positive")
     if num_levels == 1:
         per_level = (sizes,)
     elif len(sizes) == num_levels:
         per_level = tuple((s,) for s in sizes)
     else:
-        raise ValueError(f"MODEL.RPN.ANCHOR_SIZES has {len(sizes)} sizes but the backbone "
-                         f"{cfg.MODEL.BACKBONE.CONV_BODY} has {num_levels} feature levels: give one size per level")
+        raise ConfigError(f"MODEL.RPN.ANCHOR_SIZES has {len(sizes)} sizes but the backbone "
+                          f"{cfg.MODEL.BACKBONE.CONV_BODY} has {num_levels} feature levels: give one size per level")
     if cfg.MODEL.RPN.LEGACY_ANCHORS:
         from sgg.modeling.sgb_conventions import DetectronAnchorGenerator
 

@@ -15,6 +15,7 @@ from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 
+from sgg.config.sgg_config import ConfigError
 from sgg.structures import BoxList
 
 from .inference import BoxPostProcessor
@@ -42,14 +43,14 @@ class BoxHead(RoIHeads):
     def from_config(cls, cfg, in_channels: int, featmap_names: List[str]) -> "BoxHead":
         box, heads = cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.ROI_HEADS
         if box.FEATURE_EXTRACTOR not in SUPPORTED_FEATURE_EXTRACTORS:
-            raise ValueError(f"MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR {box.FEATURE_EXTRACTOR!r} is not available; "
-                             f"supported: {', '.join(SUPPORTED_FEATURE_EXTRACTORS)}")
+            raise ConfigError(f"MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR {box.FEATURE_EXTRACTOR!r} is not available; "
+                              f"supported: {', '.join(SUPPORTED_FEATURE_EXTRACTORS)}")
         if box.PREDICTOR not in SUPPORTED_PREDICTORS:
-            raise ValueError(f"MODEL.ROI_BOX_HEAD.PREDICTOR {box.PREDICTOR!r} is not available; supported: "
-                             f"{', '.join(SUPPORTED_PREDICTORS)}")
+            raise ConfigError(f"MODEL.ROI_BOX_HEAD.PREDICTOR {box.PREDICTOR!r} is not available; supported: "
+                              f"{', '.join(SUPPORTED_PREDICTORS)}")
         if box.NUM_CLASSES < 2:
-            raise ValueError(f"MODEL.ROI_BOX_HEAD.NUM_CLASSES must count the background and at least one class, "
-                             f"got {box.NUM_CLASSES}")
+            raise ConfigError(f"MODEL.ROI_BOX_HEAD.NUM_CLASSES must count the background and at least one class, "
+                              f"got {box.NUM_CLASSES}")
         resolution = box.POOLER_RESOLUTION
         if box.POOLER_ALIGNED or box.POOLER_LEGACY_LEVELS:  # SGB's level rule / the aligned RoIAlign (sgb_conventions)
             from sgg.modeling.sgb_conventions import MultiLevelRoIAlign

@@ -20,6 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 CM_KEY = "MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH"
@@ -33,16 +36,16 @@ def load_confusion_matrix(path: str, num_predicates: int, key: str = CM_KEY,
     count (a predicate the stage-1 model never met) is allowed with a warning naming the predicates, as the
     reference's ``+ 1e-8`` allows it: its transfer row becomes the identity and its CDL lattice row zero."""
     if not path:
-        raise ValueError(f"{key} is empty: run tools/relation_confusion_matrix.py on the stage-1 model first")
+        raise ConfigError(f"{key} is empty: run tools/relation_confusion_matrix.py on the stage-1 model first")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist (tools/relation_confusion_matrix.py writes it)")
     matrix = np.load(path, allow_pickle=False)
     if matrix.shape != (num_predicates, num_predicates):
-        raise ValueError(f"{key}: {path} has shape {matrix.shape}, expected ({num_predicates}, {num_predicates}) "
-                         f"for the dataset's {num_predicates - 1} predicates + background")
+        raise DataError(f"{key}: {path} has shape {matrix.shape}, expected ({num_predicates}, {num_predicates}) "
+                        f"for the dataset's {num_predicates - 1} predicates + background")
     matrix = matrix.astype(np.float64)
     if not np.isfinite(matrix).all() or (matrix < 0).any():
-        raise ValueError(f"{key}: {path} must hold finite, non-negative counts")
+        raise DataError(f"{key}: {path} must hold finite, non-negative counts")
     empty = (np.flatnonzero(matrix[1:].sum(axis=1) == 0) + 1).tolist()
     if empty:
         has_names = predicate_names is not None and len(predicate_names) == num_predicates
@@ -112,9 +115,9 @@ def classifier_paths(predictor: nn.Module) -> List[str]:
     ``freq_bias`` without PREDICT_USE_BIAS)."""
     declared = getattr(type(predictor), "CLASSIFIER_MODULES", None)
     if not declared:
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER: {type(predictor).__name__} declares no "
-                         f"CLASSIFIER_MODULES (the modules that map its relation features to logits), so BA-SGG's "
-                         f"clean classifier cannot be built for it; see docs/ba_sgg.md for the supported predictors")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER: {type(predictor).__name__} declares no "
+                          f"CLASSIFIER_MODULES (the modules that map its relation features to logits), so BA-SGG's "
+                          f"clean classifier cannot be built for it; see docs/ba_sgg.md for the supported predictors")
     paths = []
     for path in declared:
         parent_path, _, leaf = path.rpartition(".")
@@ -182,24 +185,24 @@ def load_stage1_model(cfg, model: nn.Module) -> None:
     path = cfg.MODEL.PRETRAINED_MODEL_CKPT
     key = "MODEL.PRETRAINED_MODEL_CKPT"
     if not path:
-        raise ValueError(f"{key} is empty but MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is True: BA-SGG's stage 2 "
-                         f"starts from a stage-1 relation model (e.g. <stage-1 OUTPUT_DIR>/model_final.pth)")
+        raise ConfigError(f"{key} is empty but MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is True: BA-SGG's stage 2 "
+                          f"starts from a stage-1 relation model (e.g. <stage-1 OUTPUT_DIR>/model_final.pth)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{key}: {path} holds no model state dict")
+        raise DataError(f"{key}: {path} holds no model state dict")
     model_state = model.state_dict()
     mapped = map_stage1_state_dict(state, list(model_state))
     missing = [k for k in model_state if k not in mapped and not k.endswith("transfer.matrix")]
     if missing:
-        raise ValueError(f"{key}: {path} does not fit this model: {len(missing)} keys are missing, e.g. "
-                         f"{missing[:3]} (is it a relation checkpoint of MODEL.ROI_RELATION_HEAD.PREDICTOR?)")
+        raise DataError(f"{key}: {path} does not fit this model: {len(missing)} keys are missing, e.g. "
+                        f"{missing[:3]} (is it a relation checkpoint of MODEL.ROI_RELATION_HEAD.PREDICTOR?)")
     bad = [k for k, v in mapped.items() if tuple(v.shape) != tuple(model_state[k].shape)]
     if bad:
-        raise ValueError(f"{key}: {path} does not fit this model: shape of {bad[0]} is "
-                         f"{tuple(mapped[bad[0]].shape)}, expected {tuple(model_state[bad[0]].shape)}")
+        raise DataError(f"{key}: {path} does not fit this model: shape of {bad[0]} is "
+                        f"{tuple(mapped[bad[0]].shape)}, expected {tuple(model_state[bad[0]].shape)}")
     model.load_state_dict(mapped, strict=False)
     logger.info("BA-SGG stage 2: loaded %s (%d tensors; classifier copied into the clean classifier)", path,
                 len(mapped))

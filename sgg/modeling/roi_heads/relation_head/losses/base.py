@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 
@@ -34,9 +35,9 @@ def parse_loss_spec(spec: Sequence[str]) -> List[Tuple[str, float]]:
         try:
             parsed.append((name.strip(), float(weight) if weight else 1.0))
         except ValueError:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LOSS: {item!r} is not NAME or NAME:WEIGHT") from None
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LOSS: {item!r} is not NAME or NAME:WEIGHT") from None
     if not parsed:
-        raise ValueError("MODEL.ROI_RELATION_HEAD.LOSS is empty: name at least one loss, e.g. (\"RelationCE\",)")
+        raise ConfigError("MODEL.ROI_RELATION_HEAD.LOSS is empty: name at least one loss, e.g. (\"RelationCE\",)")
     return parsed
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -41,10 +42,10 @@ class ContrastingCrossEntropy(nn.Module):
     def __init__(self, lambda1: float = 100.0, margin: float = 0.0, background_as_negative: bool = False):
         super().__init__()
         if margin < 0:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.CCE.MARGIN_M1 must be >= 0 (the CCE hinge margin m1), "
-                             f"got {margin}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CCE.MARGIN_M1 must be >= 0 (the CCE hinge margin m1), "
+                              f"got {margin}")
         if lambda1 < 0:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.CCE.LAMBDA1 must be >= 0 (the CCE weight), got {lambda1}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CCE.LAMBDA1 must be >= 0 (the CCE weight), got {lambda1}")
         self.lambda1 = float(lambda1)
         self.margin = float(margin)
         self.background_as_negative = bool(background_as_negative)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -43,8 +44,8 @@ def predicate_lattice(confusion: np.ndarray, normalization: str = "row") -> torc
     rarely predicted classes more weight in the lattice.
     """
     if normalization not in LATTICE_NORMALIZATIONS:
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.CDL.LATTICE_NORMALIZATION is {normalization!r}; expected one of "
-                         f"{', '.join(LATTICE_NORMALIZATIONS)}")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CDL.LATTICE_NORMALIZATION is {normalization!r}; expected one of "
+                          f"{', '.join(LATTICE_NORMALIZATIONS)}")
     matrix = np.array(confusion, dtype=np.float64, copy=True)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"CDL confusion matrix must be square (R, R), got shape {matrix.shape}")
@@ -76,8 +77,8 @@ def class_weights(counts: torch.Tensor, corr: torch.Tensor, mitigation: float, c
         # an absent class stays in every softmax with the plain-CE weight of the target, log 2
         weights[:, counts == 0] = math.log(2.0)
     elif absent != "drop":
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES is {absent!r}; expected one of "
-                         f"{', '.join(ABSENT_CLASS_RULES)}")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES is {absent!r}; expected one of "
+                          f"{', '.join(ABSENT_CLASS_RULES)}")
     return weights.float()
 
 
@@ -111,12 +112,12 @@ class CategoryDiscriminatingLoss(nn.Module):
         super().__init__()
         confusion = np.asarray(confusion)
         if num_predicates is not None and confusion.shape != (num_predicates, num_predicates):
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: the confusion matrix has shape "
-                             f"{confusion.shape}, expected ({num_predicates}, {num_predicates}) for {num_predicates} "
-                             f"predicate classes (background included)")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH: the confusion matrix has shape "
+                              f"{confusion.shape}, expected ({num_predicates}, {num_predicates}) for {num_predicates} "
+                              f"predicate classes (background included)")
         if absent not in ABSENT_CLASS_RULES:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES is {absent!r}; expected one of "
-                             f"{', '.join(ABSENT_CLASS_RULES)}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES is {absent!r}; expected one of "
+                              f"{', '.join(ABSENT_CLASS_RULES)}")
         self.register_buffer("correlation", predicate_lattice(confusion, normalization), persistent=False)
         self.mitigation, self.compensation, self.threshold, self.absent = mitigation, compensation, threshold, absent
 

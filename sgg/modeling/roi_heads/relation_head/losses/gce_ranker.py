@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -31,8 +32,8 @@ class GlobalContextLoss(nn.Module):
     def __init__(self, activation: str = "sigmoid", predictor: str = ""):
         super().__init__()
         if activation not in ("sigmoid", "softmax"):
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION must be 'sigmoid' or 'softmax', got "
-                             f"{activation!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION must be 'sigmoid' or 'softmax', got "
+                              f"{activation!r}")
         self.activation = activation
         self.predictor = predictor
 
@@ -74,9 +75,9 @@ class RankerLoss(nn.Module):
     def __init__(self, kind: str = "bce", lambda2: float = 1.0, margin: float = 0.0):
         super().__init__()
         if kind not in RANKER_LOSSES:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.LOSS must be one of {RANKER_LOSSES}, got {kind!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.LOSS must be one of {RANKER_LOSSES}, got {kind!r}")
         if lambda2 < 0:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.LAMBDA2 must be >= 0, got {lambda2}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.LAMBDA2 must be >= 0, got {lambda2}")
         self.kind = kind
         self.lambda2 = float(lambda2)
         self.margin = float(margin)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -82,7 +83,7 @@ class PENetEuclidean(nn.Module):
     def __init__(self, topk: int = 10, margin: float = 1.0):
         super().__init__()
         if topk < 1:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.PENET.EUC_TOPK must be >= 1, got {topk}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.PENET.EUC_TOPK must be >= 1, got {topk}")
         self.topk, self.margin = topk, margin
 
     @classmethod

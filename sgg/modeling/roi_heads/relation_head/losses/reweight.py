@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
+from sgg.utils.errors import DataError
 
 from .base import RelationLossInputs, parse_loss_spec
 
@@ -43,20 +45,20 @@ def resolve_loss_spec(cfg) -> List[Tuple[str, float]]:
     """The (name, weight) loss terms after MODEL.USE_REWEIGHT: 'PENET' swaps RelationCE for ReweightedRelationCE."""
     mode = str(cfg.MODEL.USE_REWEIGHT)
     if mode.lower() not in [m.lower() for m in REWEIGHT_MODES]:
-        raise ValueError(f"MODEL.USE_REWEIGHT must be one of {', '.join(REWEIGHT_MODES)}, got {mode!r}")
+        raise ConfigError(f"MODEL.USE_REWEIGHT must be one of {', '.join(REWEIGHT_MODES)}, got {mode!r}")
     spec = parse_loss_spec(cfg.MODEL.ROI_RELATION_HEAD.LOSS)
     if mode.lower() == "penet":
         spec = [("ReweightedRelationCE" if name == "RelationCE" else name, weight) for name, weight in spec]
         if not any(name == "ReweightedRelationCE" for name, _ in spec):
-            raise ValueError("MODEL.USE_REWEIGHT 'PENET' needs a relation CE in MODEL.ROI_RELATION_HEAD.LOSS "
-                             "(RelationCE or ReweightedRelationCE)")
+            raise ConfigError("MODEL.USE_REWEIGHT 'PENET' needs a relation CE in MODEL.ROI_RELATION_HEAD.LOSS "
+                              "(RelationCE or ReweightedRelationCE)")
     return spec
 
 
 def effective_number_weights(counts: Sequence[float], beta: float) -> torch.Tensor:
     """(R,) class-balanced weights from per-class counts (entry 0 = background, its count ignored)."""
     if not 0.0 < beta < 1.0:
-        raise ValueError(f"{KEY}.BETA must be in (0, 1), got {beta}")
+        raise ConfigError(f"{KEY}.BETA must be in (0, 1), got {beta}")
     counts = torch.as_tensor(np.asarray(counts, dtype=np.float64)).clamp_min(1.0)
     raw = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts))
     raw[0] = 1.0 - beta  # n -> infinity
@@ -66,7 +68,7 @@ def effective_number_weights(counts: Sequence[float], beta: float) -> torch.Tens
 def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
     key = f"{KEY}.WEIGHT_FILE"
     if not path:
-        raise ValueError(f"{key} is empty but {KEY}.WEIGHTS is 'file'")
+        raise ConfigError(f"{key} is empty but {KEY}.WEIGHTS is 'file'")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     if path.endswith(".json"):
@@ -76,8 +78,8 @@ def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
             missing = [n for n in rel_classes if n not in data]
             unknown = [n for n in data if n not in rel_classes]
             if missing or unknown:
-                raise ValueError(f"{key}: {path} does not name the dataset's predicates (missing: {missing[:5]}, "
-                                 f"unknown: {unknown[:5]})")
+                raise DataError(f"{key}: {path} does not name the dataset's predicates (missing: {missing[:5]}, "
+                                f"unknown: {unknown[:5]})")
             data = [data[n] for n in rel_classes]
         values = np.asarray(data, dtype=np.float64)
     elif path.endswith(".npy"):
@@ -88,10 +90,10 @@ def load_weight_file(path: str, rel_classes: Sequence[str]) -> torch.Tensor:
         values = np.loadtxt(path, dtype=np.float64)
     weights = torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1)
     if weights.numel() != len(rel_classes):
-        raise ValueError(f"{key}: {path} has {weights.numel()} weights but there are {len(rel_classes)} predicate "
-                         f"classes (background included)")
+        raise DataError(f"{key}: {path} has {weights.numel()} weights but there are {len(rel_classes)} predicate "
+                        f"classes (background included)")
     if not torch.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"{key}: {path} must hold finite, non-negative weights")
+        raise DataError(f"{key}: {path} must hold finite, non-negative weights")
     return weights
 
 
@@ -101,13 +103,13 @@ def head_predicates(names: Sequence[str], head_count: int, counts: Optional[Sequ
     if names:
         unknown = [n for n in names if n not in rel_classes or n == rel_classes[0]]
         if unknown:
-            raise ValueError(f"{KEY}.HEAD_PREDICATES: {unknown} are not foreground predicates of the dataset")
+            raise ConfigError(f"{KEY}.HEAD_PREDICATES: {unknown} are not foreground predicates of the dataset")
         return [list(rel_classes).index(n) for n in names]
     if head_count <= 0:
         return []
     if counts is None:
-        raise KeyError(f"{KEY}.HEAD_COUNT needs the training predicate counts (statistics 'predicate_counts'), or "
-                       f"name the head set in {KEY}.HEAD_PREDICATES")
+        raise ConfigError(f"{KEY}.HEAD_COUNT needs the training predicate counts (statistics 'predicate_counts'), or "
+                          f"name the head set in {KEY}.HEAD_PREDICATES")
     counts = np.asarray(counts, dtype=np.float64).copy()
     counts[0] = -1.0
     order = np.argsort(-counts, kind="stable")
@@ -129,7 +131,7 @@ class ReweightedRelationCE(nn.Module):
                  floor: float = 1.0):
         super().__init__()
         if not 0.0 <= floor <= 1.0:
-            raise ValueError(f"{KEY}.FLOOR must be in [0, 1], got {floor}")
+            raise ConfigError(f"{KEY}.FLOOR must be in [0, 1], got {floor}")
         self.register_buffer("class_weights", torch.as_tensor(class_weights, dtype=torch.float32).clone())
         mask = torch.zeros(len(self.class_weights), dtype=torch.bool)
         mask[list(head)] = True
@@ -148,12 +150,12 @@ class ReweightedRelationCE(nn.Module):
             weights = load_weight_file(rw.WEIGHT_FILE, rel_classes)
         elif rw.WEIGHTS == "effective_number":
             if counts is None:
-                raise KeyError(f"{KEY}.WEIGHTS 'effective_number' needs the statistics' predicate_counts")
+                raise ConfigError(f"{KEY}.WEIGHTS 'effective_number' needs the statistics' predicate_counts")
             if len(counts) != len(rel_classes):
                 raise ValueError(f"statistics: {len(counts)} predicate counts for {len(rel_classes)} predicates")
             weights = effective_number_weights(counts, rw.BETA)
         else:
-            raise ValueError(f"{KEY}.WEIGHTS must be 'effective_number' or 'file', got {rw.WEIGHTS!r}")
+            raise ConfigError(f"{KEY}.WEIGHTS must be 'effective_number' or 'file', got {rw.WEIGHTS!r}")
         head = head_predicates(list(rw.HEAD_PREDICATES), rw.HEAD_COUNT, counts, rel_classes)
         logger.info("ReweightedRelationCE: head set %s, decay over %d iterations to %.2f",
                     [rel_classes[i] for i in head], rw.DECAY_ITERS, rw.FLOOR)

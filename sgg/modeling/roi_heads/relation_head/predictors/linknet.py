@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sgg.config.config import get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from ..losses import parse_loss_spec
@@ -219,19 +220,19 @@ class LinkNetPredictor(nn.Module):
         super().__init__()
         self.mode = check_mode(mode)
         if attention_scope not in ATTENTION_SCOPES:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE must be one of {ATTENTION_SCOPES}, "
-                             f"got {attention_scope!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.ATTENTION_SCOPE must be one of {ATTENTION_SCOPES}, "
+                              f"got {attention_scope!r}")
         if not 0 <= limit_vision_dim <= pooling_dim:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM must be in 0..CONTEXT_POOLING_DIM "
-                             f"({pooling_dim}), got {limit_vision_dim}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM must be in 0..CONTEXT_POOLING_DIM "
+                              f"({pooling_dim}), got {limit_vision_dim}")
         if reduction < 1:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION must be >= 1, got {reduction}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION must be >= 1, got {reduction}")
         if global_pooling not in GLOBAL_POOLING_REGIONS:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
-                             f"got {global_pooling!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
+                              f"got {global_pooling!r}")
         if object_label_input not in OBJECT_LABEL_INPUTS:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT must be one of "
-                             f"{OBJECT_LABEL_INPUTS}, got {object_label_input!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.OBJECT_LABEL_INPUT must be one of "
+                              f"{OBJECT_LABEL_INPUTS}, got {object_label_input!r}")
         self.object_label_input = object_label_input
         # SceneGraphRCNN classifies the GT boxes in PredCls only for a predictor that reads the logits there
         self.reads_predcls_detector_logits = object_label_input == "detector"
@@ -268,8 +269,8 @@ class LinkNetPredictor(nn.Module):
         head = cfg.MODEL.ROI_RELATION_HEAD
         linknet = head.LINKNET
         if linknet.GCE_ACTIVATION not in GCE_ACTIVATIONS:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION must be one of {GCE_ACTIVATIONS}, got "
-                             f"{linknet.GCE_ACTIVATION!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GCE_ACTIVATION must be one of {GCE_ACTIVATIONS}, got "
+                              f"{linknet.GCE_ACTIVATION!r}")
         if "gce" not in [name for name, _ in parse_loss_spec(head.LOSS)]:
             logger.warning("LinkNetPredictor without the 'gce' term in MODEL.ROI_RELATION_HEAD.LOSS: its multi-label "
                            "image classifier gets no training signal (METHODS.md 2.1 trains it with weight 1)")

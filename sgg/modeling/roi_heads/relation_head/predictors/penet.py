@@ -83,7 +83,7 @@ def cosine_logits(queries: torch.Tensor, prototypes: torch.Tensor, logit_scale: 
 
 def initial_logit_scale(temperature: float) -> torch.Tensor:
     if temperature <= 0:
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE must be > 0, got {temperature}")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE must be > 0, got {temperature}")
     return torch.tensor(math.log(1.0 / temperature))
 
 
@@ -221,10 +221,10 @@ class PrototypeEmbeddingNetwork(nn.Module):
         penet = head.PENET
         obj_classes, rel_classes = class_counts(statistics)
         if head.NUM_CLASSES != len(rel_classes):
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.NUM_CLASSES is {head.NUM_CLASSES} but the dataset has "
-                             f"{len(rel_classes)} predicate classes (with background)")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.NUM_CLASSES is {head.NUM_CLASSES} but the dataset has "
+                              f"{len(rel_classes)} predicate classes (with background)")
         if penet.MLP_DIM < 2 or penet.EMBED_DIM < 1:
-            raise ValueError("MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM must be >= 2 and EMBED_DIM >= 1")
+            raise ConfigError("MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM must be >= 2 and EMBED_DIM >= 1")
         use_spl = spl_enabled(cfg)
         init = check_init(penet.INIT)
         refiner = EntityRefiner(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, penet.EMBED_DIM,

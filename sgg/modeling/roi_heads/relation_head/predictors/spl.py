@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import DataError
+
 from .penet import cosine_logits, initial_logit_scale
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ def spl_enabled(cfg) -> bool:
     if value in ("off", "false"):
         return False
     if value != "auto":
-        raise ValueError(f"{HEAD}.SPL.ENABLED must be 'on', 'off' or 'auto', got {head.SPL.ENABLED!r}")
+        raise ConfigError(f"{HEAD}.SPL.ENABLED must be 'on', 'off' or 'auto', got {head.SPL.ENABLED!r}")
     return bool(head.VIS_PRO_PATH) or bool(concept_path(cfg)[1])
 
 
@@ -55,15 +58,15 @@ def concept_path(cfg) -> Tuple[str, str]:
     keys = {"CLIP": "CON_PRO_CLIP_PATH", "LLAMA": "CON_PRO_LLAMA_PATH", "FILE": "CON_PRO_PATH"}
     kind = str(head.CON_PRO_TYPE).upper()
     if kind not in keys:
-        raise ValueError(f"{HEAD}.CON_PRO_TYPE must be one of {', '.join(keys)}, got {head.CON_PRO_TYPE!r}")
+        raise ConfigError(f"{HEAD}.CON_PRO_TYPE must be one of {', '.join(keys)}, got {head.CON_PRO_TYPE!r}")
     return f"{HEAD}.{keys[kind]}", head[keys[kind]]
 
 
 def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key: str) -> torch.Tensor:
     """A (num_classes, dim) float tensor from a .pt (tensor, or dict with "prototypes") or .npy file."""
     if not path:
-        raise ValueError(f"{key} is empty: SPL needs this prototype file (docs/penet_spl.md says how to build it), "
-                         f"or turn the branch off")
+        raise ConfigError(f"{key} is empty: SPL needs this prototype file (docs/penet_spl.md says how to build it), "
+                          f"or turn the branch off")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: prototype file {path} does not exist (docs/penet_spl.md: how to build it)")
     if path.endswith(".npy"):
@@ -72,18 +75,18 @@ def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key
         data = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(data, dict):
             if "prototypes" not in data:
-                raise ValueError(f"{key}: {path} holds a dict without a 'prototypes' entry (keys: {sorted(data)})")
+                raise DataError(f"{key}: {path} holds a dict without a 'prototypes' entry (keys: {sorted(data)})")
             data = data["prototypes"]
     data = torch.as_tensor(data).float()
     if data.ndim != 2:
-        raise ValueError(f"{key}: {path} has shape {tuple(data.shape)}, expected (classes, features)")
+        raise DataError(f"{key}: {path} has shape {tuple(data.shape)}, expected (classes, features)")
     if data.shape[0] != num_classes:
-        raise ValueError(f"{key}: {path} has {data.shape[0]} rows but there are {num_classes} predicate classes "
-                         f"({HEAD}.NUM_CLASSES, background included): it was built for another dataset")
+        raise DataError(f"{key}: {path} has {data.shape[0]} rows but there are {num_classes} predicate classes "
+                        f"({HEAD}.NUM_CLASSES, background included): it was built for another dataset")
     if data.shape[1] != dim:
-        raise ValueError(f"{key}: {path} has {data.shape[1]}-d rows but {dim_key} is {dim}")
+        raise DataError(f"{key}: {path} has {data.shape[1]}-d rows but {dim_key} is {dim}")
     if not torch.isfinite(data).all():
-        raise ValueError(f"{key}: {path} contains non-finite values")
+        raise DataError(f"{key}: {path} contains non-finite values")
     return data
 
 
@@ -177,26 +180,28 @@ class SPLBranches(nn.Module):
         head = cfg.MODEL.ROI_RELATION_HEAD
         spl = head.SPL
         if head.STORE_UNION:
-            raise ValueError(f"{HEAD}.STORE_UNION True is the reference's way to collect union features; here "
-                             f"run tools/compute_visual_prototypes.py and keep STORE_UNION False")
+            raise ConfigError(f"{HEAD}.STORE_UNION True is the reference's way to collect union features; here "
+                              f"run tools/compute_visual_prototypes.py and keep STORE_UNION False")
         visual = concept = None
         if spl.VISUAL_BRANCH:
             for key, value in (("VIS_PRO_DIM", head.VIS_PRO_DIM), ("VIS_VAE_INPUT_DIM", head.VIS_VAE_INPUT_DIM)):
                 if value != union_dim:
-                    raise ValueError(f"{HEAD}.{key} is {value} but the union features are {union_dim}-d "
-                                     f"(MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM)")
+                    raise ConfigError(f"{HEAD}.{key} is {value} but the union features are {union_dim}-d "
+                                      f"(MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM)")
             if head.VIS_VAE_LATENT_DIM > head.VIS_VAE_INPUT_DIM:
-                raise ValueError(f"{HEAD}.VIS_VAE_LATENT_DIM ({head.VIS_VAE_LATENT_DIM}) is larger than "
-                                 f"VIS_VAE_INPUT_DIM ({head.VIS_VAE_INPUT_DIM}): a VAE latent must not exceed its input")
+                raise ConfigError(f"{HEAD}.VIS_VAE_LATENT_DIM ({head.VIS_VAE_LATENT_DIM}) is larger than "
+                                  f"VIS_VAE_INPUT_DIM ({head.VIS_VAE_INPUT_DIM}): a VAE latent must not exceed its "
+                                  f"input")
             visual = load_prototype_file(head.VIS_PRO_PATH, f"{HEAD}.VIS_PRO_PATH", num_classes, head.VIS_PRO_DIM,
                                          f"{HEAD}.VIS_PRO_DIM")
         if spl.CONCEPT_BRANCH:
             if head.CON_VAE_INPUT_DIM != head.CON_PRO_DIM:
-                raise ValueError(f"{HEAD}.CON_VAE_INPUT_DIM ({head.CON_VAE_INPUT_DIM}) must equal CON_PRO_DIM "
-                                 f"({head.CON_PRO_DIM}): the text VAE reads the prototype file's rows")
+                raise ConfigError(f"{HEAD}.CON_VAE_INPUT_DIM ({head.CON_VAE_INPUT_DIM}) must equal CON_PRO_DIM "
+                                  f"({head.CON_PRO_DIM}): the text VAE reads the prototype file's rows")
             if head.CON_VAE_LATENT_DIM > head.CON_VAE_INPUT_DIM:
-                raise ValueError(f"{HEAD}.CON_VAE_LATENT_DIM ({head.CON_VAE_LATENT_DIM}) is larger than "
-                                 f"CON_VAE_INPUT_DIM ({head.CON_VAE_INPUT_DIM}): a VAE latent must not exceed its input")
+                raise ConfigError(f"{HEAD}.CON_VAE_LATENT_DIM ({head.CON_VAE_LATENT_DIM}) is larger than "
+                                  f"CON_VAE_INPUT_DIM ({head.CON_VAE_INPUT_DIM}): a VAE latent must not exceed its "
+                                  f"input")
             key, path = concept_path(cfg)
             concept = load_prototype_file(path, key, num_classes, head.CON_PRO_DIM, f"{HEAD}.CON_PRO_DIM")
         return cls(num_classes, head.PENET.MLP_DIM, head.PENET.DROPOUT, head.PENET.TEMPERATURE, spl.FUSION_INIT,

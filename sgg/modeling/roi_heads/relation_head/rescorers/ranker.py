@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_PREDICTORS
 
 from ..losses import parse_loss_spec
@@ -41,10 +42,10 @@ class PairSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, chunk: int):
         super().__init__()
         if num_heads < 1 or dim % num_heads:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.NUM_HEAD ({num_heads}) must divide "
-                             f"RANKER.ATTENTION_DIM ({dim})")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.NUM_HEAD ({num_heads}) must divide "
+                              f"RANKER.ATTENTION_DIM ({dim})")
         if chunk < 1:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_CHUNK must be >= 1, got {chunk}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_CHUNK must be >= 1, got {chunk}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.chunk = chunk
@@ -77,11 +78,11 @@ class Ranker(nn.Module):
                  size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)):
         super().__init__()
         if score_combination not in SCORE_COMBINATIONS:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION must be one of "
-                             f"{SCORE_COMBINATIONS}, got {score_combination!r}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION must be one of "
+                              f"{SCORE_COMBINATIONS}, got {score_combination!r}")
         if rel_feature_dim < 1:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM must be >= 1 (or 0 for the predictor's "
-                             f"own width), got {rel_feature_dim}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM must be >= 1 (or 0 for the "
+                              f"predictor's own width), got {rel_feature_dim}")
         self.rel_feature_dim = rel_feature_dim
         self.image_feature_dim = image_feature_dim
         self.global_feature_maps = tuple(global_feature_maps)
@@ -101,8 +102,8 @@ class Ranker(nn.Module):
         head = cfg.MODEL.ROI_RELATION_HEAD
         ranker = head.RANKER
         if "ranker" not in [name for name, _ in parse_loss_spec(head.LOSS)]:
-            raise ValueError("MODEL.ROI_RELATION_HEAD.RESCORER \"Ranker\" is trained by the LOSS term 'ranker': add it "
-                             f"to MODEL.ROI_RELATION_HEAD.LOSS (now {tuple(head.LOSS)})")
+            raise ConfigError("MODEL.ROI_RELATION_HEAD.RESCORER \"Ranker\" is trained by the LOSS term 'ranker': add "
+                              f"it to MODEL.ROI_RELATION_HEAD.LOSS (now {tuple(head.LOSS)})")
         rel_feature_dim = ranker.REL_FEATURE_DIM or cls.predictor_feature_dim(cfg)
         return cls(rel_feature_dim, len(statistics["rel_classes"]), backbone_channels(cfg), ranker.HIDDEN_DIM,
                    ranker.ATTENTION_DIM, ranker.NUM_HEAD, ranker.NUM_LAYER, ranker.ATTENTION_CHUNK,
