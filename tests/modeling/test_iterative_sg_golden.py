@@ -69,7 +69,8 @@ def test_transformer_equals_the_reference():
     ``PositionEmbeddingSine`` (modeling/transformer/positional_encoding.py) on the same padding mask. d_model 8, 2
     heads, feed-forward 16, 1 encoder layer, 3 layers per decoder, 5 queries, 2 images (the second padded on its last
     row and column). Every parameter of ours drawn uniform(-0.5, 0.5), the zero-initialised conditioning and
-    refinement projections included, then mapped: ``encoder.i`` -> ``encoder.layers.i``; ``ffn.linear1/2`` ->
+    refinement projections included, except the conditioning and refinement attention and the three query
+    embeddings, uniform(-4, 4) (peaked attention: their positional keys matter well above float noise); then mapped: ``encoder.i`` -> ``encoder.layers.i``; ``ffn.linear1/2`` ->
     ``linear1/2``; ``cross_attn`` -> ``multihead_attn``; ``decoder.object_conditioning.t.{attn,linear}`` ->
     ``decoder.object_pos_{attn,linear}.t`` (relation likewise); ``decoder.refine.<x>.t.{attn,linear,norm}`` ->
     ``decoder.<x>_graph_query_{attn,residual,norm}.t``; ``entity_norm`` -> ``subject_norm``; ``object_classifier`` /
@@ -94,7 +95,9 @@ def test_transformer_equals_the_reference():
         outputs = model(golden["features"], golden["mask"])
     assert set(outputs) == set(golden["expected"])
     for key, expected in golden["expected"].items():
-        torch.testing.assert_close(outputs[key], expected, atol=1e-5, rtol=1e-5, msg=key)
+        # float noise between thread counts is ~2e-7; dropping a positional term of the conditioning or refinement
+        # keys moves some output of every layer stack by 1.6e-4 or more
+        torch.testing.assert_close(outputs[key], expected, atol=5e-6, rtol=1e-6, msg=key)
 
 
 def test_triplet_targets_equal_the_reference():
