@@ -56,6 +56,9 @@ def test_the_prediction_file_keeps_the_model_ranking(tmp_path):
     (record,) = list(read_prediction_file(str(path)))
     assert record.image_id == 0
     assert record.ranked.graph.tolist() == [[2, 0, 1], [0, 1, 1]]
+    # stored rows are in rank order: row 1 of the input first, with its own rank score
+    assert record.prediction["rel_pair_idxs"].tolist() == [[2, 0], [0, 1]]
+    assert record.prediction["rel_rank_scores"].tolist() == pytest.approx([0.5, 0.1])
     evaluator = SceneGraphEvaluator(mode="sgdet", num_predicates=C, ks=(1, 2))
     evaluator.update(GT, record.ranked, image_id=0)
     assert evaluator.compute()["R@1"] == 1.0

@@ -70,7 +70,8 @@ def test_transformer_equals_the_reference():
     heads, feed-forward 16, 1 encoder layer, 3 layers per decoder, 5 queries, 2 images (the second padded on its last
     row and column). Every parameter of ours drawn uniform(-0.5, 0.5), the zero-initialised conditioning and
     refinement projections included, except the conditioning and refinement attention and the three query
-    embeddings, uniform(-4, 4) (peaked attention: their positional keys matter well above float noise); then mapped: ``encoder.i`` -> ``encoder.layers.i``; ``ffn.linear1/2`` ->
+    embeddings, uniform(-4, 4) (peaked attention: their positional keys matter well above float noise); then
+    mapped: ``encoder.i`` -> ``encoder.layers.i``; ``ffn.linear1/2`` ->
     ``linear1/2``; ``cross_attn`` -> ``multihead_attn``; ``decoder.object_conditioning.t.{attn,linear}`` ->
     ``decoder.object_pos_{attn,linear}.t`` (relation likewise); ``decoder.refine.<x>.t.{attn,linear,norm}`` ->
     ``decoder.<x>_graph_query_{attn,residual,norm}.t``; ``entity_norm`` -> ``subject_norm``; ``object_classifier`` /
