@@ -31,7 +31,7 @@ _DTYPES = {"float32": "<f4", "float16": "<f2", "int32": "<i4", "int16": "<i2", "
 @dataclass
 class PredictionRecord:
     image_id: Any
-    prediction: Dict[str, np.ndarray]  # boxes, labels, scores, rel_pair_idxs, rel_scores (fp16->fp32)[, rel_rank_scores]
+    prediction: Dict[str, np.ndarray]  # boxes, labels, scores, rel_pair_idxs, rel_scores (fp16->fp32), rel_rank_scores
     ranked: RankedPrediction           # the exact rankings, for SceneGraphEvaluator.update
 
 
