@@ -283,6 +283,13 @@ def test_post_processing_by_hand():
     assert prediction.size == (100, 40)
     # the model's own ranking for the evaluator: the query's s_rel * s_sub * s_obj, in the output order
     assert prediction.get_field("pred_rel_rank_scores").tolist() == pytest.approx([0.315, 0.2])
+    # TEST.RELATION.MAX_PAIRS_STORED 1 keeps the best de-duplicated triplet (not the duplicate query 1)
+    capped = IterativeSGPostProcessor(nms_thresh=0.5, max_pairs=1)(outputs, (40, 100))
+    assert capped.get_field("rel_pair_idxs").tolist() == [[0, 1]]
+    assert capped.get_field("pred_rel_rank_scores").tolist() == pytest.approx([0.315])
+    # the cap counts de-duplicated triplets: 2 keeps both (capping the 3 queries first would lose query 2)
+    capped = IterativeSGPostProcessor(nms_thresh=0.5, max_pairs=2)(outputs, (40, 100))
+    assert capped.get_field("rel_pair_idxs").tolist() == [[0, 1], [2, 0]]
 
 
 def test_entity_nms_sees_the_unclipped_boxes():
@@ -350,6 +357,8 @@ def test_sgdet_forward_backward_and_evaluable_predictions():
         assert pairs.shape[1] == 2 and 0 < len(pairs) <= 6
         assert int(pairs.max()) < len(prediction)
         assert prediction.get_field("pred_rel_scores").shape == (len(pairs), NUM_PREDICATES)
+        rank_scores = prediction.get_field("pred_rel_rank_scores")  # handed to the evaluator, best first
+        assert rank_scores.shape == (len(pairs),) and bool((rank_scores[:-1] >= rank_scores[1:]).all())
         labels = prediction.get_field("pred_labels")
         assert int(labels.min()) >= 1 and int(labels.max()) < NUM_CLASSES
         target.add_field("relation", torch.zeros(len(target), len(target), dtype=torch.long))
