@@ -244,6 +244,7 @@ _C.MODEL.DETR.UNDERSAMPLE_PARAM = 1.5  # U = 2 beta (the reference README's conv
 _C.MODEL.DETR.TEST_INDEX = -1  # decoder layer whose outputs are the predictions (-1 = last)
 _C.MODEL.DETR.ENTITY_NMS_THRESH = 0.5  # class-wise NMS of the pooled subject/object boxes (ref: NMS_THRESH_TEST)
 _C.MODEL.DETR.ONE_PREDICATE_PER_PAIR = False  # False: keep distinct (s, o, p) as the reference; True: best per pair
+_C.MODEL.DETR.EVAL_QUERY_RANKING = True  # R@K in the query's s_sub*s_obj*s_rel order (reference); False: kept entities'
 # <<< IterativeSG keys (MODEL.DETR ...)
 # >>> demo / SGB checkpoint keys
 # maskrcnn-benchmark's numeric conventions (sgg/modeling/sgb_conventions.py), for detectors converted from SGB

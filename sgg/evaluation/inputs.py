@@ -43,6 +43,7 @@ class Prediction:
     scores: Optional[np.ndarray]  # (M,) float32
     rel_pair_idxs: np.ndarray     # (P, 2) int64
     rel_scores: np.ndarray        # (P, C) float32
+    rank_scores: Optional[np.ndarray] = None  # (P,) float32: the model's own ranking of the pairs (optional)
 
 
 class _Checker:
@@ -155,8 +156,13 @@ def parse_prediction(mapping: Mapping, mode: str, num_predicates: int, num_gt_bo
     check.shape("rel_scores", rel_scores, (pairs.shape[0], num_predicates),
                 f"({pairs.shape[0]}, {num_predicates}), one row per rel_pair_idxs row")
     rel_scores = check.probabilities("rel_scores", rel_scores)
+    rank_scores = check.get(mapping, "rel_rank_scores", required=False)
+    if rank_scores is not None:
+        rank_scores = check.finite("rel_rank_scores", rank_scores)
+        check.shape("rel_rank_scores", rank_scores, (pairs.shape[0],),
+                    f"({pairs.shape[0]},), one per rel_pair_idxs row")
     if mode == "predcls":
         check.index_range("rel_pair_idxs", pairs, num_gt_boxes, "ground-truth boxes (predcls uses GT boxes)")
     else:
         check.index_range("rel_pair_idxs", pairs, num_boxes, "predicted boxes")
-    return Prediction(boxes, labels, scores, pairs, rel_scores)
+    return Prediction(boxes, labels, scores, pairs, rel_scores, rank_scores)

@@ -40,7 +40,7 @@ _DTYPES = {"float32": "<f4", "float16": "<f2", "int32": "<i4", "int16": "<i2", "
 @dataclass
 class PredictionRecord:
     image_id: Any
-    prediction: Dict[str, np.ndarray]  # boxes, labels, scores, rel_pair_idxs, rel_scores (fp16 -> fp32)
+    prediction: Dict[str, np.ndarray]  # boxes, labels, scores, rel_pair_idxs, rel_scores (fp16->fp32), rel_rank_scores
     ranked: RankedPrediction           # the exact rankings, for SceneGraphEvaluator.update
 
 
@@ -120,6 +120,8 @@ class PredictionFileWriter:
             arrays["scores"] = pred.scores.astype(np.float32)
         arrays["rel_pair_idxs"] = pred.rel_pair_idxs[rows].astype(np.int32)
         arrays["rel_scores"] = pred.rel_scores[rows].astype(np.float16)
+        if pred.rank_scores is not None:  # the model's own ranking (fp32: the stored order is already exact)
+            arrays["rel_rank_scores"] = pred.rank_scores[rows].astype(np.float32)
         arrays["pair_labels"] = row_labels
         arrays["no_graph"] = no_graph
         if detail.accuracy_rows is not None:
@@ -251,6 +253,8 @@ class PredictionFileReader:
         ranked = RankedPrediction(boxes if own else None, obj_labels if own else None, graph, ng, acc,
                                   int(self.meta["top_k"]))
         prediction = {"rel_pair_idxs": pairs, "rel_scores": arrays["rel_scores"].astype(np.float32)}
+        if "rel_rank_scores" in arrays:
+            prediction["rel_rank_scores"] = np.array(arrays["rel_rank_scores"])
         for name, value in (("boxes", boxes), ("labels", obj_labels), ("scores", arrays.get("scores"))):
             if value is not None:
                 prediction[name] = np.array(value)

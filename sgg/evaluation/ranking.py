@@ -6,6 +6,12 @@
   (ng-R@K, ng-mR@K, ng-zR@K);
 * pair-accuracy list (predcls/sgcls): the graph-constrained list restricted to pairs that are GT pairs (A@K).
 
+A model that ranks its own triplets (IterativeSG, whose reference evaluates them in its post-processor's order) hands
+that ranking over as the optional per-pair field ``rel_rank_scores``: the graph-constrained and pair-accuracy lists
+are then ranked by it (stable, ties in input order), each row keeping its best non-background predicate. The ng list
+is unchanged (it ranks (pair, predicate) scores, as the references do). The relation NMS re-ranks pairs by its own
+scores, so it cannot be combined with a model's own ranking.
+
 Each list is cut at the largest K, so what an image needs afterwards is bounded by K, not by the number of pairs.
 Rankings are stable (ties keep input order) and computed in float32 as SGB does. The products are taken as
 ``(scores[s] * scores[o]) * rel`` so that a pair's graph-constrained score is exactly the largest of its ng scores;
@@ -18,6 +24,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+from sgg.utils.errors import EvaluationError
 
 from .relation_nms import relation_nms
 
@@ -83,10 +91,11 @@ def gt_pair_mask(pairs: np.ndarray, gt_relations: np.ndarray) -> np.ndarray:
 
 def rank_relations(object_scores: np.ndarray, pairs: np.ndarray, rel_scores: np.ndarray, top_k: int,
                    accuracy_mask: Optional[np.ndarray] = None, nms_boxes: Optional[np.ndarray] = None,
-                   nms_labels: Optional[np.ndarray] = None, nms_iou: float = 0.6, legacy_iou: bool = True
-                   ) -> _RankDetail:
+                   nms_labels: Optional[np.ndarray] = None, nms_iou: float = 0.6, legacy_iou: bool = True,
+                   rank_scores: Optional[np.ndarray] = None) -> _RankDetail:
     """Rank the pairs of one image; see the module docstring. Passing ``nms_boxes``/``nms_labels`` turns on the
-    relation NMS for the graph-constrained and pair-accuracy lists (the ng list always uses the raw scores)."""
+    relation NMS for the graph-constrained and pair-accuracy lists (the ng list always uses the raw scores);
+    ``rank_scores`` (P,) ranks those two lists by the model's own order instead."""
     num_pairs, num_classes = rel_scores.shape
     fg = rel_scores[:, 1:]
     if num_pairs == 0 or num_classes < 2:
@@ -97,7 +106,13 @@ def rank_relations(object_scores: np.ndarray, pairs: np.ndarray, rel_scores: np.
     pair_score = object_scores[pairs[:, 0]] * object_scores[pairs[:, 1]]
     best = pair_score * foreground_max(rel_scores)  # exactly max_c of the ng scores of each pair
 
-    if nms_boxes is not None:
+    if rank_scores is not None:
+        if nms_boxes is not None:
+            raise EvaluationError("the prediction field 'rel_rank_scores' (the model ranks its own triplets) cannot "
+                                  "be combined with TEST.RELATION.RELATION_NMS, which re-ranks the pairs; turn one "
+                                  "off (for IterativeSG: MODEL.DETR.EVAL_QUERY_RANKING False)")
+        labels_all, graph_score = None, np.asarray(rank_scores, dtype=np.float32)
+    elif nms_boxes is not None:
         labels_all, picked = relation_nms(nms_boxes, nms_labels, pairs, rel_scores, nms_iou, legacy_iou)
         graph_score = pair_score * picked
     else:
@@ -163,7 +178,8 @@ def rank_prediction(prediction, mode: str, top_k: int, gt_relations: Optional[np
     nms_kwargs = {}
     if relation_nms_on:
         nms_kwargs = dict(nms_boxes=boxes, nms_labels=labels, nms_iou=nms_iou, legacy_iou=legacy_iou)
-    detail = rank_relations(object_scores, pairs, rel_scores, top_k, mask, **nms_kwargs)
+    detail = rank_relations(object_scores, pairs, rel_scores, top_k, mask, rank_scores=prediction.rank_scores,
+                            **nms_kwargs)
     own = mode != "predcls"
     ranked = build_ranked(prediction.boxes if own else None, prediction.labels if own else None,
                           pairs, detail, top_k)

@@ -23,7 +23,8 @@ FLIP_TOP_BOTTOM = 1
 PAIR_MATRIX_FIELDS = frozenset({"relation"})
 RELATION_TUPLE_FIELDS = frozenset({"relation_tuple"})
 # Per-pair prediction fields: their first dimension counts pairs, not boxes, so box selection cannot index them.
-PAIR_PREDICTION_FIELDS = frozenset({"rel_pair_idxs", "pred_rel_scores", "pred_rel_labels", "rel_labels"})
+PAIR_PREDICTION_FIELDS = frozenset({"rel_pair_idxs", "pred_rel_scores", "pred_rel_labels", "rel_labels",
+                                    "pred_rel_rank_scores"})
 
 
 class BoxList:

@@ -281,6 +281,43 @@ def test_post_processing_by_hand():
     assert prediction.get_field("pred_rel_labels").tolist() == [1, 2]
     assert prediction.get_field("pred_rel_scores").shape == (2, 3)
     assert prediction.size == (100, 40)
+    # the model's own ranking for the evaluator: the query's s_rel * s_sub * s_obj, in the output order
+    assert prediction.get_field("pred_rel_rank_scores").tolist() == pytest.approx([0.315, 0.2])
+    # TEST.RELATION.MAX_PAIRS_STORED 1 keeps the best de-duplicated triplet (not the duplicate query 1)
+    capped = IterativeSGPostProcessor(nms_thresh=0.5, max_pairs=1)(outputs, (40, 100))
+    assert capped.get_field("rel_pair_idxs").tolist() == [[0, 1]]
+    assert capped.get_field("pred_rel_rank_scores").tolist() == pytest.approx([0.315])
+    # the cap counts de-duplicated triplets: 2 keeps both (capping the 3 queries first would lose query 2)
+    capped = IterativeSGPostProcessor(nms_thresh=0.5, max_pairs=2)(outputs, (40, 100))
+    assert capped.get_field("rel_pair_idxs").tolist() == [[0, 1], [2, 0]]
+
+
+def test_entity_nms_sees_the_unclipped_boxes():
+    # Two subject boxes of class 1 (normalised xyxy): A = (-0.6, 0, 0.4, 1) crosses the left border, B = (0, 0, 0.4, 1).
+    # Unclipped their IoU is 0.4 / 1.0 = 0.4 < 0.5: both are kept, as in the reference. Clipped first, A would become
+    # B (IoU 1) and swallow it, merging the two triplets into one.
+    outputs = {"subject_logits": _probabilities_as_logits([[0.1, 0.9, 1e-9], [0.2, 0.8, 1e-9]]),
+               "object_logits": _probabilities_as_logits([[0.3, 1e-9, 0.7], [0.3, 1e-9, 0.7]]),
+               "relation_logits": _probabilities_as_logits([[0.5, 0.5], [0.6, 0.4]]),
+               "subject_boxes": torch.tensor([[-0.1, 0.5, 1.0, 1.0], [0.2, 0.5, 0.4, 1.0]]),
+               "object_boxes": torch.tensor([[0.8, 0.5, 0.2, 0.2], [0.8, 0.5, 0.2, 0.2]])}
+    prediction = IterativeSGPostProcessor(nms_thresh=0.5)(outputs, (50, 100))  # (h, w)
+    # kept: A (0.9), C (0.7, the object box), B (0.8): NMS output in descending score order A, B, C
+    assert prediction.get_field("pred_scores").tolist() == pytest.approx([0.9, 0.8, 0.7])
+    # output boxes are clipped: A and B both become (0, 0, 40, 50)
+    torch.testing.assert_close(prediction.bbox, torch.tensor([[0.0, 0, 40, 50], [0, 0, 40, 50], [70, 20, 90, 30]]))
+    assert prediction.get_field("rel_pair_idxs").tolist() == [[0, 2], [1, 2]]
+
+
+def test_query_ranking_can_be_left_to_the_evaluator():
+    outputs = {"subject_logits": torch.zeros(2, 3), "object_logits": torch.zeros(2, 3),
+               "relation_logits": torch.zeros(2, 3), "subject_boxes": torch.rand(2, 4) * 0.5 + 0.2,
+               "object_boxes": torch.rand(2, 4) * 0.5 + 0.2}
+    prediction = IterativeSGPostProcessor(0.5, own_ranking=False)(outputs, (50, 50))
+    assert not prediction.has_field("pred_rel_rank_scores")
+    assert "rel_rank_scores" not in prediction_to_eval_fields(prediction)
+    assert _model().postprocessor.own_ranking  # the reference's order by default
+    assert not _model("sgdet", "MODEL.DETR.EVAL_QUERY_RANKING", "False").postprocessor.own_ranking
 
 
 def test_one_predicate_per_pair_keeps_the_best_triplet_of_each_pair():
@@ -320,6 +357,8 @@ def test_sgdet_forward_backward_and_evaluable_predictions():
         assert pairs.shape[1] == 2 and 0 < len(pairs) <= 6
         assert int(pairs.max()) < len(prediction)
         assert prediction.get_field("pred_rel_scores").shape == (len(pairs), NUM_PREDICATES)
+        rank_scores = prediction.get_field("pred_rel_rank_scores")  # handed to the evaluator, best first
+        assert rank_scores.shape == (len(pairs),) and bool((rank_scores[:-1] >= rank_scores[1:]).all())
         labels = prediction.get_field("pred_labels")
         assert int(labels.min()) >= 1 and int(labels.max()) < NUM_CLASSES
         target.add_field("relation", torch.zeros(len(target), len(target), dtype=torch.long))

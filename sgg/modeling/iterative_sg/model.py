@@ -197,7 +197,7 @@ class IterativeSceneGraph(nn.Module):
                                          detr.GIOU_WEIGHT)
         matcher = TripletMatcher(detr.COST_CLASS, detr.L1_WEIGHT, detr.GIOU_WEIGHT)
         postprocessor = IterativeSGPostProcessor(detr.ENTITY_NMS_THRESH, detr.ONE_PREDICATE_PER_PAIR,
-                                                 cfg.TEST.RELATION.MAX_PAIRS_STORED)
+                                                 cfg.TEST.RELATION.MAX_PAIRS_STORED, detr.EVAL_QUERY_RANKING)
         return cls(backbone, feature_reader, transformer, matcher, criterion, postprocessor,
                    detr.NUM_RELATION_QUERIES, detr.DEEP_SUPERVISION, detr.TEST_INDEX, cfg.MODEL.BACKBONE.CONV_BODY)
 

@@ -97,14 +97,18 @@ class RelationPostProcessor:
 
 
 def prediction_to_eval_fields(prediction: BoxList) -> Dict[str, torch.Tensor]:
-    """The evaluator's per-image mapping (``boxes, labels, scores, rel_pair_idxs, rel_scores``)."""
-    return {
+    """The evaluator's per-image mapping (``boxes, labels, scores, rel_pair_idxs, rel_scores``, and
+    ``rel_rank_scores`` when the model ranks its own triplets: field ``pred_rel_rank_scores``)."""
+    fields = {
         "boxes": prediction.convert("xyxy").bbox,
         "labels": prediction.get_field("pred_labels"),
         "scores": prediction.get_field("pred_scores"),
         "rel_pair_idxs": prediction.get_field("rel_pair_idxs"),
         "rel_scores": prediction.get_field("pred_rel_scores"),
     }
+    if prediction.has_field("pred_rel_rank_scores"):
+        fields["rel_rank_scores"] = prediction.get_field("pred_rel_rank_scores")
+    return fields
 
 
 def groundtruth_to_eval_fields(target: BoxList) -> Dict[str, torch.Tensor]:
