@@ -183,3 +183,14 @@ def test_base_cycle_is_an_error_naming_the_chain_of_files(tmp_path):
     (tmp_path / "top.yaml").write_text("_BASE_: mid.yaml\n")
     cfg = load_config(str(tmp_path / "top.yaml"))
     assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.BASE_LR) == (5, 0.5)
+
+
+def test_detector_checks_only_the_object_count_and_names_the_dataset():
+    from sgg.engine.detection import check_num_classes
+
+    cfg = load_config(None, ["DATASETS.TRAIN", "('SyntheticVG_train',)", "MODEL.ROI_BOX_HEAD.NUM_CLASSES", "4"])
+    names = {"ind_to_classes": ["__background__", "a", "b", "c"], "ind_to_predicates": ["__background__", "near"]}
+    check_num_classes(cfg, names)  # ROI_RELATION_HEAD.NUM_CLASSES (51) does not size the detector: not checked
+    with pytest.raises(ConfigError, match=r"^MODEL.ROI_BOX_HEAD.NUM_CLASSES is 4 but SyntheticVG_train has 3 object "
+                                          r"classes .* set MODEL.ROI_BOX_HEAD.NUM_CLASSES 3$"):
+        check_num_classes(cfg, {"ind_to_classes": names["ind_to_classes"][:3]})
