@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from sgg.utils import comm
+from sgg.utils.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +61,55 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------------- file access
 def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path.tmp.<pid>``, then rename: a crash never leaves a half-written ``path``. A failed
+    write (disk full, read-only folder) is a CheckpointError naming ``path``; ``path`` is then unchanged."""
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports write failures as RuntimeError
+        raise CheckpointError(f"cannot write checkpoint {path}: {type(err).__name__}: {err}. Is the disk full or the "
+                              "folder read-only? The previous checkpoints are unchanged") from err
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:  # already renamed, or never written
+        pass
+
+
+_TEMPORARY = re.compile(r"\.tmp\.(\d+)$")  # atomic writes' temporary names end in .tmp.<pid of the writer>
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():  # this process is not writing yet: a file of ours is left from an earlier save
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to another user, or signals are unsupported: assume it is writing
+        return True
+    return True
+
+
+def remove_orphan_temporaries(folder: str) -> List[str]:
+    """Delete the ``*.tmp.<pid>`` files that a killed save left in ``folder`` (a kill between ``torch.save`` and the
+    rename); only those whose writer is no longer running here, so that a live save of another process is never
+    touched. Returns the removed names."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if folder and os.path.isdir(folder) else []:
+        match = _TEMPORARY.search(name)
+        if match and not _process_alive(int(match.group(1))):
+            _remove_quietly(os.path.join(folder, name))
+            removed.append(name)
+    if removed:
+        logger.info("Removed %d temporary files left by an interrupted save in %s: %s", len(removed), folder,
+                    ", ".join(removed))
+    return removed
 
 
 def load_checkpoint_file(path: str, key: str = "checkpoint") -> Dict[str, Any]:
@@ -177,12 +221,15 @@ class Checkpointer:
         self.cfg = cfg
         self.label_names = label_names
         self.extra_state: Dict[str, Any] = {}  # the trainer's hook state (best metric ...), saved as trainer_state
+        self.last_saved_iteration: Optional[int] = None  # of the latest save tagged in last_checkpoint
 
     # ------------------------------------------------------------------------------------------------- save
     def save(self, name: str, iteration: int, tag_last: bool = True, **extra) -> Optional[str]:
         """Write ``save_dir/name.pth``; ``tag_last`` makes it the one a resume starts from. Returns the path."""
         self._check_finite(name, iteration)  # on every process, so that all of them stop together
         rng_states = comm.all_gather(capture_rng_state())
+        if tag_last:
+            self.last_saved_iteration = int(iteration)
         if not (self.save_to_disk and self.save_dir):
             return None
         data = {"model": self.model.state_dict(), "iteration": int(iteration), "rng_states": rng_states,
@@ -194,8 +241,11 @@ class Checkpointer:
             if obj is not None:
                 data[key] = obj.state_dict()
         data.update(extra)
-        os.makedirs(self.save_dir, exist_ok=True)
         path = os.path.join(self.save_dir, f"{name}.pth")
+        try:
+            os.makedirs(self.save_dir, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(f"cannot write checkpoint {path}: cannot create its folder: {err}") from err
         atomic_torch_save(data, path)
         if tag_last:
             self._tag_last_checkpoint(os.path.basename(path))
@@ -212,9 +262,13 @@ class Checkpointer:
     def _tag_last_checkpoint(self, relative_name: str) -> None:
         path = os.path.join(self.save_dir, LAST_CHECKPOINT)
         tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(relative_name)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                f.write(relative_name)
+            os.replace(tmp, path)
+        except OSError as err:
+            _remove_quietly(tmp)
+            raise CheckpointError(f"cannot write {path} (naming {relative_name}, which was saved): {err}") from err
 
     # ------------------------------------------------------------------------------------------------- resume
     def has_checkpoint(self) -> bool:
@@ -238,14 +292,19 @@ class Checkpointer:
                                     f"or delete {tag} to start afresh")
         return path
 
-    def resume(self) -> Dict[str, Any]:
-        """Restore model, optimizer, scheduler, scaler from ``last_checkpoint``; returns the checkpoint dict.
+    def read_last(self) -> Tuple[str, Dict[str, Any]]:
+        """(path, checkpoint dict) of the file ``last_checkpoint`` names."""
+        path = self.get_checkpoint_file()
+        return path, load_checkpoint_file(path, key=os.path.join(self.save_dir, LAST_CHECKPOINT))
+
+    def resume(self, last: Optional[Tuple[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+        """Restore model, optimizer, scheduler, scaler from ``last_checkpoint`` (or ``last``, what ``read_last``
+        returned); returns the checkpoint dict.
 
         The RNG states are not applied here: the caller restores them (``restore_rng``) once the data loader exists,
         because creating a loader iterator draws from the torch RNG.
         """
-        path = self.get_checkpoint_file()
-        checkpoint = load_checkpoint_file(path, key=os.path.join(self.save_dir, LAST_CHECKPOINT))
+        path, checkpoint = last or self.read_last()
         self._load_model(checkpoint, path, strict=True, source="resume")
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
             if obj is None:
@@ -256,6 +315,23 @@ class Checkpointer:
                 logger.warning("Resume: %s has no %s state; it starts fresh", path, key)
         logger.info("Resumed from %s at iteration %d", path, checkpoint.get("iteration", 0))
         return checkpoint
+
+    def keep_final_under_iteration_name(self) -> Optional[str]:
+        """Before a finished run is extended: rename the ``model_final.pth`` that ``last_checkpoint`` names to
+        ``model_{iteration:07d}.pth`` and point ``last_checkpoint`` at it, so that the extended run's own final
+        checkpoint never overwrites it. Returns the new path (None when the last checkpoint is not a final one)."""
+        path = self.get_checkpoint_file()
+        if not (self.save_to_disk and os.path.basename(path) == "model_final.pth"):
+            return None
+        iteration = int(load_checkpoint_file(path).get("iteration", 0))
+        kept = os.path.join(self.save_dir, f"model_{iteration:07d}.pth")
+        if os.path.exists(kept):
+            raise CheckpointError(f"cannot keep the finished run's {path} under its iteration name: {kept} exists "
+                                  "already; move one of them away")
+        os.replace(path, kept)
+        self._tag_last_checkpoint(os.path.basename(kept))
+        logger.info("The finished run's model_final.pth (iteration %d) is kept as %s", iteration, kept)
+        return kept
 
     @staticmethod
     def restore_rng(checkpoint: Dict[str, Any]) -> bool:
