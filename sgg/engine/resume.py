@@ -3,8 +3,8 @@
 A resume continues the run its checkpoint belongs to, so the config must agree with the checkpoint's own (resolved)
 config on every key that defines the run: protocol, predictor, model shape, datasets, input, optimizer, learning rate
 and schedule, precision. Only the keys below may differ: where files are, how often to log and save, test-time
-settings, and what a resume replaces anyway (the seed: the RNG states come from the checkpoint; the initial weights:
-the checkpoint's win). ``SOLVER.MAX_ITER`` may change only with ``SOLVER.EXTEND_RUN True``.
+settings, and the initial weights (the checkpoint's replace them). ``SEED`` is compared: it seeds the shuffle that a
+resumed run replays. ``SOLVER.MAX_ITER`` may change only with ``SOLVER.EXTEND_RUN True``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 MAY_DIFFER_KEYS = frozenset({
     "OUTPUT_DIR", "MODEL.DEVICE", "MODEL.WEIGHT", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.PRETRAINED_MODEL_CKPT",
-    "GLOVE_DIR", "DETECTED_SGG_DIR", "PATHS_CATALOG", "SEED", "DETERMINISTIC", "AMP_VERBOSE",
+    "GLOVE_DIR", "DETECTED_SGG_DIR", "PATHS_CATALOG", "DETERMINISTIC", "AMP_VERBOSE",
     "DATASETS.DATA_DIR", "DATASETS.CHECK_IMAGES", "DATASETS.TEST", "DATASETS.TO_TEST", "DATALOADER.NUM_WORKERS",
     "SOLVER.CHECKPOINT_PERIOD", "SOLVER.LOG_PERIOD", "SOLVER.PRINT_GRAD_FREQ", "SOLVER.PRE_VAL",
     "SOLVER.EXTEND_RUN", "SOLVER.MAX_ITER",  # MAX_ITER: checked on its own
