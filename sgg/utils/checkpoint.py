@@ -320,8 +320,10 @@ class Checkpointer:
         """Before a finished run is extended: rename the ``model_final.pth`` that ``last_checkpoint`` names to
         ``model_{iteration:07d}.pth`` and point ``last_checkpoint`` at it, so that the extended run's own final
         checkpoint never overwrites it. Returns the new path (None when the last checkpoint is not a final one)."""
+        if not self.save_to_disk:  # the writing process renames; the others never read the file again
+            return None
         path = self.get_checkpoint_file()
-        if not (self.save_to_disk and os.path.basename(path) == "model_final.pth"):
+        if os.path.basename(path) != "model_final.pth":
             return None
         iteration = int(load_checkpoint_file(path).get("iteration", 0))
         kept = os.path.join(self.save_dir, f"model_{iteration:07d}.pth")
