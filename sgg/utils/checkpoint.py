@@ -30,6 +30,15 @@ from sgg.utils.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last_checkpoint"
+
+
+class CheckpointMissingError(CheckpointError, FileNotFoundError):
+    """A checkpoint file (or the one ``last_checkpoint`` names) does not exist; still a FileNotFoundError."""
+
+
+class CheckpointUnreadableError(CheckpointError, RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model; still a RuntimeError, as it was."""
+
 _SHOW = 10  # keys listed in an error or warning before "... and N more"
 
 
@@ -118,23 +127,24 @@ def load_checkpoint_file(path: str, key: str = "checkpoint") -> Dict[str, Any]:
     ``key`` names where the path came from (``MODEL.WEIGHT``, ``last_checkpoint`` ...) for the error messages.
     """
     if not path:
-        raise FileNotFoundError(f"{key} is empty: give the path of a checkpoint file")
+        raise CheckpointMissingError(f"{key} is empty: give the path of a checkpoint file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{key}: checkpoint file {path} does not exist")
+        raise CheckpointMissingError(f"{key}: checkpoint file {path} does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise RuntimeError(f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {err}. It must be a "
-                           "file written by torch.save holding a state dict or a dict with a 'model' entry "
-                           "(only tensors, numbers and strings are loaded)") from None
+        raise CheckpointUnreadableError(
+            f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {err}. It must be a file written by "
+            "torch.save holding a state dict or a dict with a 'model' entry (only tensors, numbers and strings are "
+            "loaded)") from None
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         checkpoint = dict(data)
     elif isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         checkpoint = {"model": data}
     else:
-        raise RuntimeError(f"{key}: checkpoint file {path} holds neither a state dict nor a dict with a 'model' "
-                           f"state dict (found {type(data).__name__} with keys "
-                           f"{sorted(data)[:_SHOW] if isinstance(data, dict) else '-'})")
+        raise CheckpointUnreadableError(
+            f"{key}: checkpoint file {path} holds neither a state dict nor a dict with a 'model' state dict (found "
+            f"{type(data).__name__} with keys {sorted(data)[:_SHOW] if isinstance(data, dict) else '-'})")
     checkpoint["model"] = _strip_prefix(checkpoint["model"], "module.")
     return checkpoint
 
@@ -281,15 +291,16 @@ class Checkpointer:
         with open(tag) as f:
             name = f.read().strip()
         if not name:
-            raise RuntimeError(f"{tag} is empty: delete it to start afresh, or write the checkpoint file name in it")
+            raise CheckpointUnreadableError(f"{tag} is empty: delete it to start afresh, or write the checkpoint file "
+                                            "name in it")
         path = name if os.path.isabs(name) else os.path.join(self.save_dir, name)
         if not os.path.isfile(path) and os.path.isabs(name):
             local = os.path.join(self.save_dir, os.path.basename(name))
             if os.path.isfile(local):
                 return local
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{tag} names checkpoint {name}, but {path} does not exist: restore the file, "
-                                    f"or delete {tag} to start afresh")
+            raise CheckpointMissingError(f"{tag} names checkpoint {name}, but {path} does not exist: restore the "
+                                         f"file, or delete {tag} to start afresh")
         return path
 
     def read_last(self) -> Tuple[str, Dict[str, Any]]:
@@ -361,7 +372,7 @@ class Checkpointer:
         missing, unexpected, mismatched = compare_state_dicts(model_sd, loaded)
         foreign = _foreign_predictor(checkpoint, model_sd, self.cfg)
         if foreign:
-            raise ValueError(f"{source}: checkpoint {path} does not fit this model: {foreign}")
+            raise CheckpointError(f"{source}: checkpoint {path} does not fit this model: {foreign}")
         common = len(model_sd) - len(missing)
         incompatible = mismatched or common == 0 or (strict and (missing or unexpected))
         if incompatible:
@@ -375,7 +386,7 @@ class Checkpointer:
                 lines.append(f"  {len(missing)} model keys missing from the checkpoint: {_listing(missing)}")
             if unexpected:
                 lines.append(f"  {len(unexpected)} checkpoint keys the model does not have: {_listing(unexpected)}")
-            raise RuntimeError("\n".join(lines))
+            raise CheckpointUnreadableError("\n".join(lines))
         if missing:
             logger.warning("%s: %d model keys not in %s (they keep their initial values): %s", source, len(missing),
                            path, _listing(missing))
