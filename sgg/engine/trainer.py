@@ -127,7 +127,7 @@ class TrainerBase:
         self.max_iter = max_iter
         logger.info("Starting training from iteration %d to %d", start_iter, max_iter)
         try:
-            with self._sigint_stops_after_the_iteration():
+            with self.sigint_stops_after_the_iteration():
                 for hook in self._hooks:
                     hook.before_train()
                 for self.iter in range(start_iter, max_iter):
@@ -152,14 +152,18 @@ class TrainerBase:
                 hook.after_train()
 
     @contextlib.contextmanager
-    def _sigint_stops_after_the_iteration(self):
+    def sigint_stops_after_the_iteration(self):
         """A SIGINT handler that only sets ``interrupt_requested``: stopping between iterations leaves parameters,
-        optimizer and schedule consistent (an exception inside ``optimizer.step`` would not)."""
+        optimizer and schedule consistent (an exception inside ``optimizer.step`` would not). Processes forked
+        inside (data loader workers) inherit it and ignore the signal."""
         if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread only
             yield
             return
+        owner = os.getpid()
 
         def request_stop(signum, frame):
+            if os.getpid() != owner:  # a forked loader worker: the main process decides
+                return
             if self.interrupt_requested:  # the second Ctrl-C: stop now, without a checkpoint
                 raise KeyboardInterrupt
             self.interrupt_requested = True
@@ -377,12 +381,7 @@ class Trainer:
         if comm.is_main_process() and self.cfg.OUTPUT_DIR:
             logger.info("Resolved config saved to %s", write_run_config(self.cfg, self.start_iter))
         write_model_info(self.cfg, self.model)
-        data_iter = iter(loader)
-        if self._resumed is not None:
-            # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues
-            # with exactly the random numbers the uninterrupted run had after the checkpointed iteration.
-            Checkpointer.restore_rng(self._resumed)
-        loop = SimpleTrainer(self._wrap_ddp(), data_iter, self.optimizer, self.device, self.cfg.SOLVER.GRAD_NORM_CLIP,
+        loop = SimpleTrainer(self._wrap_ddp(), None, self.optimizer, self.device, self.cfg.SOLVER.GRAD_NORM_CLIP,
                              self.cfg.DTYPE, self.scaler)
         loop.config = self.cfg
         loop.unwrapped_model = self.model
@@ -390,13 +389,21 @@ class Trainer:
             loop.state.update(self._resumed.get("trainer_state") or {})
         self.checkpointer.extra_state = loop.state
         loop.register_hooks(self.build_hooks())
-        self.model.train()
-        try:
-            loop.train(self.start_iter, max_iter)
-        except KeyboardInterrupt:
-            logger.error("Interrupted during iteration %d: no checkpoint saved for it; %s", loop.iter + 1,
-                         self._resume_point())
-            raise TrainingInterrupted() from None
+        # Installed before the loader starts its workers: forked workers inherit the handler, so the Ctrl-C that a
+        # terminal sends to the whole process group does not kill them mid-batch.
+        with loop.sigint_stops_after_the_iteration():
+            loop.data_iter = iter(loader)
+            if self._resumed is not None:
+                # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues
+                # with exactly the random numbers the uninterrupted run had after the checkpointed iteration.
+                Checkpointer.restore_rng(self._resumed)
+            self.model.train()
+            try:
+                loop.train(self.start_iter, max_iter)
+            except KeyboardInterrupt:
+                logger.error("Interrupted during iteration %d: no checkpoint saved for it; %s", loop.iter + 1,
+                             self._resume_point())
+                raise TrainingInterrupted() from None
         if loop.interrupted:
             self._save_interrupted(loop)
         return loop
