@@ -76,6 +76,19 @@ def check_resume(cfg, checkpoint: Dict[str, Any], path: str) -> None:
                 saved_max, new_max, iteration)
 
 
+def check_fresh_start(output_dir: str) -> None:
+    """A run that starts afresh writes model_*.pth: refuse when ``output_dir`` holds some but no ``last_checkpoint``
+    (deleted or lost), instead of overwriting another run's checkpoints."""
+    names = sorted(n for n in os.listdir(output_dir) if n.startswith("model_") and n.endswith(".pth")) \
+        if output_dir and os.path.isdir(output_dir) else []
+    if names:
+        shown = ", ".join(names[:_SHOW]) + (f" ... and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
+        raise RunError(f"{output_dir} holds checkpoints ({shown}) but no last_checkpoint, so this run would start "
+                       f"afresh and overwrite them: to resume, write the name of the checkpoint to resume from into "
+                       f"{os.path.join(output_dir, 'last_checkpoint')}; otherwise move them away or train into a new "
+                       "OUTPUT_DIR")
+
+
 def write_run_config(cfg, start_iter: int) -> str:
     """``OUTPUT_DIR/config.yaml`` once the run has started; a different earlier one is kept as
     ``config_until_{start_iter:07d}.yaml`` (the config the run had until that iteration). Returns the path."""

@@ -27,7 +27,7 @@ from sgg.utils.metric_logger import MetricLogger
 
 from .defaults import resolve_device
 from .freeze import freeze_by_patterns
-from .resume import check_resume, write_run_config
+from .resume import check_fresh_start, check_resume, write_run_config
 
 logger = logging.getLogger(__name__)
 
@@ -317,8 +317,10 @@ class Trainer:
         return build_data_loader(self.cfg, "train", is_distributed=self.distributed, start_iter=start_iter)
 
     def resume_or_load(self, resume: bool = True) -> int:
-        """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly), else load ``MODEL.WEIGHT``
-        (weights only) if set. Returns the iteration training starts from."""
+        """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly; a RunError when the config
+        does not continue that run, ``check_resume``), else load ``MODEL.WEIGHT`` (weights only) if set; a fresh start
+        into an ``OUTPUT_DIR`` holding checkpoints without ``last_checkpoint`` is a RunError. Temporaries of a killed
+        save are removed first. Returns the iteration training starts from."""
         if self.checkpointer.save_to_disk:
             remove_orphan_temporaries(self.cfg.OUTPUT_DIR)
         if resume and self.checkpointer.has_checkpoint():
@@ -329,7 +331,9 @@ class Trainer:
             if hasattr(self.scheduler, "max_iter"):  # a cosine schedule follows an extended SOLVER.MAX_ITER
                 self.scheduler.max_iter = self.cfg.SOLVER.MAX_ITER
                 self.scheduler.step(epoch=self.scheduler.last_epoch)
-        elif self.cfg.MODEL.WEIGHT and not self.cfg.MODEL.WEIGHT.startswith("catalog://"):
+            return self.start_iter
+        check_fresh_start(self.cfg.OUTPUT_DIR)
+        if self.cfg.MODEL.WEIGHT and not self.cfg.MODEL.WEIGHT.startswith("catalog://"):
             # SGB's catalog:// names are ImageNet trunks, which the backbone builder handles (never downloaded)
             self.checkpointer.load_weights(self.cfg.MODEL.WEIGHT, key="MODEL.WEIGHT")
             self.start_iter = 0

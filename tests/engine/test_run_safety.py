@@ -210,9 +210,23 @@ def test_metrics_json_has_each_iteration_once_after_a_resume(tmp_path):
     assert _iterations(tmp_path) == list(range(1, 9))
     assert _iterations(tmp_path, "val/acc") == [0, 3, 6, 8]  # pre-validation only in the fresh run
     # a fresh start (no checkpoint) drops everything an earlier attempt logged
-    (tmp_path / "last_checkpoint").unlink()
+    for name in ("last_checkpoint", "model_0000004.pth", "model_final.pth", "model_best.pth"):
+        (tmp_path / name).unlink()
     _run(tmp_path, **{"SOLVER.MAX_ITER": 3})
     assert _iterations(tmp_path) == [1, 2, 3] and _iterations(tmp_path, "val/acc") == []
+
+
+def test_a_fresh_start_never_overwrites_checkpoints_whose_last_checkpoint_is_gone(tmp_path):
+    _run(tmp_path)
+    final = (tmp_path / "model_final.pth").read_bytes()
+    (tmp_path / "last_checkpoint").unlink()
+    with pytest.raises(RunError) as err:
+        _run(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path} holds checkpoints (model_0000004.pth, model_final.pth) but no "
+                                     "last_checkpoint, so this run would start afresh and overwrite them")
+    assert (tmp_path / "model_final.pth").read_bytes() == final
+    (tmp_path / "last_checkpoint").write_text("model_0000004.pth")  # what the message suggests: resume from one
+    assert _run(tmp_path).start_iter == 4
 
 
 # ---------------------------------------------------------------------------------------------------------- Ctrl-C
