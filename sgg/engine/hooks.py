@@ -187,7 +187,10 @@ class TrainLogger(HookBase):
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+                # purge_step: TensorBoard hides what an earlier, interrupted run logged after this run's start
+                start = self.trainer.start_iter
+                self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"),
+                                             purge_step=start + 1 if start > 0 else 0)
             except Exception as err:  # tensorboard missing or broken: keep training, say so once
                 logger.warning("TensorBoard logging off: %s", err)
                 self._writer = False

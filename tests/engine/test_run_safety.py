@@ -209,6 +209,12 @@ def test_metrics_json_has_each_iteration_once_after_a_resume(tmp_path):
     _run(tmp_path, **settings)
     assert _iterations(tmp_path) == list(range(1, 9))
     assert _iterations(tmp_path, "val/acc") == [0, 3, 6, 8]  # pre-validation only in the fresh run
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 9))  # 5 and 6 once, purged
+    assert [e.step for e in events.Scalars("val/acc")] == [0, 3, 6, 8]
     # a fresh start (no checkpoint) drops everything an earlier attempt logged
     for name in ("last_checkpoint", "model_0000004.pth", "model_final.pth", "model_best.pth"):
         (tmp_path / name).unlink()
