@@ -4,9 +4,11 @@
     python tools/detector_pretrain_net.py --config-file configs/synthetic/detector_tiny_fpn.yaml [KEY VALUE ...]
     torchrun --nproc_per_node 4 tools/detector_pretrain_net.py --config-file configs/detector/vg150_X_101_32_8_FPN.yaml
 
-Resumes from OUTPUT_DIR/last_checkpoint when it exists, else starts from MODEL.WEIGHT (weights only) if set. Validates
-on DATASETS.VAL every SOLVER.VAL_PERIOD (COCO AP@0.5, kept as model_best.pth), then, unless --skip-test, evaluates
-the final model on DATASETS.TEST and prints ``Detection evaluation mAp=...``.
+Resumes from OUTPUT_DIR/last_checkpoint when it exists (only when the config agrees with the run's; a new
+SOLVER.MAX_ITER needs SOLVER.EXTEND_RUN True: docs/training.md), else starts from MODEL.WEIGHT (weights only) if set.
+Validates on DATASETS.VAL every SOLVER.VAL_PERIOD (COCO AP@0.5, kept as model_best.pth), then, unless --skip-test,
+evaluates the final model on DATASETS.TEST and prints ``Detection evaluation mAp=...``. Ctrl-C saves the last
+completed iteration and exits 130.
 """
 import logging
 import os
@@ -14,6 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sgg.config import ConfigError  # noqa: E402
 from sgg.data import build_data_loader  # noqa: E402
 from sgg.engine import Trainer, default_argument_parser, default_setup, evaluate_detector  # noqa: E402
 from sgg.engine.detection import check_num_classes, dataset_label_names, test_detector  # noqa: E402
@@ -27,8 +30,8 @@ def main(argv=None) -> int:
     args = default_argument_parser("Pre-train the object detector").parse_args(argv)
     cfg = default_setup(args=args)
     if cfg.MODEL.RELATION_ON:
-        raise ValueError("tools/detector_pretrain_net.py trains the detector alone: set MODEL.RELATION_ON False "
-                         "(relation training is tools/relation_train_net.py)")
+        raise ConfigError("tools/detector_pretrain_net.py trains the detector alone: set MODEL.RELATION_ON False "
+                          "(relation training is tools/relation_train_net.py)")
     label_names = dataset_label_names(cfg)
     check_num_classes(cfg, label_names)
     model = build_detection_model(cfg)

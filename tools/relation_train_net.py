@@ -6,9 +6,10 @@
     torchrun --nproc_per_node 2 tools/relation_train_net.py --config-file ... (same flags)
 
 The protocol follows MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL. Resumes from OUTPUT_DIR/last_checkpoint
-when it exists, else loads MODEL.PRETRAINED_DETECTOR_CKPT into the (frozen) detector. Validates on DATASETS.VAL every
+when it exists (only when the config agrees with the run's; a new SOLVER.MAX_ITER needs SOLVER.EXTEND_RUN True:
+docs/training.md), else loads MODEL.PRETRAINED_DETECTOR_CKPT into the (frozen) detector. Validates on DATASETS.VAL every
 SOLVER.VAL_PERIOD (R@100 picks model_best.pth and drives the plateau schedule), then, unless --skip-test, evaluates the
-final model on DATASETS.TEST and prints SGB's result block.
+final model on DATASETS.TEST and prints SGB's result block. Ctrl-C saves the last completed iteration and exits 130.
 """
 import logging
 import os

@@ -293,6 +293,7 @@ _C.DATALOADER.ASPECT_RATIO_GROUPING = True  # batch landscape and portrait image
 _C.SOLVER = CN()
 _C.SOLVER.OPTIMIZER = "SGD"  # "SGD" or "AdamW"
 _C.SOLVER.MAX_ITER = 40000
+_C.SOLVER.EXTEND_RUN = False  # True: resuming may change MAX_ITER (e.g. continue a finished run); docs/training.md
 _C.SOLVER.BASE_LR = 0.002
 _C.SOLVER.SCALE_LR_BY_BATCH = True  # SGB's effective LR: BASE_LR x IMS_PER_BATCH
 _C.SOLVER.BIAS_LR_FACTOR = 2.0

@@ -166,7 +166,13 @@ class SGGConfig(CfgNode):
         for key, value in _flatten(tree).items():
             self._set_flat(key, value, source)
 
-    def merge_from_file(self, cfg_filename: str) -> None:
+    def merge_from_file(self, cfg_filename: str, _chain: tuple = ()) -> None:
+        """Merge a yaml file; ``_BASE_`` (relative to the file) is merged first. ``_chain`` holds the files that
+        include this one, so that a cycle is reported with its files instead of a RecursionError."""
+        here = os.path.realpath(cfg_filename)
+        if here in (os.path.realpath(f) for f in _chain):
+            loop = " -> ".join(list(_chain) + [cfg_filename])
+            raise ConfigError(f"{_chain[0]}: _BASE_ files form a cycle: {loop}; remove the _BASE_ that leads back")
         try:
             with open(cfg_filename, "r") as f:
                 tree = yaml.safe_load(f)
@@ -179,7 +185,7 @@ class SGGConfig(CfgNode):
             base = tree.pop("_BASE_")
             if not os.path.isabs(base):
                 base = os.path.join(os.path.dirname(os.path.abspath(cfg_filename)), base)
-            self.merge_from_file(base)
+            self.merge_from_file(base, _chain=(*_chain, cfg_filename))
         self.merge_from_dict(tree, source=str(cfg_filename))
 
     def merge_from_list(self, cfg_list: Iterable[Any]) -> None:

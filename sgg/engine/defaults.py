@@ -8,7 +8,7 @@ import sys
 from typing import Iterable, Optional
 
 
-from sgg.config import load_config, save_config
+from sgg.config import load_config
 from sgg.modeling.device import resolve_device  # noqa: F401  (re-exported: tools import it from sgg.engine)
 from sgg.utils import comm
 from sgg.utils.logger import setup_logger
@@ -50,8 +50,9 @@ def _device_type(cfg) -> str:
 def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: Optional[argparse.Namespace] = None,
                   save: bool = True, log_name: str = "log.txt"):
     """Load the config, join the torchrun process group, set up logging (rank 0 writes ``OUTPUT_DIR/<log_name>``),
-    save ``OUTPUT_DIR/config.yaml`` (training tools; ``save=False`` for test tools, which must not overwrite the
-    training config), seed every RNG and apply the deterministic mode. Returns the frozen config."""
+    seed every RNG and apply the deterministic mode. Returns the frozen config. ``OUTPUT_DIR/config.yaml`` is not
+    written here but by ``Trainer.train`` once the run has started (so a run refused or failing at start-up leaves
+    the previous one); ``save`` is accepted for the tools that still pass it and changes nothing."""
     if args is not None:
         config_file, opts = args.config_file, args.opts
     cfg = load_config(config_file or None, list(opts))
@@ -64,9 +65,6 @@ def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: 
     logger.info("%d process(es); environment:\n%s", comm.get_world_size(), collect_env_info())
     if config_file:
         logger.info("Config file %s", config_file)
-    if rank == 0 and save:
-        path = save_config(cfg)
-        logger.info("Resolved config saved to %s", path)
     seed = cfg.SEED
     if seed < 0:  # one drawn seed for every process, so the run can be repeated from the logged value
         seed = comm.broadcast_object(seed_everything(-1))

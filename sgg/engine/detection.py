@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 from torch import nn
 
-from sgg.config import DatasetCatalog
+from sgg.config import DatasetCatalog, check_class_counts
 from sgg.utils import comm
 
 from .inference import evaluate_detector
@@ -31,14 +31,9 @@ def dataset_label_names(cfg) -> Optional[Dict[str, List[str]]]:
 
 
 def check_num_classes(cfg, label_names: Optional[Dict[str, List[str]]]) -> None:
-    """The box predictor must have one output per dataset class plus the background."""
-    if not label_names:
-        return
-    count = len(label_names["ind_to_classes"])
-    if cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES != count:
-        raise ValueError(f"MODEL.ROI_BOX_HEAD.NUM_CLASSES is {cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES} but "
-                         f"{cfg.DATASETS.TRAIN[0]} has {count} object classes (with the background); set "
-                         f"MODEL.ROI_BOX_HEAD.NUM_CLASSES {count}")
+    """The box predictor must have one output per dataset class plus the background (``check_class_counts``)."""
+    if label_names:
+        check_class_counts(cfg, cfg.DATASETS.TRAIN[0], obj_classes=label_names["ind_to_classes"])
 
 
 def test_detector(cfg, model: nn.Module, split: str = "test") -> Dict:

@@ -46,6 +46,34 @@ def _reference_lr(optimizer) -> float:
     return optimizer.param_groups[0]["lr"]
 
 
+def drop_records_to_be_rewritten(path: str, start_iter: int) -> int:
+    """Remove from ``metrics.json`` the lines of iterations after ``start_iter`` (an interrupted run wrote them past
+    its last checkpoint, and the resumed run writes them again), every iteration line when the run starts afresh,
+    and a line cut short by a kill. Returns how many were removed."""
+    if not os.path.isfile(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            iteration = record.get("iteration") if isinstance(record, dict) else None
+            if record is None or (iteration is not None and (start_iter == 0 or iteration > start_iter)):
+                dropped += 1
+            else:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    if dropped:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+        logger.info("%s: removed %d lines of iterations after %d, which this run writes again", path, dropped,
+                    start_iter)
+    return dropped
+
+
 class IterationTimer(HookBase):
     """Seconds per ``run_step`` (validation and checkpointing excluded) as the ``time`` meter."""
 
@@ -159,7 +187,10 @@ class TrainLogger(HookBase):
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+                # purge_step: TensorBoard hides what an earlier, interrupted run logged after this run's start
+                start = self.trainer.start_iter
+                self._writer = SummaryWriter(os.path.join(self.output_dir, "tensorboard"),
+                                             purge_step=start + 1 if start > 0 else 0)
             except Exception as err:  # tensorboard missing or broken: keep training, say so once
                 logger.warning("TensorBoard logging off: %s", err)
                 self._writer = False
@@ -170,7 +201,9 @@ class TrainLogger(HookBase):
         if not self.enabled:
             return
         os.makedirs(self.output_dir, exist_ok=True)
-        self._json = open(os.path.join(self.output_dir, "metrics.json"), "a")
+        path = os.path.join(self.output_dir, "metrics.json")
+        drop_records_to_be_rewritten(path, self.trainer.start_iter)
+        self._json = open(path, "a")
         if sys.stderr.isatty():
             from tqdm import tqdm
 

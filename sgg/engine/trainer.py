@@ -12,6 +12,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -20,11 +22,12 @@ from torch import nn
 
 from sgg.solver import clip_grad_norm, make_lr_scheduler, make_optimizer
 from sgg.utils import comm
-from sgg.utils.checkpoint import Checkpointer
+from sgg.utils.checkpoint import Checkpointer, remove_orphan_temporaries
 from sgg.utils.metric_logger import MetricLogger
 
 from .defaults import resolve_device
 from .freeze import freeze_by_patterns
+from .resume import check_fresh_start, check_resume, write_run_config
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class TrainerBase:
         self.completed_iter = 0
         self.stop_reason: Optional[str] = None
         self.failed = False
+        self.interrupt_requested = False  # set by Ctrl-C (SIGINT); the loop stops after the current iteration
+        self.interrupted = False  # the loop stopped for it
         self.meters = MetricLogger()
         self.latest_metrics: Dict[str, float] = {}  # validation results of the current iteration, if any
         self.state: Dict = {}  # hook state that goes into checkpoints (e.g. the best validation metric)
@@ -116,29 +121,66 @@ class TrainerBase:
         self.stop_reason = reason
 
     def train(self, start_iter: int, max_iter: int) -> None:
+        """Run iterations ``start_iter .. max_iter - 1``. Ctrl-C ends the loop after the current iteration and its
+        hooks with ``interrupted`` set (the caller saves); a second Ctrl-C raises KeyboardInterrupt at once."""
         self.iter = self.start_iter = self.completed_iter = start_iter
         self.max_iter = max_iter
         logger.info("Starting training from iteration %d to %d", start_iter, max_iter)
         try:
-            for hook in self._hooks:
-                hook.before_train()
-            for self.iter in range(start_iter, max_iter):
-                self.latest_metrics = {}
+            with self.sigint_stops_after_the_iteration():
                 for hook in self._hooks:
-                    hook.before_step()
-                self.run_step()
-                self.completed_iter = self.iter + 1
-                for hook in self._hooks:
-                    hook.after_step()
-                if self.stop_reason:
-                    logger.info("Stopping at iteration %d: %s", self.completed_iter, self.stop_reason)
-                    break
+                    hook.before_train()
+                for self.iter in range(start_iter, max_iter):
+                    self.latest_metrics = {}
+                    for hook in self._hooks:
+                        hook.before_step()
+                    self.run_step()
+                    self.completed_iter = self.iter + 1
+                    for hook in self._hooks:
+                        hook.after_step()
+                    if self.stop_reason:
+                        logger.info("Stopping at iteration %d: %s", self.completed_iter, self.stop_reason)
+                        break
+                    if self._interrupt_requested_anywhere():
+                        self.interrupted = True
+                        break
         except BaseException:
             self.failed = True
             raise
         finally:
             for hook in self._hooks:
                 hook.after_train()
+
+    @contextlib.contextmanager
+    def sigint_stops_after_the_iteration(self):
+        """A SIGINT handler that only sets ``interrupt_requested``: stopping between iterations leaves parameters,
+        optimizer and schedule consistent (an exception inside ``optimizer.step`` would not). Processes forked
+        inside (data loader workers) inherit it and ignore the signal."""
+        if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread only
+            yield
+            return
+        owner = os.getpid()
+
+        def request_stop(signum, frame):
+            if os.getpid() != owner:  # a forked loader worker: the main process decides
+                return
+            if self.interrupt_requested:  # the second Ctrl-C: stop now, without a checkpoint
+                raise KeyboardInterrupt
+            self.interrupt_requested = True
+            logger.warning("Ctrl-C: stopping after iteration %d with a checkpoint (Ctrl-C again stops at once, "
+                           "without one)", self.iter + 1)
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupt_requested_anywhere(self) -> bool:
+        """Every process stops after the same iteration, even if only some received the signal."""
+        if comm.get_world_size() == 1:
+            return self.interrupt_requested
+        return any(comm.all_gather(self.interrupt_requested))
 
     def run_step(self):
         raise NotImplementedError
@@ -227,6 +269,14 @@ class SimpleTrainer(TrainerBase):
         return losses
 
 
+class TrainingInterrupted(SystemExit):
+    """Training stopped by Ctrl-C; the message was logged. Exit code 130 (the shell's code for SIGINT), no
+    traceback."""
+
+    def __init__(self):
+        super().__init__(130)
+
+
 class Trainer:
     """Config-driven training: optimizer, schedule, AMP, freezing, DDP, checkpoints, validation and logging.
 
@@ -268,12 +318,23 @@ class Trainer:
         return build_data_loader(self.cfg, "train", is_distributed=self.distributed, start_iter=start_iter)
 
     def resume_or_load(self, resume: bool = True) -> int:
-        """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly), else load ``MODEL.WEIGHT``
-        (weights only) if set. Returns the iteration training starts from."""
+        """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly; a RunError when the config
+        does not continue that run, ``check_resume``), else load ``MODEL.WEIGHT`` (weights only) if set; a fresh start
+        into an ``OUTPUT_DIR`` holding checkpoints without ``last_checkpoint`` is a RunError. Temporaries of a killed
+        save are removed first. Returns the iteration training starts from."""
+        if self.checkpointer.save_to_disk:
+            remove_orphan_temporaries(self.cfg.OUTPUT_DIR)
         if resume and self.checkpointer.has_checkpoint():
-            self._resumed = self.checkpointer.resume()
+            last = self.checkpointer.read_last()
+            check_resume(self.cfg, last[1], last[0])
+            self._resumed = self.checkpointer.resume(last)
             self.start_iter = int(self._resumed.get("iteration", 0))
-        elif self.cfg.MODEL.WEIGHT and not self.cfg.MODEL.WEIGHT.startswith("catalog://"):
+            if hasattr(self.scheduler, "max_iter"):  # a cosine schedule follows an extended SOLVER.MAX_ITER
+                self.scheduler.max_iter = self.cfg.SOLVER.MAX_ITER
+                self.scheduler.step(epoch=self.scheduler.last_epoch)
+            return self.start_iter
+        check_fresh_start(self.cfg.OUTPUT_DIR)
+        if self.cfg.MODEL.WEIGHT and not self.cfg.MODEL.WEIGHT.startswith("catalog://"):
             # SGB's catalog:// names are ImageNet trunks, which the backbone builder handles (never downloaded)
             self.checkpointer.load_weights(self.cfg.MODEL.WEIGHT, key="MODEL.WEIGHT")
             self.start_iter = 0
@@ -320,13 +381,12 @@ class Trainer:
             names = {k: list(getattr(dataset, k)) for k in ("ind_to_classes", "ind_to_predicates")
                      if hasattr(dataset, k)}
             self.checkpointer.label_names = names or None
-        write_model_info(self.cfg, self.model)
-        data_iter = iter(loader)
         if self._resumed is not None:
-            # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues
-            # with exactly the random numbers the uninterrupted run had after the checkpointed iteration.
-            Checkpointer.restore_rng(self._resumed)
-        loop = SimpleTrainer(self._wrap_ddp(), data_iter, self.optimizer, self.device, self.cfg.SOLVER.GRAD_NORM_CLIP,
+            self.checkpointer.keep_final_under_iteration_name()  # an extended finished run keeps its final model
+        if comm.is_main_process() and self.cfg.OUTPUT_DIR:
+            logger.info("Resolved config saved to %s", write_run_config(self.cfg, self.start_iter))
+        write_model_info(self.cfg, self.model)
+        loop = SimpleTrainer(self._wrap_ddp(), None, self.optimizer, self.device, self.cfg.SOLVER.GRAD_NORM_CLIP,
                              self.cfg.DTYPE, self.scaler)
         loop.config = self.cfg
         loop.unwrapped_model = self.model
@@ -334,6 +394,40 @@ class Trainer:
             loop.state.update(self._resumed.get("trainer_state") or {})
         self.checkpointer.extra_state = loop.state
         loop.register_hooks(self.build_hooks())
-        self.model.train()
-        loop.train(self.start_iter, max_iter)
+        # Installed before the loader starts its workers: forked workers inherit the handler, so the Ctrl-C that a
+        # terminal sends to the whole process group does not kill them mid-batch.
+        with loop.sigint_stops_after_the_iteration():
+            loop.data_iter = iter(loader)
+            if self._resumed is not None:
+                # After creating the loader iterator, which draws a seed from the torch RNG: the run then continues
+                # with exactly the random numbers the uninterrupted run had after the checkpointed iteration.
+                Checkpointer.restore_rng(self._resumed)
+            self.model.train()
+            try:
+                loop.train(self.start_iter, max_iter)
+            except KeyboardInterrupt:
+                logger.error("Interrupted during iteration %d: no checkpoint saved for it; %s", loop.iter + 1,
+                             self._resume_point())
+                raise TrainingInterrupted() from None
+        if loop.interrupted:
+            self._save_interrupted(loop)
         return loop
+
+    def _resume_point(self) -> str:
+        if not self.checkpointer.has_checkpoint():
+            return "there is no checkpoint yet: the next run starts afresh"
+        return f"the next run resumes from {self.checkpointer.get_checkpoint_file()}"
+
+    def _save_interrupted(self, loop: SimpleTrainer) -> None:
+        """After Ctrl-C between iterations: a checkpoint of the last completed one (unless the periodic one is it),
+        then a one-line message and exit code 130."""
+        done = loop.completed_iter
+        if done == loop.start_iter:
+            logger.warning("Interrupted before iteration %d completed: nothing new to save; %s", done + 1,
+                           self._resume_point())
+        else:
+            if self.checkpointer.last_saved_iteration != done:
+                self.checkpointer.save(f"model_{done:07d}", done)
+            logger.warning("Interrupted after iteration %d of %d: saved; run the same command to resume from %s",
+                           done, loop.max_iter, self.checkpointer.get_checkpoint_file())
+        raise TrainingInterrupted()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -29,6 +30,15 @@ from sgg.utils.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last_checkpoint"
+
+
+class CheckpointMissingError(CheckpointError, FileNotFoundError):
+    """A checkpoint file (or the one ``last_checkpoint`` names) does not exist; still a FileNotFoundError."""
+
+
+class CheckpointUnreadableError(CheckpointError, RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model; still a RuntimeError, as it was."""
+
 _SHOW = 10  # keys listed in an error or warning before "... and N more"
 
 
@@ -60,13 +70,55 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------------------------------- file access
 def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to ``path.tmp.<pid>``, then rename: a crash never leaves a half-written ``path``. A failed
+    write (disk full, read-only folder) is a CheckpointError naming ``path``; ``path`` is then unchanged."""
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports write failures as RuntimeError
+        raise CheckpointError(f"cannot write checkpoint {path}: {type(err).__name__}: {err}. Is the disk full or the "
+                              "folder read-only? The previous checkpoints are unchanged") from err
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:  # already renamed, or never written
+        pass
+
+
+_TEMPORARY = re.compile(r"\.tmp\.(\d+)$")  # atomic writes' temporary names end in .tmp.<pid of the writer>
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():  # this process is not writing yet: a file of ours is left from an earlier save
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to another user, or signals are unsupported: assume it is writing
+        return True
+    return True
+
+
+def remove_orphan_temporaries(folder: str) -> List[str]:
+    """Delete the ``*.tmp.<pid>`` files that a killed save left in ``folder`` (a kill between ``torch.save`` and the
+    rename); only those whose writer is no longer running here, so that a live save of another process is never
+    touched. Returns the removed names."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if folder and os.path.isdir(folder) else []:
+        match = _TEMPORARY.search(name)
+        if match and not _process_alive(int(match.group(1))):
+            _remove_quietly(os.path.join(folder, name))
+            removed.append(name)
+    if removed:
+        logger.info("Removed %d temporary files left by an interrupted save in %s: %s", len(removed), folder,
+                    ", ".join(removed))
+    return removed
 
 
 def load_checkpoint_file(path: str, key: str = "checkpoint") -> Dict[str, Any]:
@@ -75,23 +127,24 @@ def load_checkpoint_file(path: str, key: str = "checkpoint") -> Dict[str, Any]:
     ``key`` names where the path came from (``MODEL.WEIGHT``, ``last_checkpoint`` ...) for the error messages.
     """
     if not path:
-        raise FileNotFoundError(f"{key} is empty: give the path of a checkpoint file")
+        raise CheckpointMissingError(f"{key} is empty: give the path of a checkpoint file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{key}: checkpoint file {path} does not exist")
+        raise CheckpointMissingError(f"{key}: checkpoint file {path} does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise CheckpointError(f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {err}. It must be a "
-                              "file written by torch.save holding a state dict or a dict with a 'model' entry "
-                              "(only tensors, numbers and strings are loaded)") from None
+        raise CheckpointUnreadableError(
+            f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {err}. It must be a file written by "
+            "torch.save holding a state dict or a dict with a 'model' entry (only tensors, numbers and strings are "
+            "loaded)") from None
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         checkpoint = dict(data)
     elif isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         checkpoint = {"model": data}
     else:
-        raise CheckpointError(f"{key}: checkpoint file {path} holds neither a state dict nor a dict with a 'model' "
-                              f"state dict (found {type(data).__name__} with keys "
-                              f"{sorted(data)[:_SHOW] if isinstance(data, dict) else '-'})")
+        raise CheckpointUnreadableError(
+            f"{key}: checkpoint file {path} holds neither a state dict nor a dict with a 'model' state dict (found "
+            f"{type(data).__name__} with keys {sorted(data)[:_SHOW] if isinstance(data, dict) else '-'})")
     checkpoint["model"] = _strip_prefix(checkpoint["model"], "module.")
     return checkpoint
 
@@ -178,12 +231,15 @@ class Checkpointer:
         self.cfg = cfg
         self.label_names = label_names
         self.extra_state: Dict[str, Any] = {}  # the trainer's hook state (best metric ...), saved as trainer_state
+        self.last_saved_iteration: Optional[int] = None  # of the latest save tagged in last_checkpoint
 
     # ------------------------------------------------------------------------------------------------- save
     def save(self, name: str, iteration: int, tag_last: bool = True, **extra) -> Optional[str]:
         """Write ``save_dir/name.pth``; ``tag_last`` makes it the one a resume starts from. Returns the path."""
         self._check_finite(name, iteration)  # on every process, so that all of them stop together
         rng_states = comm.all_gather(capture_rng_state())
+        if tag_last:
+            self.last_saved_iteration = int(iteration)
         if not (self.save_to_disk and self.save_dir):
             return None
         data = {"model": self.model.state_dict(), "iteration": int(iteration), "rng_states": rng_states,
@@ -195,8 +251,11 @@ class Checkpointer:
             if obj is not None:
                 data[key] = obj.state_dict()
         data.update(extra)
-        os.makedirs(self.save_dir, exist_ok=True)
         path = os.path.join(self.save_dir, f"{name}.pth")
+        try:
+            os.makedirs(self.save_dir, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(f"cannot write checkpoint {path}: cannot create its folder: {err}") from err
         atomic_torch_save(data, path)
         if tag_last:
             self._tag_last_checkpoint(os.path.basename(path))
@@ -213,9 +272,13 @@ class Checkpointer:
     def _tag_last_checkpoint(self, relative_name: str) -> None:
         path = os.path.join(self.save_dir, LAST_CHECKPOINT)
         tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(relative_name)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                f.write(relative_name)
+            os.replace(tmp, path)
+        except OSError as err:
+            _remove_quietly(tmp)
+            raise CheckpointError(f"cannot write {path} (naming {relative_name}, which was saved): {err}") from err
 
     # ------------------------------------------------------------------------------------------------- resume
     def has_checkpoint(self) -> bool:
@@ -228,25 +291,31 @@ class Checkpointer:
         with open(tag) as f:
             name = f.read().strip()
         if not name:
-            raise CheckpointError(f"{tag} is empty: delete it to start afresh, or write the checkpoint file name in it")
+            raise CheckpointUnreadableError(f"{tag} is empty: delete it to start afresh, or write the checkpoint file "
+                                            "name in it")
         path = name if os.path.isabs(name) else os.path.join(self.save_dir, name)
         if not os.path.isfile(path) and os.path.isabs(name):
             local = os.path.join(self.save_dir, os.path.basename(name))
             if os.path.isfile(local):
                 return local
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{tag} names checkpoint {name}, but {path} does not exist: restore the file, "
-                                    f"or delete {tag} to start afresh")
+            raise CheckpointMissingError(f"{tag} names checkpoint {name}, but {path} does not exist: restore the "
+                                         f"file, or delete {tag} to start afresh")
         return path
 
-    def resume(self) -> Dict[str, Any]:
-        """Restore model, optimizer, scheduler, scaler from ``last_checkpoint``; returns the checkpoint dict.
+    def read_last(self) -> Tuple[str, Dict[str, Any]]:
+        """(path, checkpoint dict) of the file ``last_checkpoint`` names."""
+        path = self.get_checkpoint_file()
+        return path, load_checkpoint_file(path, key=os.path.join(self.save_dir, LAST_CHECKPOINT))
+
+    def resume(self, last: Optional[Tuple[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+        """Restore model, optimizer, scheduler, scaler from ``last_checkpoint`` (or ``last``, what ``read_last``
+        returned); returns the checkpoint dict.
 
         The RNG states are not applied here: the caller restores them (``restore_rng``) once the data loader exists,
         because creating a loader iterator draws from the torch RNG.
         """
-        path = self.get_checkpoint_file()
-        checkpoint = load_checkpoint_file(path, key=os.path.join(self.save_dir, LAST_CHECKPOINT))
+        path, checkpoint = last or self.read_last()
         self._load_model(checkpoint, path, strict=True, source="resume")
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
             if obj is None:
@@ -257,6 +326,25 @@ class Checkpointer:
                 logger.warning("Resume: %s has no %s state; it starts fresh", path, key)
         logger.info("Resumed from %s at iteration %d", path, checkpoint.get("iteration", 0))
         return checkpoint
+
+    def keep_final_under_iteration_name(self) -> Optional[str]:
+        """Before a finished run is extended: rename the ``model_final.pth`` that ``last_checkpoint`` names to
+        ``model_{iteration:07d}.pth`` and point ``last_checkpoint`` at it, so that the extended run's own final
+        checkpoint never overwrites it. Returns the new path (None when the last checkpoint is not a final one)."""
+        if not self.save_to_disk:  # the writing process renames; the others never read the file again
+            return None
+        path = self.get_checkpoint_file()
+        if os.path.basename(path) != "model_final.pth":
+            return None
+        iteration = int(load_checkpoint_file(path).get("iteration", 0))
+        kept = os.path.join(self.save_dir, f"model_{iteration:07d}.pth")
+        if os.path.exists(kept):
+            raise CheckpointError(f"cannot keep the finished run's {path} under its iteration name: {kept} exists "
+                                  "already; move one of them away")
+        os.replace(path, kept)
+        self._tag_last_checkpoint(os.path.basename(kept))
+        logger.info("The finished run's model_final.pth (iteration %d) is kept as %s", iteration, kept)
+        return kept
 
     @staticmethod
     def restore_rng(checkpoint: Dict[str, Any]) -> bool:
@@ -298,7 +386,7 @@ class Checkpointer:
                 lines.append(f"  {len(missing)} model keys missing from the checkpoint: {_listing(missing)}")
             if unexpected:
                 lines.append(f"  {len(unexpected)} checkpoint keys the model does not have: {_listing(unexpected)}")
-            raise CheckpointError("\n".join(lines))
+            raise CheckpointUnreadableError("\n".join(lines))
         if missing:
             logger.warning("%s: %d model keys not in %s (they keep their initial values): %s", source, len(missing),
                            path, _listing(missing))

@@ -160,3 +160,37 @@ def test_sgb_readme_command_line_loads_unchanged():
 def test_unknown_key_next_to_an_ignored_group_is_still_an_error():
     with pytest.raises(ConfigError, match="unknown config key MODEL.ROI_RELATION_HEAD.CAUSAL_TYPO"):
         load_config(None, ["MODEL.ROI_RELATION_HEAD.CAUSAL_TYPO", "1"])
+
+
+def test_base_cycle_is_an_error_naming_the_chain_of_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("_BASE_: sub/b.yaml\nSOLVER:\n  MAX_ITER: 3\n")
+    (tmp_path / "sub" / "b.yaml").write_text("_BASE_: ../c.yaml\n")
+    (tmp_path / "c.yaml").write_text("_BASE_: ./a.yaml\n")  # back to a.yaml under another spelling
+    with pytest.raises(ConfigError) as err:
+        load_config(str(tmp_path / "a.yaml"))
+    text = str(err.value)
+    chain = text[text.index("cycle: ") + len("cycle: "):].split(";")[0].split(" -> ")
+    assert [os.path.basename(f) for f in chain] == ["a.yaml", "b.yaml", "c.yaml", "a.yaml"]
+    assert text.startswith(str(tmp_path / "a.yaml"))
+    # a file that includes itself
+    (tmp_path / "self.yaml").write_text("_BASE_: self.yaml\n")
+    with pytest.raises(ConfigError, match=r"self.yaml -> .*self.yaml"):
+        load_config(str(tmp_path / "self.yaml"))
+    # a chain of distinct files is no cycle
+    (tmp_path / "base.yaml").write_text("SOLVER:\n  MAX_ITER: 5\n")
+    (tmp_path / "mid.yaml").write_text("_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.5\n")
+    (tmp_path / "top.yaml").write_text("_BASE_: mid.yaml\n")
+    cfg = load_config(str(tmp_path / "top.yaml"))
+    assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.BASE_LR) == (5, 0.5)
+
+
+def test_detector_checks_only_the_object_count_and_names_the_dataset():
+    from sgg.engine.detection import check_num_classes
+
+    cfg = load_config(None, ["DATASETS.TRAIN", "('SyntheticVG_train',)", "MODEL.ROI_BOX_HEAD.NUM_CLASSES", "4"])
+    names = {"ind_to_classes": ["__background__", "a", "b", "c"], "ind_to_predicates": ["__background__", "near"]}
+    check_num_classes(cfg, names)  # ROI_RELATION_HEAD.NUM_CLASSES (51) does not size the detector: not checked
+    with pytest.raises(ConfigError, match=r"^MODEL.ROI_BOX_HEAD.NUM_CLASSES is 4 but SyntheticVG_train has 3 object "
+                                          r"classes .* set MODEL.ROI_BOX_HEAD.NUM_CLASSES 3$"):
+        check_num_classes(cfg, {"ind_to_classes": names["ind_to_classes"][:3]})

@@ -109,13 +109,13 @@ def toy_cfg(output_dir, **solver):
     return cfg
 
 
-def toy_train_loader(cfg, dataset, start_iter: int = 0, distributed: bool = False):
+def toy_train_loader(cfg, dataset, start_iter: int = 0, distributed: bool = False, workers: int = 0):
     """The framework's training sampling (seeded DistributedSampler, iteration-based batches) over ``dataset``."""
     world, rank = (comm.get_world_size(), comm.get_rank()) if distributed else (1, 0)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=max(cfg.SEED, 0))
     batches = BatchSampler(sampler, cfg.SOLVER.IMS_PER_BATCH // world, drop_last=False)
     batches = IterationBasedBatchSampler(batches, cfg.SOLVER.MAX_ITER, start_iter)
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=BatchCollator(0), num_workers=0)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=BatchCollator(0), num_workers=workers)
 
 
 def toy_test_loader(cfg, dataset, distributed: bool = False):

@@ -100,3 +100,19 @@ def test_garbage_file_is_a_clear_error(tmp_path):
     bad.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="MODEL.WEIGHT: cannot read checkpoint file"):
         _checkpointer(tmp_path).load_weights(str(bad))
+
+
+def test_checkpoint_errors_are_checkpoint_errors_and_keep_their_old_types(tmp_path):
+    from sgg.utils.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as missing:
+        load_checkpoint_file(str(tmp_path / "nope.pth"), key="MODEL.WEIGHT")
+    assert isinstance(missing.value, FileNotFoundError)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError) as unreadable:
+        load_checkpoint_file(str(garbage), key="MODEL.WEIGHT")
+    assert isinstance(unreadable.value, RuntimeError)
+    src = Checkpointer(Other(), save_dir=str(tmp_path / "other"))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        _checkpointer(tmp_path).load_weights(src.save("model_final", iteration=1))

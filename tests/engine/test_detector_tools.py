@@ -56,10 +56,17 @@ def test_pretrain_resume_and_test_tools(data_dir, tmp_path):
     _, log = _run(["tools/detector_test_net.py", "--config-file", CONFIG, *_opts(data_dir, out, 4)])
     assert MAP_LINE.findall(log) == [train_maps[-1]]  # the same final model, the same number
 
+    # a longer MAX_ITER does not silently continue the finished run; SOLVER.EXTEND_RUN True does
+    final = (out / "model_final.pth").read_bytes()
+    code, log = _run(["tools/detector_pretrain_net.py", "--config-file", CONFIG, *_opts(data_dir, out, 6),
+                      "--skip-test"], expect_ok=False)
+    assert code != 0 and "SOLVER.MAX_ITER is 6 but the run in" in log and "SOLVER.EXTEND_RUN True" in log
+    assert (out / "model_final.pth").read_bytes() == final
     _, log = _run(["tools/detector_pretrain_net.py", "--config-file", CONFIG, *_opts(data_dir, out, 6),
-                   "--skip-test"])
+                   "SOLVER.EXTEND_RUN", "True", "--skip-test"])
     assert "Resumed from" in log and "at iteration 4" in log and "iter: 6/6" in log
     assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert (out / "model_0000004.pth").read_bytes() == final  # the finished run's final model, kept
 
 
 def test_pretrain_under_torchrun_with_two_cpu_processes(data_dir, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine_toys import ToyDataset, ToyModel, score_evaluator, toy_cfg, toy_test_loader, toy_train_loader
-from sgg.engine import HookBase, Trainer, evaluate_detector, inference_on_dataset, run_inference
+from sgg.engine import HookBase, Trainer, TrainingInterrupted, evaluate_detector, inference_on_dataset, run_inference
 from sgg.utils.checkpoint import load_checkpoint_file
 from sgg.utils.miscellaneous import seed_everything
 
@@ -79,8 +79,9 @@ def test_resume_at_k_gives_the_parameters_of_an_uninterrupted_run(tmp_path, sche
         return trainer
 
     full = run(tmp_path / "full", seed=0)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted) as stop:  # a KeyboardInterrupt during an iteration: nothing saved
         run(tmp_path / "stopped", seed=0, hooks=[Interrupt(4)])
+    assert stop.value.code == 130
     assert (tmp_path / "stopped" / "last_checkpoint").read_text() == "model_0000004.pth"
     resumed = run(tmp_path / "stopped", seed=99)  # a different seed: only the checkpoint may matter
     assert resumed.start_iter == 4

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgg.config import load_config
+from sgg.config import ConfigError, load_config
 from sgg.evaluation import SceneGraphEvaluator
 from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN, assign_gt_labels
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
@@ -25,7 +25,8 @@ def _statistics():
 def _cfg(predictor, box, label, *extra):
     return load_config(None, [
         "MODEL.BACKBONE.CONV_BODY", "tiny-FPN", "MODEL.RANDOM_INIT_BACKBONE", "True", "MODEL.RELATION_ON", "True",
-        "MODEL.ROI_BOX_HEAD.NUM_CLASSES", str(NUM_CLASSES), "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", "64",
+        "MODEL.ROI_BOX_HEAD.NUM_CLASSES", str(NUM_CLASSES), "MODEL.ROI_RELATION_HEAD.NUM_CLASSES", str(NUM_PREDICATES),
+        "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", "64",
         "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "4", "MODEL.BACKBONE.OUT_CHANNELS", "16",
         "MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", "32", "MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM", "64",
         "MODEL.ROI_RELATION_HEAD.EMBED_DIM", "16", "MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM", "32",
@@ -131,9 +132,21 @@ def test_images_without_boxes_give_empty_predictions():
 
 
 def test_wrong_class_count_and_missing_targets_are_explained():
-    with pytest.raises(ValueError, match="NUM_CLASSES"):
+    with pytest.raises(ConfigError) as err:  # one rule for every class-count key: the dataset decides
         SceneGraphRCNN.from_config(_cfg("MotifPredictor", True, True, "MODEL.ROI_BOX_HEAD.NUM_CLASSES", "151"),
                                    _statistics())
+    assert str(err.value) == ("MODEL.ROI_BOX_HEAD.NUM_CLASSES is 151 but the dataset has 6 object classes (with the "
+                              "background): the dataset decides the class counts; set MODEL.ROI_BOX_HEAD.NUM_CLASSES 6")
+    with pytest.raises(ConfigError) as err:  # the predicate count was silently ignored before
+        SceneGraphRCNN.from_config(_cfg("MotifPredictor", True, True, "MODEL.ROI_RELATION_HEAD.NUM_CLASSES", "51",
+                                        "DATASETS.TRAIN", "('VG150_train',)"), _statistics())
+    assert str(err.value) == ("MODEL.ROI_RELATION_HEAD.NUM_CLASSES is 51 but VG150_train has 5 predicate classes (with "
+                              "the background): the dataset decides the class counts; set "
+                              "MODEL.ROI_RELATION_HEAD.NUM_CLASSES 5")
+    with pytest.raises(ConfigError, match=r"BOX_HEAD.NUM_CLASSES is 7 .*; MODEL.ROI_RELATION_HEAD.NUM_CLASSES is 4 .* set "
+                                          r"MODEL.ROI_BOX_HEAD.NUM_CLASSES 6 MODEL.ROI_RELATION_HEAD.NUM_CLASSES 5$"):
+        SceneGraphRCNN.from_config(_cfg("MotifPredictor", True, True, "MODEL.ROI_BOX_HEAD.NUM_CLASSES", "7",
+                                        "MODEL.ROI_RELATION_HEAD.NUM_CLASSES", "4"), _statistics())
     model = SceneGraphRCNN.from_config(_cfg("MotifPredictor", True, True), _statistics()).eval()
     images, _ = _batch()
     with pytest.raises(ValueError, match="needs the GT boxes"):

@@ -82,10 +82,12 @@ def test_predcls_train_test_reevaluate_and_resume(data_root, detector_ckpt, tmp_
         again = json.load(f)
     assert {k: v for k, v in again.items() if "@" in k} == {k: v for k, v in trained.items() if "@" in k}
 
-    # resume continues from iteration 4 to 6
+    # extending the finished run from iteration 4 to 6 (the detector key may differ: the checkpoint replaces it)
     log = _run(["tools/relation_train_net.py", "--config-file", config,
-                *_opts(data_root, out, 6, "MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor"), "--skip-test"])
+                *_opts(data_root, out, 6, "MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor",
+                       "SOLVER.EXTEND_RUN", "True"), "--skip-test"])
     assert "Resumed from" in log and "iter: 6/6" in log
+    assert (out / "model_0000004.pth").exists() and (out / "config_until_0000004.yaml").exists()
 
 
 def test_sgdet_trains_on_detections_and_tests(data_root, detector_ckpt, tmp_path):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sgg.config import get_protocol
-from sgg.config.sgg_config import ConfigError
+from sgg.config.class_counts import check_class_counts, dataset_name
 from sgg.modeling.registry import META_ARCHITECTURES
 from sgg.modeling.roi_heads.relation_head.relation_head import RelationHead
 from sgg.structures import BoxList, boxlist_iou
@@ -60,10 +60,7 @@ class SceneGraphRCNN(nn.Module):
             from sgg.data import get_dataset_statistics
 
             statistics = get_dataset_statistics(cfg)
-        num_classes = len(statistics["obj_classes"])
-        if cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES != num_classes:
-            raise ConfigError(f"MODEL.ROI_BOX_HEAD.NUM_CLASSES is {cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES} but the "
-                              f"dataset has {num_classes} object classes (with background); set it to {num_classes}")
+        check_class_counts(cfg, dataset_name(cfg), statistics["obj_classes"], statistics["rel_classes"])
         detector = GeneralizedRCNN.from_config(cfg)
         head = RelationHead(cfg, detector, statistics)
         return cls(detector, head, get_protocol(cfg), cfg.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR,

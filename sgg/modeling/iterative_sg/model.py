@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sgg.config import get_protocol
+from sgg.config.class_counts import check_class_counts, dataset_name
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.backbone import build_backbone
 from sgg.modeling.registry import META_ARCHITECTURES
@@ -168,13 +169,8 @@ class IterativeSceneGraph(nn.Module):
 
             statistics = get_dataset_statistics(cfg)
         detr = cfg.MODEL.DETR
+        check_class_counts(cfg, dataset_name(cfg), statistics["obj_classes"], statistics["rel_classes"])
         num_obj, num_rel = len(statistics["obj_classes"]), len(statistics["rel_classes"])
-        for key, value, expected in (("MODEL.ROI_BOX_HEAD.NUM_CLASSES", cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, num_obj),
-                                     ("MODEL.ROI_RELATION_HEAD.NUM_CLASSES", cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES,
-                                      num_rel)):
-            if value != expected:
-                raise ValueError(f"{key} is {value} but the dataset has {expected} classes (with background); set "
-                                 f"it to {expected}")
         if detr.NUM_OBJECT_QUERIES != detr.NUM_RELATION_QUERIES:
             raise ConfigError(f"MODEL.DETR.NUM_OBJECT_QUERIES ({detr.NUM_OBJECT_QUERIES}) and "
                               f"MODEL.DETR.NUM_RELATION_QUERIES ({detr.NUM_RELATION_QUERIES}) must be equal: query i "
