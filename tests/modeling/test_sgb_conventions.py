@@ -276,6 +276,16 @@ def test_sgb_detector_config_turns_every_convention_on():
     assert rpn.anchor_generator.strides == FPN_STRIDES
     assert post.nms_plus_one and post.clip_to_last_pixel and post.proposal_order
     assert post.detections_per_img == 80 and post.nms_filter_duplicates
+    # training runs through SGB's proposal selection too (training top-n values: 6000 / 1000 / 1000)
+    from sgg.structures import BoxList, to_image_list
+
+    target = BoxList(torch.tensor([[4.0, 6.0, 40.0, 50.0]]), (80, 64))
+    target.add_field("labels", torch.tensor([3]))
+    model.train()
+    losses = model(to_image_list([torch.randn(3, 64, 80)], 32), [target])
+    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert rpn.per_level_post_nms_top_n() == 1000
     plain = GeneralizedRCNN.from_config(load_config(None, ["MODEL.BACKBONE.CONV_BODY", "tiny-FPN",
                                                            "MODEL.RANDOM_INIT_BACKBONE", "True"]))
     assert not plain.rpn.sgb_selection and plain.rpn.min_size == 1e-3
