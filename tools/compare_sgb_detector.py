@@ -15,7 +15,7 @@ Two steps, each in its own environment:
 2. ``ours``: here. Converts the checkpoint with tools/convert_sgb_checkpoint.py, runs this framework's detector on
    the same input tensors with the matching configs (SGB's conventions on) and compares::
 
-       python tools/compare_sgb_detector.py ours --out-dir /tmp/sgb_eq
+       python tools/compare_sgb_detector.py ours --out-dir /tmp/sgb_eq [--ablate] [KEY VALUE ...]
 
 Nothing of SGB is part of this file: step 1 imports SGB from the path it is given.
 """
@@ -116,6 +116,23 @@ def count_found(ours: torch.Tensor, theirs: torch.Tensor) -> int:
     return int((theirs[:, None, :] == ours[None, :, :]).all(-1).any(1).sum())
 
 
+# the detection rules that are switched one by one with --ablate (LEGACY_ANCHORS' P6 stride is not separable)
+ABLATED_KEYS = ("MODEL.RPN.FPN_POST_NMS_PER_LEVEL_CAP", "MODEL.NMS_PLUS_ONE", "MODEL.CLIP_TO_LAST_PIXEL",
+                "MODEL.ROI_HEADS.PROPOSAL_ORDER")
+
+
+def compare(name: str, index: int, ref, proposals: torch.Tensor, detections, seconds: float) -> bool:
+    ours_det = torch.cat([detections.bbox, detections.get_field("pred_labels")[:, None].float(),
+                          detections.get_field("pred_scores")[:, None]], 1)
+    ref_det = torch.cat([ref["boxes"], ref["labels"][:, None].float(), ref["scores"][:, None]], 1)
+    same = torch.equal(proposals, ref["proposals"]) and torch.equal(ours_det, ref_det)
+    print(f"  {name} image {index}: proposals {count_found(proposals, ref['proposals'])}/{len(ref['proposals'])} "
+          f"of SGB's found (ours {len(proposals)}), detections {count_found(ours_det, ref_det)}/{len(ref_det)} "
+          f"(ours {len(ours_det)}); identical tensors in the same order: {same} (RPN + box head {seconds:.1f} s)",
+          flush=True)
+    return same
+
+
 def run_ours(args) -> int:
     from sgg.structures import to_image_list
     from tools.convert_sgb_checkpoint import convert
@@ -127,29 +144,27 @@ def run_ours(args) -> int:
             print(f"--out-dir: {path} does not exist; run the sgb step first with the same --out-dir", file=sys.stderr)
             return 2
     results = torch.load(results_file, weights_only=False)
-    models = {name: convert(checkpoint, os.path.join(REPO, "configs", ours_yaml), args.opts)[1].eval()
-              for name, (_, ours_yaml) in SETTINGS.items()}
-    first = models["detector"]
+    variants = [("as configured", [])]
+    if args.ablate:
+        variants += [(f"{key} False", [key, "False"]) for key in ABLATED_KEYS]
+        variants.append(("all four False", [v for key in ABLATED_KEYS for v in (key, "False")]))
+    features = None
     all_equal = True
     with torch.no_grad():
-        for index, image in enumerate(results["images"]):
-            images = first.prepare_images(to_image_list([image], 32))
-            features = first.extract_features(images)
-            for name, model in models.items():
-                ref = results[(name, index)]
-                start = time.time()
-                (proposals,), _ = model.propose(images, features)
-                (detections,) = model.detect(images, features, [proposals])
-                seconds = time.time() - start
-                ours_det = torch.cat([detections.bbox, detections.get_field("pred_labels")[:, None].float(),
-                                      detections.get_field("pred_scores")[:, None]], 1)
-                ref_det = torch.cat([ref["boxes"], ref["labels"][:, None].float(), ref["scores"][:, None]], 1)
-                same = (torch.equal(proposals, ref["proposals"]) and torch.equal(ours_det, ref_det))
-                all_equal &= same
-                print(f"{name} image {index}: proposals {count_found(proposals, ref['proposals'])}/"
-                      f"{len(ref['proposals'])} of SGB's found (ours {len(proposals)}), detections "
-                      f"{count_found(ours_det, ref_det)}/{len(ref_det)} (ours {len(ours_det)}); identical "
-                      f"tensors in the same order: {same} (RPN + box head {seconds:.1f} s)", flush=True)
+        for label, opts in variants:
+            print(label, flush=True)
+            for name, (_, ours_yaml) in SETTINGS.items():
+                model = convert(checkpoint, os.path.join(REPO, "configs", ours_yaml), [*args.opts, *opts])[1].eval()
+                images = [model.prepare_images(to_image_list([image], 32)) for image in results["images"]]
+                if features is None:  # no compared key touches the trunk: one pass per image
+                    features = [model.extract_features(batch) for batch in images]
+                for index, (batch, feats) in enumerate(zip(images, features)):
+                    start = time.time()
+                    (proposals,), _ = model.propose(batch, feats)
+                    (detections,) = model.detect(batch, feats, [proposals])
+                    same = compare(name, index, results[(name, index)], proposals, detections, time.time() - start)
+                    all_equal &= same or bool(opts)  # the ablations are expected to differ
+                del model
     print("ALL IDENTICAL" if all_equal else "DIFFERENCES FOUND")
     return 0 if all_equal else 1
 
@@ -165,6 +180,8 @@ def parse_args(argv=None):
     sgb.add_argument("--out-dir", required=True)
     ours = sub.add_parser("ours", help="convert, run this framework's detector and compare")
     ours.add_argument("--out-dir", required=True, help="the sgb step's --out-dir")
+    ours.add_argument("--ablate", action="store_true",
+                      help="also run with each of SGB's detection rules off, and with all of them off")
     ours.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                       help="config overrides KEY VALUE for both settings (e.g. one SGB convention off)")
     return parser.parse_args(argv)
