@@ -109,7 +109,8 @@ def nms_plus_one(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) ->
     """SGB's NMS (maskrcnn-benchmark ``nms_cpu``): greedy in descending score order, IoU with ``+1`` widths, a box
     is suppressed when its IoU with a kept one is >= ``threshold`` (torchvision: >, without the ``+1``). Returns
     the kept indices in ascending index order, as SGB's kernels do (not in score order). Exact, with the same
-    float operations as SGB's kernel; a Python loop over the kept boxes (about 0.1 s for 6000 boxes on a CPU)."""
+    float operations as SGB's kernel; a Python loop over the kept boxes (2-3 s for 6000 random boxes of which 5575
+    are kept, on one busy CPU core; torchvision's compiled NMS took 1.4 s there)."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     order = scores.sort(0, descending=True)[1]
