@@ -59,13 +59,18 @@ def load_image(path: str) -> torch.Tensor:
     return tensor - torch.tensor(PIXEL_MEAN)[:, None, None]
 
 
-def seed_predictor(cls_score, bbox_pred, seed: int):
-    """SGB's own initialisation under ``torch.manual_seed(seed)`` leaves the class logits near uniform (every score
-    below SCORE_THRESH 0.01 on a random trunk); the predictor gets a seeded spread instead."""
+def seed_heads(rpn_head, predictor, seed: int):
+    """SGB's own initialisation under ``torch.manual_seed(seed)`` on a random trunk (no trained batch norm) gives huge
+    RPN outputs (objectness logits and deltas of std ~20: most proposals collapse to zero-size boxes at the border)
+    and near-uniform class logits (every score below SCORE_THRESH 0.01). The four output layers are re-drawn from a
+    seeded normal (in this order: class scores std 3e-4, box deltas 1e-5, RPN objectness 1e-3, RPN deltas 1e-4)
+    so that proposals and detections are ordinary boxes with spread scores."""
     gen = torch.Generator().manual_seed(seed + 1)
+    layers = ((predictor.cls_score, 3e-4), (predictor.bbox_pred, 1e-5), (rpn_head.cls_logits, 1e-3),
+              (rpn_head.bbox_pred, 1e-4))
     with torch.no_grad():
-        cls_score.weight.copy_(torch.randn(cls_score.weight.shape, generator=gen) * 3e-4)
-        bbox_pred.weight.copy_(torch.randn(bbox_pred.weight.shape, generator=gen) * 1e-5)
+        for layer, std in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * std)
 
 
 def run_sgb(args) -> int:
@@ -84,8 +89,7 @@ def run_sgb(args) -> int:
         torch.manual_seed(args.seed)
         models[name] = build_detection_model(cfg).eval()
     first = models["detector"]
-    predictor = first.roi_heads.box.predictor
-    seed_predictor(predictor.cls_score, predictor.bbox_pred, args.seed)
+    seed_heads(first.rpn.head, first.roi_heads.box.predictor, args.seed)
     for model in models.values():
         model.load_state_dict(first.state_dict())
     os.makedirs(args.out_dir, exist_ok=True)
