@@ -202,5 +202,5 @@ class MultiLevelRoIAlign(nn.Module):
         return result
 
 
-__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator", "MultiLevelRoIAlign", "nms_plus_one",
-           "batched_nms_plus_one", "clip_boxes_to_last_pixel", "min_size_mask_plus_one"]
+__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator", "MultiLevelRoIAlign",
+           "nms_plus_one", "batched_nms_plus_one", "clip_boxes_to_last_pixel", "min_size_mask_plus_one"]

@@ -78,7 +78,8 @@ def test_legacy_anchors_shift_p6_by_the_configured_stride_64():
     start = sum(h * w for h, w in grids[:4])
     p6 = anchors[start:]
     assert len(p6) == 10 * 15
-    # stride 64, size 512, ratio 1: side round(sqrt(64 * 64)) = 64 scaled to 512, centred on 31.5: [-224, -224, 287, 287]
+    # stride 64, size 512, ratio 1: side round(sqrt(64 * 64)) = 64 scaled to 512, centred on 31.5:
+    # [-224, -224, 287, 287]
     assert p6[0].tolist() == [-224.0, -224.0, 287.0, 287.0]
     assert p6[1].tolist() == [-160.0, -224.0, 351.0, 287.0]           # next column: x + 64 (torchvision: + 61)
     assert p6[15].tolist() == [-224.0, -160.0, 287.0, 351.0]          # next row: y + 64 (torchvision: + 60)

@@ -7,7 +7,8 @@ and torchvision's legacy ``roi_align``), from its X-101-FPN detector
 ``RPN.POST_NMS_TOP_N_TEST 100``, ``RPN.FPN_POST_NMS_TOP_N_TEST 300``) built under ``torch.manual_seed(0)`` with its
 four output layers re-drawn as ``tools/compare_sgb_detector.py: seed_heads`` does (normal, generator seed 1: class
 scores std 3e-4, box deltas 1e-5, RPN objectness 1e-3, RPN deltas 1e-4), on one 720 x 477 photo (``load_image``,
-then bilinearly resized to 150 x 210, padded 160 x 224: a 3 x 4 P6 grid, whose torchvision strides would be 53 / 56, not 64). It holds
+then bilinearly resized to 150 x 210, padded 160 x 224: a 3 x 4 P6 grid, whose torchvision strides would be
+53 / 56, not 64). It holds
 
 * the RPN head's outputs per level (``objectness`` (A, H, W) logits, ``rpn_deltas`` (4A, H, W)) and the proposals of
   ``RPNPostProcessor.forward`` (``proposals``, ``proposal_objectness``);
