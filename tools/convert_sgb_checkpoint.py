@@ -25,7 +25,9 @@ from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # n
 logger = logging.getLogger("sgg.tools.convert_sgb_checkpoint")
 SGB_CONVENTIONS = ["MODEL.BOX_CODER_PLUS_ONE", "True", "MODEL.RPN.LEGACY_ANCHORS", "True",
                    "MODEL.RESNETS.FROZEN_BN_EPS", "0.0", "MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS", "True",
-                   "MODEL.ROI_BOX_HEAD.POOLER_ALIGNED", "False"]
+                   "MODEL.ROI_BOX_HEAD.POOLER_ALIGNED", "False", "MODEL.RPN.FPN_POST_NMS_PER_LEVEL_CAP", "True",
+                   "MODEL.NMS_PLUS_ONE", "True", "MODEL.CLIP_TO_LAST_PIXEL", "True",
+                   "MODEL.ROI_HEADS.PROPOSAL_ORDER", "True"]
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "e2e_relation_detector_X_101_32_8_FPN_1x.yaml")
 

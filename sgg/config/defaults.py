@@ -254,6 +254,10 @@ _C.MODEL.RPN.LEGACY_ANCHORS = False  # Detectron's cell anchors (centred at (str
 _C.MODEL.RESNETS.FROZEN_BN_EPS = 1e-5  # epsilon of the frozen batch norm; maskrcnn-benchmark's has none (0.0)
 _C.MODEL.ROI_BOX_HEAD.POOLER_ALIGNED = False  # RoIAlign variant: False legacy grid (SGB, torchvision), True half-pixel
 _C.MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS = False  # maskrcnn-benchmark's FPN level of a box (+1 areas); SGB: True
+_C.MODEL.RPN.FPN_POST_NMS_PER_LEVEL_CAP = False  # FPN: at most POST_NMS_TOP_N_* per level after NMS (SGB: True)
+_C.MODEL.NMS_PLUS_ONE = False  # SGB's NMS in RPN and box head: +1 widths, IoU >= thresh suppresses, input order
+_C.MODEL.CLIP_TO_LAST_PIXEL = False  # clip boxes to [0, W-1] x [0, H-1], RPN MIN_SIZE on +1 widths (SGB: True)
+_C.MODEL.ROI_HEADS.PROPOSAL_ORDER = False  # SGB: True; per-class cap and output in proposal order, not by score
 # <<< demo / SGB checkpoint keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT

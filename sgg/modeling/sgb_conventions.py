@@ -7,6 +7,14 @@ its boxes (docs/demo.md):
 * ``MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS``: maskrcnn-benchmark's FPN level of a box (``+1`` areas, the epsilon
   inside the logarithm); ``MODEL.ROI_BOX_HEAD.POOLER_ALIGNED``: the RoIAlign variant (False: the legacy sampling
   grid of maskrcnn-benchmark / SGB and of torchvision's default; True: the half-pixel "aligned" grid of detectron2).
+* ``MODEL.RPN.FPN_POST_NMS_PER_LEVEL_CAP``: at most ``POST_NMS_TOP_N_*`` proposals per FPN level after NMS, before
+  the ``FPN_POST_NMS_TOP_N_*`` cut over all levels (SGB's ``RPNPostProcessor``; sgg/modeling/rpn/rpn.py);
+* ``MODEL.NMS_PLUS_ONE``: ``nms_plus_one``, SGB's NMS (``+1`` widths, suppression at IoU >= threshold), in the RPN
+  and the box post-processing;
+* ``MODEL.CLIP_TO_LAST_PIXEL``: boxes clipped to [0, W - 1] x [0, H - 1] and the RPN's ``MIN_SIZE`` on ``+1``
+  widths, so SGB's ``MIN_SIZE 0`` keeps zero-size boxes (``clip_boxes_to_last_pixel``, ``min_size_mask_plus_one``);
+* ``MODEL.ROI_HEADS.PROPOSAL_ORDER``: the box post-processing keeps SGB's candidate order (proposal order, i.e.
+  objectness) for the per-class cap and the output (sgg/modeling/roi_heads/box_head/inference.py).
 """
 from __future__ import annotations
 
@@ -74,15 +82,78 @@ def detectron_cell_anchors(stride: int, sizes: Sequence[float], ratios: Sequence
 
 
 class DetectronAnchorGenerator(AnchorGenerator):
-    """torchvision's grid of anchors (cell anchors + stride shifts) with Detectron's cell anchors per level."""
+    """Detectron's anchors: its cell anchors per level, shifted by the configured stride of the level
+    (``MODEL.RPN.ANCHOR_STRIDE``). torchvision derives a level's stride from padded size // grid size, which is not
+    64 on P6 (a 608-pixel side gives a 10-cell P6 grid: stride 60); SGB shifts by the configured 64."""
 
     def __init__(self, sizes, aspect_ratios, strides: Sequence[int]):
         super().__init__(sizes, aspect_ratios)
         if len(strides) != len(sizes):
             raise ConfigError(f"MODEL.RPN.LEGACY_ANCHORS needs one MODEL.RPN.ANCHOR_STRIDE per level: {len(sizes)} "
                               f"levels, strides {tuple(strides)}")
-        self.cell_anchors = [detectron_cell_anchors(int(s), size, ratio)
-                             for s, size, ratio in zip(strides, sizes, aspect_ratios)]
+        self.strides = tuple(int(s) for s in strides)
+        self.cell_anchors = [detectron_cell_anchors(s, size, ratio)
+                             for s, size, ratio in zip(self.strides, sizes, aspect_ratios)]
+
+    def forward(self, image_list, feature_maps: List[torch.Tensor]) -> List[torch.Tensor]:
+        if len(feature_maps) != len(self.strides):
+            raise ConfigError(f"{len(feature_maps)} feature maps but MODEL.RPN.ANCHOR_STRIDE has {len(self.strides)} "
+                              "strides")
+        grid_sizes = [feature_map.shape[-2:] for feature_map in feature_maps]
+        device = feature_maps[0].device
+        strides = [[torch.tensor(s, dtype=torch.int64, device=device)] * 2 for s in self.strides]
+        self.set_cell_anchors(feature_maps[0].dtype, device)
+        anchors = torch.cat(self.grid_anchors(grid_sizes, strides))
+        return [anchors for _ in image_list.image_sizes]
+
+
+def nms_plus_one(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """SGB's NMS (maskrcnn-benchmark ``nms_cpu``): greedy in descending score order, IoU with ``+1`` widths, a box
+    is suppressed when its IoU with a kept one is >= ``threshold`` (torchvision: >, without the ``+1``). Returns
+    the kept indices in ascending index order, as SGB's kernels do (not in score order). Exact, with the same
+    float operations as SGB's kernel; a Python loop over the kept boxes (2-3 s for 6000 random boxes of which 5575
+    are kept, on one busy CPU core; torchvision's compiled NMS took 1.4 s there)."""
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    order = scores.sort(0, descending=True)[1]
+    x1, y1, x2, y2 = boxes[order].unbind(1)
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    suppressed = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        w = (torch.minimum(x2[i], x2[i + 1:]) - torch.maximum(x1[i], x1[i + 1:]) + 1).clamp(min=0)
+        h = (torch.minimum(y2[i], y2[i + 1:]) - torch.maximum(y1[i], y1[i + 1:]) + 1).clamp(min=0)
+        inter = w * h
+        overlap = inter / (areas[i] + areas[i + 1:] - inter)
+        suppressed[i + 1:] |= overlap >= threshold
+    return order[~suppressed].sort()[0]
+
+
+def batched_nms_plus_one(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
+                         threshold: float) -> torch.Tensor:
+    """``nms_plus_one`` within each group (class); kept indices in ascending index order."""
+    keep = [index[nms_plus_one(boxes[index], scores[index], threshold)]
+            for index in (torch.where(groups == g)[0] for g in torch.unique(groups))]
+    if not keep:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    return torch.cat(keep).sort()[0]
+
+
+def clip_boxes_to_last_pixel(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+    """Boxes (..., 4) clipped to [0, W - 1] x [0, H - 1] (maskrcnn-benchmark's ``clip_to_image``; torchvision clips
+    to [0, W] x [0, H]). ``image_size`` is (H, W)."""
+    height, width = image_size
+    x = boxes[..., 0::2].clamp(min=0, max=width - 1)
+    y = boxes[..., 1::2].clamp(min=0, max=height - 1)
+    return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
+
+
+def min_size_mask_plus_one(boxes: torch.Tensor, min_size: float) -> torch.Tensor:
+    """(N,) mask of boxes whose ``+1`` width and height are >= ``min_size`` (maskrcnn-benchmark's
+    ``remove_small_boxes``): with ``min_size`` 0 a zero-size box (x1 = x2) is kept; torchvision drops boxes under
+    its 1e-3 minimum."""
+    return (boxes[:, 2] - boxes[:, 0] + 1 >= min_size) & (boxes[:, 3] - boxes[:, 1] + 1 >= min_size)
 
 
 class MultiLevelRoIAlign(nn.Module):
@@ -133,4 +204,5 @@ class MultiLevelRoIAlign(nn.Module):
         return result
 
 
-__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator", "MultiLevelRoIAlign"]
+__all__ = ["PlusOneBoxCoder", "detectron_cell_anchors", "DetectronAnchorGenerator", "MultiLevelRoIAlign",
+           "nms_plus_one", "batched_nms_plus_one", "clip_boxes_to_last_pixel", "min_size_mask_plus_one"]

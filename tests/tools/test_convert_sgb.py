@@ -183,7 +183,7 @@ def test_the_sgb_detector_relation_config_has_the_converters_conventions():
 
     cfg = load_config(os.path.join(REPO, "configs", "e2e_relation_X_101_32_8_FPN_1x_sgb_detector.yaml"), [])
     pairs = dict(zip(tool.SGB_CONVENTIONS[0::2], tool.SGB_CONVENTIONS[1::2]))
-    assert len(pairs) == 5
+    assert len(pairs) == 9
     for key, text in pairs.items():
         value = cfg
         for part in key.split("."):

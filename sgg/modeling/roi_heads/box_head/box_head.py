@@ -32,12 +32,14 @@ class BoxHead(RoIHeads):
     def __init__(self, box_roi_pool, box_head, box_predictor, fg_iou_thresh: float, bg_iou_thresh: float,
                  batch_size_per_image: int, positive_fraction: float, bbox_reg_weights, score_thresh: float,
                  nms_thresh: float, detections_per_img: int, post_nms_per_cls_topn: int = 300,
-                 nms_filter_duplicates: bool = False, add_gt_proposals: bool = False):
+                 nms_filter_duplicates: bool = False, add_gt_proposals: bool = False, nms_plus_one: bool = False,
+                 clip_to_last_pixel: bool = False, proposal_order: bool = False):
         super().__init__(box_roi_pool, box_head, box_predictor, fg_iou_thresh, bg_iou_thresh, batch_size_per_image,
                          positive_fraction, bbox_reg_weights, score_thresh, nms_thresh, detections_per_img)
         self.add_gt_to_proposals = add_gt_proposals
         self.post_processor = BoxPostProcessor(self.box_coder, score_thresh, nms_thresh, detections_per_img,
-                                               post_nms_per_cls_topn, nms_filter_duplicates)
+                                               post_nms_per_cls_topn, nms_filter_duplicates, nms_plus_one,
+                                               clip_to_last_pixel, proposal_order)
 
     @classmethod
     def from_config(cls, cfg, in_channels: int, featmap_names: List[str]) -> "BoxHead":
@@ -68,7 +70,9 @@ class BoxHead(RoIHeads):
                    nms_thresh=heads.NMS, detections_per_img=heads.DETECTIONS_PER_IMG,
                    post_nms_per_cls_topn=heads.POST_NMS_PER_CLS_TOPN,
                    nms_filter_duplicates=heads.NMS_FILTER_DUPLICATES,
-                   add_gt_proposals=cfg.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN)
+                   add_gt_proposals=cfg.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN,
+                   nms_plus_one=cfg.MODEL.NMS_PLUS_ONE, clip_to_last_pixel=cfg.MODEL.CLIP_TO_LAST_PIXEL,
+                   proposal_order=heads.PROPOSAL_ORDER)
         if cfg.MODEL.BOX_CODER_PLUS_ONE:  # maskrcnn-benchmark's +1 box widths (sgg/modeling/sgb_conventions.py)
             from sgg.modeling.sgb_conventions import PlusOneBoxCoder
 
