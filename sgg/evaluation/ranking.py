@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from .matching import sorted_contains
 from .relation_nms import relation_nms
 
 
@@ -78,7 +79,7 @@ def gt_pair_mask(pairs: np.ndarray, gt_relations: np.ndarray) -> np.ndarray:
         return np.zeros(len(pairs), dtype=bool)
     keys = pairs[:, 0].astype(np.int64) << 32 | pairs[:, 1].astype(np.int64)
     gt_keys = gt_relations[:, 0].astype(np.int64) << 32 | gt_relations[:, 1].astype(np.int64)
-    return np.isin(keys, gt_keys)
+    return sorted_contains(np.sort(gt_keys), keys)
 
 
 def rank_relations(object_scores: np.ndarray, pairs: np.ndarray, rel_scores: np.ndarray, top_k: int,
