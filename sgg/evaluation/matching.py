@@ -91,12 +91,14 @@ def first_match_ranks_of_lists(gt_rels: np.ndarray, gt_boxes: np.ndarray, gt_lab
     gs, go, gp = gt_rels[:, 0], gt_rels[:, 1], gt_rels[:, 2]
     same = (stands_for[rows[:, :1], gs] & stands_for[rows[:, 1:2], go]
             & (rows[:, 2:3] == gp[None, :]))  # (sum of list lengths, G)
+    # position of each row within its own list where it matches, NOT_MATCHED elsewhere; then a min per list
+    position = np.concatenate([np.arange(size, dtype=np.int32) for size in sizes])
+    candidates = np.where(same, position[:, None], NOT_MATCHED)
     start = 0
     for column, size in enumerate(sizes):
-        block = same[start:start + size]
-        start += size
         if size:
-            ranks[:, column] = np.where(block.any(axis=0), block.argmax(axis=0), NOT_MATCHED)
+            ranks[:, column] = candidates[start:start + size].min(axis=0)
+        start += size
     return ranks
 
 

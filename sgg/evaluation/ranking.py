@@ -81,6 +81,11 @@ def gt_pair_mask(pairs: np.ndarray, gt_relations: np.ndarray) -> np.ndarray:
     """Which predicted pairs (s, o) are the (subject, object) of some GT relation (SGB's pred_pair_in_gt)."""
     if len(pairs) == 0 or len(gt_relations) == 0:
         return np.zeros(len(pairs), dtype=bool)
+    num_objects = int(max(pairs.max(), gt_relations[:, :2].max())) + 1
+    if num_objects <= 2048:  # a (subject, object) table: three numpy calls for the few boxes of predcls/sgcls
+        table = np.zeros((num_objects, num_objects), dtype=bool)
+        table[gt_relations[:, 0], gt_relations[:, 1]] = True
+        return table[pairs[:, 0], pairs[:, 1]]
     keys = pairs[:, 0].astype(np.int64) << 32 | pairs[:, 1].astype(np.int64)
     gt_keys = gt_relations[:, 0].astype(np.int64) << 32 | gt_relations[:, 1].astype(np.int64)
     return sorted_contains(np.sort(gt_keys), keys)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sgg.evaluation import SceneGraphEvaluator, stable_topk
-from sgg.evaluation.ranking import foreground_max, rank_relations
+from sgg.evaluation.ranking import foreground_max, gt_pair_mask, rank_relations
 
 C = 11
 KS = (3, 10, 25)
@@ -250,3 +250,15 @@ def test_no_graph_list_equals_brute_force_ranking_even_with_ties():
         assert detail.no_graph_labels.tolist() == (order % (C - 1) + 1).tolist()
         graph = (obj[pairs[:, 0]] * obj[pairs[:, 1]]) * rel[:, 1:].max(axis=1)
         assert detail.graph_rows.tolist() == np.argsort(-graph, kind="stable")[:k].tolist()
+
+
+@pytest.mark.parametrize("offset", [0, 5000])  # the (subject, object) table / the sorted keys for huge indices
+def test_gt_pair_mask_marks_exactly_the_ordered_gt_pairs(offset):
+    rng = np.random.default_rng(4)
+    pairs = rng.integers(0, 6, size=(200, 2)) + offset
+    gt = np.column_stack([rng.integers(0, 6, size=(7, 2)) + offset, rng.integers(1, C, size=7)])
+    gt_pairs = {(s, o) for s, o, _ in gt.tolist()}
+    expected = [(s, o) in gt_pairs for s, o in pairs.tolist()]
+    assert gt_pair_mask(pairs, gt).tolist() == expected
+    assert 0 < sum(expected) < len(expected)
+    assert any((o, s) not in gt_pairs for s, o in gt_pairs)  # direction matters in the fixture
