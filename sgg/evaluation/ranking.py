@@ -127,7 +127,13 @@ def rank_relations(object_scores: np.ndarray, pairs: np.ndarray, rel_scores: np.
     kth = best[best_rows[-1]]
     cand = np.flatnonzero(best >= kth)
     ng_scores = (pair_score[cand, None] * fg[cand]).ravel()
-    flat = stable_topk(ng_scores, top_k)
+    if len(best_rows) == top_k:
+        # the K pairs above already hold K entries >= kth, so the ng top-K is among the entries >= kth: usually
+        # little more than K of them, cheaper to sort outright than to partition all candidates
+        keep = np.flatnonzero(ng_scores >= kth)
+        flat = keep[np.argsort(-ng_scores[keep], kind="stable")[:top_k]]
+    else:  # fewer pairs than K: the list reaches below every pair's maximum
+        flat = stable_topk(ng_scores, top_k)
     ng_rows = cand[flat // (num_classes - 1)]
     ng_labels = flat % (num_classes - 1) + 1
 
