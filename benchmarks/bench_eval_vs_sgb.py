@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sgg.evaluation import SceneGraphEvaluator  # noqa: E402
+from sgg.utils.errors import RunError  # noqa: E402
 
 NUM_PREDICATES = 51
 NUM_CLASSES = 151
@@ -43,8 +44,8 @@ def load_sgb(sgb_dir):
     env = os.path.join(sgb_dir, "sgb_env.py")
     package = os.path.join(sgb_dir, "maskrcnn_benchmark")
     if not (os.path.isfile(env) or os.path.isdir(package)):
-        raise SystemExit(f"--sgb-dir {sgb_dir}: expected sgb_env.py (a folder made by setup_sgb_cpu.sh) or a "
-                         f"maskrcnn_benchmark/ package (an SGB checkout); found neither")
+        raise RunError(f"--sgb-dir {sgb_dir}: expected sgb_env.py (a folder made by setup_sgb_cpu.sh) or a "
+                       f"maskrcnn_benchmark/ package (an SGB checkout); found neither")
     sys.path.insert(0, sgb_dir)
     if os.path.isfile(env):
         os.environ.setdefault("SGB_CPU_DIR", sgb_dir)
@@ -196,7 +197,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    sgb = load_sgb(args.sgb_dir)
+    try:
+        sgb = load_sgb(args.sgb_dir)
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     names = ["__background__"] + [f"predicate_{i}" for i in range(1, NUM_PREDICATES)]
     zeroshot_file = sgb[3]
     if os.path.isfile(zeroshot_file):  # SGB's own VG150 zero-shot triplets (subject, object, predicate)
