@@ -15,8 +15,9 @@ recall takes them in the given order; ours ranks them itself and keeps that orde
 same torch tensors: SGB as BoxLists through ``evaluate_relation_of_one_image`` and its ``calculate_mean_recall``, ours
 as mappings through ``update`` and ``compute``. Timed: exactly those calls (generation excluded), SGB then ours,
 ``--repeats`` times in this one process; the medians of wall-clock and of process CPU time (both evaluators are
-single-threaded; CPU time is less disturbed by other jobs on a shared machine) and their ratios are printed. Every metric SGB computes (R, ng-R,
-zR, ng-zR, mR, ng-mR at 20/50/100, and A in predcls/sgcls) must agree to 1e-12, or the script exits with status 1.
+single-threaded; CPU time is less disturbed by other jobs on a shared machine) and their ratios are printed. Every
+metric SGB computes (R, ng-R, zR, ng-zR, mR, ng-mR at 20/50/100, and A in predcls/sgcls) must agree to 1e-12, or the
+script exits with status 1.
 """
 import argparse
 import os
@@ -236,9 +237,10 @@ def main(argv=None):
         our_wall, our_cpu = (statistics.median(t[i] for t in our_times) for i in (0, 1))
         rows.append((mode, sgb_wall, our_wall, sgb_cpu, our_cpu, worst, len(sgb_metrics)))
         print(f"{mode}: wall SGB {sgb_wall:.3f} s, ours {our_wall:.3f} s, ratio {sgb_wall / our_wall:.1f}x; CPU SGB "
-              f"{sgb_cpu:.3f} s, ours {our_cpu:.3f} s, ratio {sgb_cpu / our_cpu:.1f}x (R@100 {sgb_metrics['R@100']:.4f}, "
-              f"mR@100 {sgb_metrics['mR@100']:.4f}, zR@100 {sgb_metrics['zR@100']:.4f}; {len(sgb_metrics)} metrics, "
-              f"largest difference {worst:.1e})", flush=True)
+              f"{sgb_cpu:.3f} s, ours {our_cpu:.3f} s, ratio {sgb_cpu / our_cpu:.1f}x "
+              f"(R@100 {sgb_metrics['R@100']:.4f}, mR@100 {sgb_metrics['mR@100']:.4f}, "
+              f"zR@100 {sgb_metrics['zR@100']:.4f}; {len(sgb_metrics)} metrics, largest difference {worst:.1e})",
+              flush=True)
         print("  wall per repeat, SGB: " + " ".join(f"{t[0]:.3f}" for t in sgb_times) + "; ours: " +
               " ".join(f"{t[0]:.3f}" for t in our_times), flush=True)
     print()
