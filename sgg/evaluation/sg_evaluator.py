@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .inputs import check_mode, parse_groundtruth, parse_prediction, to_numpy
-from .matching import NOT_MATCHED, first_match_ranks, triplet_keys
+from .matching import NOT_MATCHED, first_match_ranks_of_lists, sorted_contains, triplet_keys
 from .metrics import compute_metrics
 from .predicate_split import split_head_body_tail
 from .ranking import RankedPrediction, rank_prediction
@@ -203,7 +203,7 @@ class SceneGraphEvaluator:
         record[:, 0] = rels[:, 2]
         if self._zeroshot_keys is not None:
             keys = triplet_keys(gt.labels[rels[:, 0]], gt.labels[rels[:, 1]], rels[:, 2])
-            record[:, 1] = np.isin(keys, self._zeroshot_keys)
+            record[:, 1] = sorted_contains(self._zeroshot_keys, keys)
         else:
             record[:, 1] = 0
         if self.mode == "predcls":
@@ -214,18 +214,18 @@ class SceneGraphEvaluator:
                                  f"{self.mode} needs the predicted objects)")
             boxes = np.asarray(ranked.boxes, dtype=np.float32)
             labels = np.asarray(ranked.labels, dtype=np.int64)
-        phrdet = self.mode == "phrdet"
-        top = self.top_k
-        common = (gt.boxes, gt.labels)
+        columns, lists = [], []
         for column, rows in ((2, ranked.graph), (3, ranked.no_graph), (4, ranked.pair_accuracy)):
             if rows is None:
                 continue
-            rows = rows[:top]
+            rows = rows[:self.top_k]
             if len(rows) and (rows[:, :2].max() >= len(labels)):
                 raise ValueError(f"image {image_id!r}: prediction field 'rel_pair_idxs': index outside the "
                                  f"{len(labels)} boxes")
-            record[:, column] = first_match_ranks(rels, common[0], common[1], rows, boxes, labels,
-                                                  self.iou_threshold, phrdet, self.legacy_iou)
+            columns.append(column)
+            lists.append(rows)
+        record[:, columns] = first_match_ranks_of_lists(rels, gt.boxes, gt.labels, lists, boxes, labels,
+                                                        self.iou_threshold, self.mode == "phrdet", self.legacy_iou)
         return record
 
     # ------------------------------------------------------------------ results

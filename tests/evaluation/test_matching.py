@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sgg.evaluation import SceneGraphEvaluator, box_iou, first_match_ranks, paired_iou
-from sgg.evaluation.matching import NOT_MATCHED
+from sgg.evaluation.matching import NOT_MATCHED, first_match_ranks_of_lists, sorted_contains
 
 
 def test_legacy_iou_counts_the_end_pixel():
@@ -74,3 +74,67 @@ def test_empty_inputs_give_unmatched():
     ranks = first_match_ranks(np.array([[0, 0, 1]]), boxes, np.array([1]), np.zeros((0, 3), dtype=np.int64),
                               boxes, np.array([1]))
     assert ranks.tolist() == [NOT_MATCHED]
+
+
+def loop_first_matches(gt_rels, gt_boxes, gt_labels, rows, boxes, labels, phrdet):
+    """The first matching position of each GT relation, written out with Python loops and float64 IoU."""
+    def iou(a, b):
+        w = max(min(a[2], b[2]) - max(a[0], b[0]) + 1, 0)
+        h = max(min(a[3], b[3]) - max(a[1], b[1]) + 1, 0)
+        return w * h / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - w * h)
+
+    def union(a, b):
+        return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+    out = []
+    for gs, go, gp in gt_rels.tolist():
+        first = NOT_MATCHED
+        for i, (s, o, p) in enumerate(rows.tolist()):
+            if (labels[s], p, labels[o]) != (gt_labels[gs], gp, gt_labels[go]):
+                continue
+            if phrdet:
+                ok = iou(union(boxes[s], boxes[o]), union(gt_boxes[gs], gt_boxes[go])) >= 0.5
+            else:
+                ok = iou(boxes[s], gt_boxes[gs]) >= 0.5 and iou(boxes[o], gt_boxes[go]) >= 0.5
+            if ok:
+                first = i
+                break
+        out.append(first)
+    return out
+
+
+@pytest.mark.parametrize("phrdet", [False, True])
+def test_lists_matched_together_equal_a_loop_over_each_list(phrdet):
+    rng = np.random.default_rng(11)
+    matched = 0
+    for _ in range(40):
+        num_gt, num_pred = int(rng.integers(2, 7)), int(rng.integers(2, 9))
+        xy = rng.uniform(0, 100, size=(num_gt, 2))
+        gt_boxes = np.column_stack([xy, xy + rng.uniform(5, 40, size=(num_gt, 2))]).astype(np.float32)
+        gt_labels = rng.integers(1, 3, size=num_gt)
+        subj = rng.integers(0, num_gt, size=5)
+        gt_rels = np.column_stack([subj, (subj + rng.integers(1, num_gt, size=5)) % num_gt, rng.integers(1, 3, 5)])
+        # predicted objects: jittered GT boxes in shuffled order (so subject/object swaps and index mix-ups show)
+        source = rng.integers(0, num_gt, size=num_pred)
+        boxes = (gt_boxes[source] + rng.normal(0, 4, size=(num_pred, 4))).astype(np.float32)
+        labels = np.where(rng.random(num_pred) < 0.8, gt_labels[source], 3 - gt_labels[source])
+        lists = [np.column_stack([rng.integers(0, num_pred, size=n), rng.integers(0, num_pred, size=n),
+                                  rng.integers(1, 3, size=n)]) for n in rng.integers(0, 30, size=3)]
+        got = first_match_ranks_of_lists(gt_rels, gt_boxes, gt_labels, lists, boxes, labels, phrdet=phrdet)
+        assert got.shape == (5, 3) and got.dtype == np.int32
+        for column, rows in enumerate(lists):
+            expected = loop_first_matches(gt_rels, gt_boxes, gt_labels, rows, boxes, labels, phrdet)
+            assert got[:, column].tolist() == expected
+            assert first_match_ranks(gt_rels, gt_boxes, gt_labels, rows, boxes, labels,
+                                     phrdet=phrdet).tolist() == expected
+            matched += sum(r != NOT_MATCHED for r in expected)
+    assert matched > 20  # the data exercises matching, not only misses
+
+
+def test_sorted_contains_equals_isin():
+    rng = np.random.default_rng(2)
+    table = np.unique(rng.integers(0, 1000, size=200))
+    keys = np.concatenate([rng.integers(-10, 1010, size=300), table[[0, -1]], [-1, 5000]])
+    assert sorted_contains(table, keys).tolist() == np.isin(keys, table).tolist()
+    assert sorted_contains(table, keys).sum() > 50
+    assert sorted_contains(np.zeros(0, dtype=np.int64), keys).tolist() == [False] * len(keys)

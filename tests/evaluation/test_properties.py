@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sgg.evaluation import SceneGraphEvaluator, stable_topk
-from sgg.evaluation.ranking import rank_relations
+from sgg.evaluation.ranking import foreground_max, gt_pair_mask, rank_relations
 
 C = 11
 KS = (3, 10, 25)
@@ -97,9 +97,13 @@ def make_images(make_image, rng, n=25, **kwargs):
     return [make_image(rng, num_predicates=C, **kwargs) for _ in range(n)]
 
 
-@pytest.mark.parametrize("mode", ["predcls", "sgcls", "sgdet"])
-def test_matches_independent_reference_implementation(make_image, rng, mode):
-    images = make_images(make_image, rng, n=30, num_gt=5, num_pred=5 if mode != "sgdet" else 8, num_rel=6)
+@pytest.mark.parametrize("mode, num_pred, n", [("predcls", 5, 30), ("sgcls", 5, 30), ("sgdet", 8, 30),
+                                               ("sgdet", 40, 4)])  # 1,560 pairs: the large-input code paths
+def test_matches_independent_reference_implementation(make_image, rng, mode, num_pred, n):
+    images = make_images(make_image, rng, n=n, num_gt=5, num_pred=num_pred, num_rel=6)
+    if num_pred > 8:  # among 1,560 pairs the boosted GT pairs need confident boxes (the GT copies) to reach top K
+        for _, pred in images:
+            pred["scores"][:5] = rng.uniform(0.9, 1.0, size=5)
     if mode != "sgdet":
         for gt, pred in images:  # GT boxes in dataloader order, as SGB's sgcls assumes
             pred["boxes"] = gt["boxes"].copy()
@@ -215,10 +219,20 @@ def test_adding_a_wrong_pair_never_raises_recall_and_a_lowest_one_never_lowers_i
 
 def test_stable_topk_equals_a_full_stable_sort():
     rng = np.random.default_rng(3)
-    for _ in range(50):
-        values = rng.integers(0, 5, size=rng.integers(1, 60)).astype(np.float32)  # many ties
+    for size in [*rng.integers(1, 60, size=40), *rng.integers(1025, 4000, size=10)]:  # both code paths
+        values = rng.integers(0, 5, size=size).astype(np.float32)  # many ties
         k = int(rng.integers(1, 70))
         assert stable_topk(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()
+
+
+@pytest.mark.parametrize("num_pairs", [7, 3000])  # one reduction / the column loop for many pairs
+def test_foreground_max_is_the_max_over_predicates_one_and_up(num_pairs):
+    rng = np.random.default_rng(8)
+    rel = rng.random((num_pairs, C)).astype(np.float32)
+    rel[:, 0] = 2.0  # background must be ignored
+    best = foreground_max(rel)
+    assert best.dtype == np.float32
+    assert best.tolist() == [max(row[1:]) for row in rel.tolist()]
 
 
 def test_no_graph_list_equals_brute_force_ranking_even_with_ties():
@@ -236,3 +250,15 @@ def test_no_graph_list_equals_brute_force_ranking_even_with_ties():
         assert detail.no_graph_labels.tolist() == (order % (C - 1) + 1).tolist()
         graph = (obj[pairs[:, 0]] * obj[pairs[:, 1]]) * rel[:, 1:].max(axis=1)
         assert detail.graph_rows.tolist() == np.argsort(-graph, kind="stable")[:k].tolist()
+
+
+@pytest.mark.parametrize("offset", [0, 5000])  # the (subject, object) table / the sorted keys for huge indices
+def test_gt_pair_mask_marks_exactly_the_ordered_gt_pairs(offset):
+    rng = np.random.default_rng(4)
+    pairs = rng.integers(0, 6, size=(200, 2)) + offset
+    gt = np.column_stack([rng.integers(0, 6, size=(7, 2)) + offset, rng.integers(1, C, size=7)])
+    gt_pairs = {(s, o) for s, o, _ in gt.tolist()}
+    expected = [(s, o) in gt_pairs for s, o in pairs.tolist()]
+    assert gt_pair_mask(pairs, gt).tolist() == expected
+    assert 0 < sum(expected) < len(expected)
+    assert any((o, s) not in gt_pairs for s, o in gt_pairs)  # direction matters in the fixture
