@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install, generate the synthetic Visual Genome, pre-train the tiny-FPN detector,
 # then train and evaluate the Transformer relation head in PredCls, SGCls and SGDet, printing SGB's result tables.
-# Usage: bash scripts/quickstart.sh [OUTPUT_ROOT]        (default output/quickstart; README gives the measured time)
+# Usage: bash scripts/quickstart.sh [OUTPUT_ROOT]        (default output/quickstart; README gives its time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUTPUT_ROOT=${1:-output/quickstart}
@@ -18,7 +18,7 @@ if [ ! -f "$DETECTOR_DIR/model_final.pth" ]; then
   echo "== detector pre-training (configs/synthetic/detector_tiny_fpn.yaml) -> $DETECTOR_DIR"
   bash scripts/train_detector.sh configs/synthetic/detector_tiny_fpn.yaml OUTPUT_DIR "$DETECTOR_DIR" SOLVER.TO_VAL False
 fi
-# Quick-start settings of the relation runs, which cut their CPU time by more than half (BENCHMARKS.md, "The quick
+# Quick-start settings of the relation runs, which cut their CPU time by about half (BENCHMARKS.md, "The quick
 # start"): no validation passes (the test split evaluates the final model either way); union features RoIAligned
 # on each union box's own FPN level (SGB's POOLING_ALL_LEVELS False) instead of on all four levels plus a 3x3 conv;
 # 24 SGDet detections per image instead of 32 (3x the at most 8 objects of a synthetic image), so 552 candidate
@@ -31,7 +31,8 @@ relation() {
     > "$OUTPUT_ROOT/TransformerPredictor/$1.log" 2>&1
 }
 # The three relation runs need only the frozen detector, so they share the cores in two lanes: SGDet alone, PredCls
-# then SGCls. A second thread gains a relation run little (BENCHMARKS.md), a second process nearly twice.
+# then SGCls: a second thread gained a relation run little (BENCHMARKS.md, "The quick start"), a second process
+# on the other core should gain more.
 THREADS=$(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 ))
 mkdir -p "$OUTPUT_ROOT/TransformerPredictor"
 OMP_NUM_THREADS=$THREADS relation sgdet &
