@@ -18,7 +18,9 @@ meters, checkpoints) are not part of it.
 Steps alternate ours / SGB's (the order flips every pair) after ``--warmup`` pairs; the ratio SGB / ours is taken
 pair by pair, so a load change on a shared machine hits both sides of a pair alike. Printed: a markdown table with
 the median seconds per step of each side and the median pair ratio with its range, for wall time and for this
-process's CPU time (with one thread, CPU time is the work done; on a loaded machine wall time also counts the waits).
+process's CPU time (with one thread, CPU time is the work done; on a loaded machine wall time also counts the waits),
+then the CPU time split into phases: the backbone's forward (hooks around it), the rest of the forward with the
+losses, the backward, gradient clipping with the SGD step.
 
 SGB is never part of this repository: without ``--sgb-dir`` only our side runs. ``--sgb-dir`` names a folder that
 holds SGB's Python code made importable on the CPU: ``sgb_env.py`` (imported first: puts SGB's ``maskrcnn_benchmark``
@@ -103,6 +105,7 @@ class OurSide:
             targets.append(target)
         self.inputs = (to_image_list(images, self.cfg.DATALOADER.SIZE_DIVISIBILITY), targets)
         self.optimizer = make_sgd(self.model, self.cfg.SOLVER)
+        self.backbone_clock = BackboneClock(self.model.detector.backbone)
 
     def losses(self):
         return self.model(*self.inputs)
@@ -145,6 +148,7 @@ class SgbSide:
             targets.append(target)
         self.inputs = (sgb_to_image_list(images, cfg.DATALOADER.SIZE_DIVISIBILITY), targets)
         self.optimizer = make_sgd(self.model, cfg.SOLVER)
+        self.backbone_clock = BackboneClock(self.model.backbone)
 
     def losses(self):
         return self.model(*self.inputs)
@@ -177,22 +181,46 @@ def make_sgd(model, solver):
     return torch.optim.SGD(params, lr=solver.BASE_LR * 0.01, momentum=solver.MOMENTUM, weight_decay=solver.WEIGHT_DECAY)
 
 
+PHASES = ("backbone", "rest of forward", "backward", "clip + SGD")
+
+
+class BackboneClock:
+    """CPU seconds spent inside a module's forward (hooks around it), reset by the caller every step."""
+
+    def __init__(self, module):
+        self.seconds, self._start = 0.0, None
+        module.register_forward_pre_hook(self._enter)
+        module.register_forward_hook(self._leave)
+
+    def _enter(self, module, inputs):
+        self._start = time.process_time()
+
+    def _leave(self, module, inputs, output):
+        self.seconds += time.process_time() - self._start
+
+
 def timed_step(side):
-    """(wall seconds, CPU seconds of this process) of one training step."""
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    """{"wall", "CPU", and CPU seconds per phase} of one training step (CPU: this process, one thread)."""
+    side.backbone_clock.seconds = 0.0
+    start_wall, start = time.perf_counter(), time.process_time()
     loss = sum(side.losses().values())
+    forward = time.process_time()
     side.optimizer.zero_grad()
     loss.backward()
+    backward = time.process_time()
     torch.nn.utils.clip_grad_norm_([p for group in side.optimizer.param_groups for p in group["params"]],
                                    side.cfg.SOLVER.GRAD_NORM_CLIP)
     side.optimizer.step()
+    end = time.process_time()
     if not torch.isfinite(loss):
         raise RuntimeError(f"{side.name}: non-finite loss {float(loss)}")
-    return time.perf_counter() - start_wall, time.process_time() - start_cpu
+    return {"wall": time.perf_counter() - start_wall, "CPU": end - start,
+            "backbone": side.backbone_clock.seconds, "rest of forward": forward - start - side.backbone_clock.seconds,
+            "backward": backward - forward, "clip + SGD": end - backward}
 
 
 def run_pairs(sides, steps, warmup):
-    """{side name: [(wall, cpu) per timed step]}; the order within a pair flips every step."""
+    """{side name: [timed_step(...) per timed step]}; the order within a pair flips every step."""
     times = {side.name: [] for side in sides}
     for step in range(warmup + steps):
         order = sides if step % 2 == 0 else sides[::-1]
@@ -203,12 +231,12 @@ def run_pairs(sides, steps, warmup):
     return times
 
 
-def summary(times, column):
+def summary(times, measure):
     """Median of ours, and with SGB: SGB's median, the median pair ratio SGB / ours and its range."""
-    ours = [t[column] for t in times["ours"]]
+    ours = [t[measure] for t in times["ours"]]
     cells = [f"{stats.median(ours):.2f}"]
     if "SGB" in times:
-        sgb = [t[column] for t in times["SGB"]]
+        sgb = [t[measure] for t in times["SGB"]]
         ratios = [s / o for s, o in zip(sgb, ours)]
         cells += [f"{stats.median(sgb):.2f}", f"{stats.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"]
     return cells
@@ -245,8 +273,9 @@ def main(argv=None):
                 torch.manual_seed(0)
                 sides.append(SgbSide(args, predictor, os.path.abspath(args.sgb_dir), work_dir))
             times = run_pairs(sides, args.steps, args.warmup)
-            for column, measure in enumerate(["wall", "CPU"]):
-                print(f"| {predictor} | {measure} | " + " | ".join(summary(times, column)) + " |", flush=True)
+            for measure in ("wall", "CPU", *(f"CPU: {phase}" for phase in PHASES)):
+                print(f"| {predictor} | {measure} | " + " | ".join(summary(times, measure.replace("CPU: ", "")))
+                      + " |", flush=True)
     print("load average at the end: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ TINY = ["--steps", "1", "--warmup", "1", "--batch", "1", "--height", "64", "--wi
 def test_our_side_trains_motif_and_transformer_predcls(capsys):
     bench.main(["--predictors", "MotifPredictor", "TransformerPredictor", *TINY])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "Predictor" in line]
-    assert [row.split(" | ")[:2] for row in rows] == [["| MotifPredictor", "wall"], ["| MotifPredictor", "CPU"],
-                                                     ["| TransformerPredictor", "wall"],
-                                                     ["| TransformerPredictor", "CPU"]]
-    assert all(float(row.split(" | ")[2].rstrip(" |")) > 0 for row in rows)
+    measures = ["wall", "CPU", "CPU: backbone", "CPU: rest of forward", "CPU: backward", "CPU: clip + SGD"]
+    assert [row.split(" | ")[:2] for row in rows] == [[f"| {predictor}", measure]
+                                                     for predictor in ("MotifPredictor", "TransformerPredictor")
+                                                     for measure in measures]
+    assert all(float(row.split(" | ")[2].rstrip(" |")) >= 0 for row in rows)
+    assert all(float(row.split(" | ")[2].rstrip(" |")) > 0 for row in rows if row.split(" | ")[1] in ("wall", "CPU"))
 
 
 def test_our_side_gets_the_stated_boxes_relations_and_frozen_detector():
@@ -54,16 +56,22 @@ def test_relations_must_be_fewer_than_boxes(capsys):
 
 
 class FakeSide:
-    """A one-parameter model whose step logs its name, to see the order run_pairs uses."""
+    """A one-parameter model behind a 'backbone' that burns CPU time; its step logs its name, to see the order
+    run_pairs uses."""
 
     def __init__(self, name, log):
         self.name, self.log = name, log
         self.weight = torch.nn.Parameter(torch.ones(1))
         self.optimizer = torch.optim.SGD([self.weight], lr=0.1)
         self.cfg = types.SimpleNamespace(SOLVER=types.SimpleNamespace(GRAD_NORM_CLIP=5.0))
+        self.backbone = torch.nn.Linear(200, 200)
+        self.backbone_clock = bench.BackboneClock(self.backbone)
 
     def losses(self):
         self.log.append(self.name)
+        with torch.no_grad():
+            for _ in range(20):
+                self.backbone(torch.ones(200, 200))
         return {"loss": (self.weight * 2).sum()}
 
 
@@ -76,9 +84,22 @@ def test_pairs_alternate_which_side_goes_first_and_drop_the_warmup():
     assert float(ours.weight.detach()) == pytest.approx(1 - 4 * 0.1 * 2)  # every step really trained
 
 
+def test_phases_split_the_step_cpu_time_and_the_backbone_is_counted_per_step():
+    side = FakeSide("ours", [])
+    first, second = bench.timed_step(side), bench.timed_step(side)
+    # the backbone dominates the fake step: a clock that kept the first step's time would exceed the second's CPU
+    for seconds in (first, second):
+        assert sum(seconds[phase] for phase in bench.PHASES) == pytest.approx(seconds["CPU"], abs=1e-9)
+        assert 0 < seconds["backbone"] <= seconds["CPU"]
+        assert all(seconds[phase] >= -1e-9 for phase in bench.PHASES)
+
+
 def test_summary_gives_medians_and_the_pairwise_sgb_over_ours_ratio():
     # (wall, cpu) per step; wall ratios 1.5, 1.0, 3.0 and CPU ratios 2, 3, 2 (pairwise, not ratio of medians)
-    times = {"ours": [(2.0, 1.0), (4.0, 2.0), (3.0, 1.0)], "SGB": [(3.0, 2.0), (4.0, 6.0), (9.0, 2.0)]}
-    assert bench.summary(times, 0) == ["3.00", "4.00", "1.50 (1.00-3.00)"]
-    assert bench.summary(times, 1) == ["1.00", "2.00", "2.00 (2.00-3.00)"]
-    assert bench.summary({"ours": times["ours"]}, 0) == ["3.00"]
+    def steps(pairs):
+        return [{"wall": wall, "CPU": cpu} for wall, cpu in pairs]
+
+    times = {"ours": steps([(2.0, 1.0), (4.0, 2.0), (3.0, 1.0)]), "SGB": steps([(3.0, 2.0), (4.0, 6.0), (9.0, 2.0)])}
+    assert bench.summary(times, "wall") == ["3.00", "4.00", "1.50 (1.00-3.00)"]  # ratio of medians would be 1.33
+    assert bench.summary(times, "CPU") == ["1.00", "2.00", "2.00 (2.00-3.00)"]
+    assert bench.summary({"ours": times["ours"]}, "wall") == ["3.00"]
