@@ -6,9 +6,10 @@
         [--opts KEY VALUE ...] [--sgb-dir DIR]
 
 Both sides build the X-101-32x8d-FPN relation model of configs/e2e_relation_X_101_32_8_FPN_1x.yaml (SGB's own copy of
-that yaml on its side) with the same overrides (``--opts`` adds more, on both sides): PredCls, the predictor named, random weights, the detector frozen as
-each framework freezes it for relation training (ours: detector in eval mode under no_grad; SGB: its
-tools/relation_train_net.py sets requires_grad False on backbone, RPN and box head and leaves them in train mode).
+that yaml on its side) with the same overrides (``--opts`` adds more, on both sides): PredCls, the predictor named,
+random weights, the detector frozen as each framework freezes it for relation training (ours: detector in eval mode
+under no_grad; SGB: its tools/relation_train_net.py sets requires_grad False on backbone, RPN and box head and leaves
+them in train mode, so its RPN still runs its training path).
 Both get the same batch: ``--batch`` random images of ``--height`` x ``--width`` (already normalised, padded to a
 multiple of 32) with ``--boxes`` GT boxes and ``--relations`` GT relations each (a chain s -> s+1), labels of VG150
 (150 object classes, 50 predicates). One step is the same loop on both sides: forward with the losses, sum,
@@ -25,7 +26,8 @@ losses, the backward, gradient clipping with the SGD step.
 SGB is never part of this repository: without ``--sgb-dir`` only our side runs. ``--sgb-dir`` names a folder that
 holds SGB's Python code made importable on the CPU: ``sgb_env.py`` (imported first: puts SGB's ``maskrcnn_benchmark``
 on sys.path and shims what torch 2.x removed) and ``sgb/configs/e2e_relation_X_101_32_8_FPN_1x.yaml``; SGB's compiled
-``maskrcnn_benchmark._C`` must be replaced by torchvision's ops there (roi_align(aligned=False), nms). SGB's relation
+``maskrcnn_benchmark._C`` must be replaced by torchvision's compiled ops there (roi_align(aligned=False), and nms:
+SGB's RPN runs NMS every training step, so an NMS written as a Python loop would misstate SGB's speed). SGB's relation
 heads read GloVe vectors and dataset statistics from files: a one-word GloVe file and random statistics of VG150's
 shape are written to a temporary folder for it (speed does not depend on their values; our side gets the same random
 statistics and random word vectors).
@@ -169,9 +171,8 @@ def cuda_calls_stay_on_cpu():
 def write_sgb_side_files(work_dir):
     """The statistics cache and the GloVe file SGB's relation head loads (names as SGB builds them)."""
     statistics = fake_statistics()
-    cache = {"fg_matrix": torch.from_numpy(statistics["fg_matrix"]), "pred_dist": torch.from_numpy(statistics["pred_dist"]),
-             "obj_classes": statistics["obj_classes"], "rel_classes": statistics["rel_classes"],
-             "att_classes": statistics["att_classes"]}
+    cache = dict(statistics, fg_matrix=torch.from_numpy(statistics["fg_matrix"]),
+                 pred_dist=torch.from_numpy(statistics["pred_dist"]))
     torch.save(cache, os.path.join(work_dir, "VG_stanford_filtered_with_attribute_train_statistics.cache"))
     torch.save(({"object": 0}, torch.randn(1, 200), 200), os.path.join(work_dir, "glove.6B.200d.pt"))
 
@@ -259,12 +260,14 @@ def main(argv=None):
     if not 0 < args.relations < args.boxes:
         parser.error(f"--relations must be between 1 and --boxes - 1 = {args.boxes - 1}, got {args.relations}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; e2e_relation_X_101_32_8_FPN_1x.yaml PredCls, batch {args.batch} of "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; e2e_relation_X_101_32_8_FPN_1x.yaml PredCls, "
+          f"batch {args.batch} of "
           f"{args.height}x{args.width}, {args.boxes} boxes / {args.relations} relations per image"
           + (f"; overrides {' '.join(args.opts)}" if args.opts else ""))
     columns = ["ours s/step"] + (["SGB s/step", "SGB/ours (range)"] if args.sgb_dir else [])
     print("| predictor | measure | " + " | ".join(columns) + " |")
     print("|---|---|" + "---|" * len(columns))
+    notes = []
     with tempfile.TemporaryDirectory() as work_dir:
         for predictor in args.predictors:
             torch.manual_seed(0)
@@ -272,11 +275,16 @@ def main(argv=None):
             if args.sgb_dir:
                 torch.manual_seed(0)
                 sides.append(SgbSide(args, predictor, os.path.abspath(args.sgb_dir), work_dir))
+            counts = [sum(p.numel() for p in side.model.parameters() if p.requires_grad) for side in sides]
+            notes.append(f"{predictor}: trainable parameters "
+                         + ", ".join(f"{side.name} {count:,}" for side, count in zip(sides, counts)))
             times = run_pairs(sides, args.steps, args.warmup)
             for measure in ("wall", "CPU", *(f"CPU: {phase}" for phase in PHASES)):
                 print(f"| {predictor} | {measure} | " + " | ".join(summary(times, measure.replace("CPU: ", "")))
                       + " |", flush=True)
+    print("\n".join(notes))
     print("load average at the end: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@ never in this repository), and the pieces the comparison rests on are checked by
 alternating order of the paired steps and the SGB / ours ratio."""
 import importlib.util
 import os
+import re
 import types
 
 import pytest
@@ -22,7 +23,9 @@ TINY = ["--steps", "1", "--warmup", "1", "--batch", "1", "--height", "64", "--wi
 
 def test_our_side_trains_motif_and_transformer_predcls(capsys):
     bench.main(["--predictors", "MotifPredictor", "TransformerPredictor", *TINY])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "Predictor" in line]
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "Predictor" in line]
+    assert re.search(r"^MotifPredictor: trainable parameters ours [1-9][0-9,]*$", out, re.M)
     measures = ["wall", "CPU", "CPU: backbone", "CPU: rest of forward", "CPU: backward", "CPU: clip + SGD"]
     assert [row.split(" | ")[:2] for row in rows] == [[f"| {predictor}", measure]
                                                      for predictor in ("MotifPredictor", "TransformerPredictor")
@@ -32,7 +35,8 @@ def test_our_side_trains_motif_and_transformer_predcls(capsys):
 
 
 def test_our_side_gets_the_stated_boxes_relations_and_frozen_detector():
-    args = bench.argparse.Namespace(batch=2, height=64, width=96, boxes=4, relations=3, opts=TINY[TINY.index("--opts") + 1:])
+    args = bench.argparse.Namespace(batch=2, height=64, width=96, boxes=4, relations=3,
+                                    opts=TINY[TINY.index("--opts") + 1:])
     side = bench.OurSide(args, "MotifPredictor")
     images, targets = side.inputs
     assert tuple(images.tensors.shape) == (2, 3, 64, 96)
