@@ -30,7 +30,7 @@ on sys.path and shims what torch 2.x removed) and ``sgb/configs/e2e_relation_X_1
 SGB's RPN runs NMS every training step, so an NMS written as a Python loop would misstate SGB's speed). SGB's relation
 heads read GloVe vectors and dataset statistics from files: a one-word GloVe file and random statistics of VG150's
 shape are written to a temporary folder for it (speed does not depend on their values; our side gets the same random
-statistics and random word vectors).
+statistics and, finding no GloVe file, its own seeded random word vectors).
 """
 import argparse
 import contextlib
@@ -56,7 +56,7 @@ PREDCLS = ["MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True", "MODEL.ROI_RELATION_HEA
 
 
 def fake_statistics():
-    """Random frequency statistics of VG150's shape (numpy for us; SGB converts its cache to tensors)."""
+    """Random frequency statistics of VG150's shape (numpy, as ours takes them; SGB's cache gets tensors)."""
     rng = np.random.default_rng(0)
     fg_matrix = rng.integers(0, 20, size=(NUM_OBJ, NUM_OBJ, NUM_REL)).astype(np.int64)
     fg_matrix[:, :, 0] += 1
@@ -178,6 +178,7 @@ def write_sgb_side_files(work_dir):
 
 
 def make_sgd(model, solver):
+    # a hundredth of BASE_LR keeps random weights finite over the steps; the speed does not depend on it
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.SGD(params, lr=solver.BASE_LR * 0.01, momentum=solver.MOMENTUM, weight_decay=solver.WEIGHT_DECAY)
 
