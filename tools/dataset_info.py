@@ -2,9 +2,13 @@
 """Open the configured datasets through the catalog and print what a researcher checks first.
 
     python tools/dataset_info.py --config-file configs/synthetic/relation_predcls.yaml [KEY VALUE ...]
+    python tools/dataset_info.py --config-file configs/synthetic_vglike/relation_predcls.yaml \
+        --compare-dict ../shared/data/vg150/VG-SGG-dicts-with-attri.json
 
 Prints split sizes (images, boxes, relations), the predicate distribution of the training split with its head / body /
 tail groups, and writes the frequency statistics cache and a bar chart (``predicate_distribution.png``) to OUTPUT_DIR.
+With --compare-dict (VG150's dictionary file), first prints the annotation statistics of the first training
+dataset's h5 file (all images, before any loader filter) next to VG150's.
 """
 import argparse
 import logging
@@ -16,14 +20,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sgg.config import get_protocol, load_config, save_config  # noqa: E402
-from sgg.config.paths_catalog import resolve_data_dir  # noqa: E402
+from sgg.config.paths_catalog import DatasetCatalog, resolve_data_dir  # noqa: E402
 from sgg.data import build_dataset, get_dataset_statistics  # noqa: E402
+from sgg.data.vg_format import load_vg_dicts  # noqa: E402
+from sgg.data.vg_statistics import format_comparison, h5_statistics, vg150_reference  # noqa: E402
 from sgg.utils.plots import save_bar_chart  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a yaml config")
+    parser.add_argument("--compare-dict", default="", metavar="FILE",
+                        help="VG150's VG-SGG-dicts-with-attri.json: print the dataset's statistics next to VG150's")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser.parse_args(argv)
 
@@ -36,6 +44,16 @@ def split_summary(dataset) -> str:
             f"{rels:>8} relations ({rels / n:4.1f}/img)")
 
 
+def print_comparison(cfg, vg150_dict_file: str) -> None:
+    """The first training dataset's h5 statistics next to VG150's (read first, so a bad path fails early)."""
+    reference = vg150_reference(vg150_dict_file)
+    name = cfg.DATASETS.TRAIN[0]
+    files = DatasetCatalog.get(name, cfg.DATASETS.DATA_DIR)
+    num_predicates = len(load_vg_dicts(files["dict_file"])["ind_to_predicates"]) - 1
+    print(f"\nAnnotation statistics of {files['roidb_file']} (all splits, no loader filter) and VG150's:")
+    print(format_comparison(h5_statistics(files["roidb_file"], num_predicates), reference, files["collection"]))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -44,6 +62,8 @@ def main(argv=None) -> int:
     save_config(cfg)
     root = resolve_data_dir(cfg.DATASETS.DATA_DIR)
     print(f"protocol: {get_protocol(cfg)}   data root: {root}   output: {cfg.OUTPUT_DIR}")
+    if args.compare_dict:
+        print_comparison(cfg, args.compare_dict)
     print("\nSplits (relation-training filters of the configured protocol):")
     for names in (cfg.DATASETS.TRAIN, cfg.DATASETS.VAL, cfg.DATASETS.TEST):
         for name in names:

@@ -28,6 +28,14 @@ COLLECTIONS: Dict[str, Dict[str, str]] = {
         "image_file": "synthetic_vg/image_data.json",
         "zeroshot_file": "synthetic_vg/zeroshot_triplet.pytorch",
     },
+    # the rendered VG-like profile (tools/make_synthetic_vg.py --profile vglike): VG150's scene statistics
+    "SyntheticVGLike": {
+        "img_dir": "synthetic_vglike/VG_100K",
+        "roidb_file": "synthetic_vglike/VG-SGG-with-attri.h5",
+        "dict_file": "synthetic_vglike/VG-SGG-dicts-with-attri.json",
+        "image_file": "synthetic_vglike/image_data.json",
+        "zeroshot_file": "synthetic_vglike/zeroshot_triplet.pytorch",
+    },
 }
 ALIASES = {"VG_stanford_filtered_with_attribute": "VG150", "VG": "VG150"}
 
