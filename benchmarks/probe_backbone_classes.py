@@ -24,7 +24,7 @@ sys.path.insert(0, REPO)
 from sgg.config import load_config  # noqa: E402
 from sgg.data import build_data_loader  # noqa: E402
 from sgg.modeling.backbone import build_backbone  # noqa: E402
-from sgg.modeling.iterative_sg.model import load_backbone_weights  # noqa: E402
+from sgg.modeling.iterative_sg.backbone_input import load_backbone_weights  # noqa: E402
 
 
 def collect(backbone, loader, batches, pooled_stride):

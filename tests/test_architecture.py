@@ -19,7 +19,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (rule, module, target) as the test reports them; issue 26 empties this list.
 KNOWN = {
     ("cycle", "sgg.engine.hooks", "sgg.engine.trainer"),
-    ("cycle", "sgg.modeling.iterative_sg.detr", "sgg.modeling.iterative_sg.model"),
     ("cycle", "sgg.modeling.roi_heads.relation_head.losses.base", "sgg.modeling.roi_heads.relation_head.losses.reweight"),
     ("cycle", "sgg.modeling.roi_heads.relation_head.predictors.penet",
      "sgg.modeling.roi_heads.relation_head.predictors.spl"),
@@ -50,7 +49,6 @@ KNOWN = {
     ("function-level import", "sgg.evaluation.sg_evaluator", "sgg.utils.comm"),
     ("function-level import", "sgg.modeling.detector.scene_graph_rcnn", "sgg.data"),
     ("function-level import", "sgg.modeling.iterative_sg.model", "sgg.data"),
-    ("function-level import", "sgg.modeling.iterative_sg.model", "sgg.modeling.iterative_sg.detr"),
     ("function-level import", "sgg.modeling.roi_heads.box_head.box_head", "sgg.modeling.sgb_conventions"),
     ("function-level import", "sgg.modeling.roi_heads.relation_head.losses.base",
      "sgg.modeling.roi_heads.relation_head.losses.reweight"),

@@ -162,7 +162,7 @@ def test_iterative_sg_starts_as_the_detr_it_was_loaded_from(tmp_path):
 
 
 def _features(detr, images):
-    from sgg.modeling.iterative_sg.model import padding_mask, prepare_images
+    from sgg.modeling.iterative_sg.backbone_input import padding_mask, prepare_images
 
     images = prepare_images(images)
     features = detr.feature_reader(detr.backbone(images.tensors))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from sgg.structures import BoxList
 
 from .losses import num_gt_triplets, object_class_weights
 from .matcher import _box_cost, hungarian_match
-from .model import FeatureReader, load_backbone_weights, padding_mask, prepare_images
+from .backbone_input import FeatureReader, load_backbone_weights, padding_mask, prepare_images
 from .transformer import BoxMLP, DecoderLayer, EncoderLayer, PositionEmbeddingSine
 
 logger = logging.getLogger(__name__)
