@@ -20,8 +20,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWN = {
     ("cycle", "sgg.engine.hooks", "sgg.engine.trainer"),
     ("cycle", "sgg.modeling.roi_heads.relation_head.losses.base", "sgg.modeling.roi_heads.relation_head.losses.reweight"),
-    ("cycle", "sgg.modeling.roi_heads.relation_head.predictors.penet",
-     "sgg.modeling.roi_heads.relation_head.predictors.spl"),
     ("modeling imports data", "sgg.modeling.detector.scene_graph_rcnn", "sgg.data"),
     ("modeling imports data", "sgg.modeling.iterative_sg.model", "sgg.data"),
     ("engine imports a predictor", "sgg.engine.trainer", "sgg.modeling.roi_heads.relation_head.predictors.spl"),
@@ -54,8 +52,6 @@ KNOWN = {
      "sgg.modeling.roi_heads.relation_head.losses.reweight"),
     ("function-level import", "sgg.modeling.roi_heads.relation_head.losses.cdl",
      "sgg.modeling.roi_heads.relation_head.ba_sgg"),
-    ("function-level import", "sgg.modeling.roi_heads.relation_head.predictors.penet",
-     "sgg.modeling.roi_heads.relation_head.predictors.spl"),
     ("function-level import", "sgg.predict", "sgg.config"),
     ("function-level import", "sgg.predict", "sgg.data.transforms"),
     ("function-level import", "sgg.predict", "sgg.engine.detection"),

@@ -17,7 +17,6 @@ the reference, batch-wide here), so a seeded one-image training step reproduces 
 from __future__ import annotations
 
 import logging
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -29,9 +28,11 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.utils.word_vectors import obj_edge_vectors
 
+from ..layers.prototypes import cosine_logits, initial_logit_scale
 from ..types import PredictorOutput, RelationBatch
 from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, class_counts, decode_object_labels,
                      global_pair_indices, gt_labels, label_embedding, to_onehot, xavier_init)
+from .spl import SPLBranches, spl_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -70,21 +71,6 @@ def mlp(dims: Sequence[int], init: str = "reference") -> nn.Sequential:
             layers.append(nn.ReLU(inplace=True))
         layers.append(linear(inp, out, init))
     return nn.Sequential(*layers)
-
-
-def cosine_logits(queries: torch.Tensor, prototypes: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-    """exp(logit_scale) * cos(query_i, prototype_p): (B, D) x (R, D) -> (B, R) (CLIP-style learnt temperature)."""
-    # float32 under autocast too: cosines of near-parallel vectors differ in the third decimal, below bfloat16's
-    # resolution, and the learnt scale (up to 1/0.1) multiplies the rounding error into the logits.
-    with torch.autocast(queries.device.type, enabled=False):
-        return logit_scale.float().exp() * F.normalize(queries.float(), dim=-1) @ F.normalize(prototypes.float(),
-                                                                                               dim=-1).t()
-
-
-def initial_logit_scale(temperature: float) -> torch.Tensor:
-    if temperature <= 0:
-        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.PENET.TEMPERATURE must be > 0, got {temperature}")
-    return torch.tensor(math.log(1.0 / temperature))
 
 
 class ResidualBlock(nn.Module):
@@ -215,8 +201,6 @@ class PrototypeEmbeddingNetwork(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
-        from .spl import SPLBranches, spl_enabled
-
         head = cfg.MODEL.ROI_RELATION_HEAD
         penet = head.PENET
         obj_classes, rel_classes = class_counts(statistics)
