@@ -19,9 +19,26 @@ import torch
 from sgg.utils import comm
 from sgg.utils.miscellaneous import max_memory_mb
 
-from .trainer import HookBase
-
 logger = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Called around the loop; ``self.trainer`` is set on registration. ``trainer.iter`` is the 0-based iteration
+    being run, so ``trainer.iter + 1`` iterations are complete in ``after_step``."""
+
+    trainer = None  # the TrainerBase the hook is registered with
+
+    def before_train(self):
+        pass
+
+    def after_train(self):
+        pass
+
+    def before_step(self):
+        pass
+
+    def after_step(self):
+        pass
 
 
 def _flatten_metrics(results: Dict, prefix: str = "") -> Dict[str, float]:

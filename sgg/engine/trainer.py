@@ -26,7 +26,9 @@ from sgg.utils.checkpoint import Checkpointer, remove_orphan_temporaries
 from sgg.utils.metric_logger import MetricLogger
 
 from .defaults import resolve_device
+from . import hooks
 from .freeze import freeze_by_patterns
+from .hooks import HookBase
 from .resume import check_fresh_start, check_resume, write_run_config
 
 logger = logging.getLogger(__name__)
@@ -76,25 +78,6 @@ def write_model_info(cfg, model: nn.Module) -> Dict:
         with open(os.path.join(cfg.OUTPUT_DIR, "model_info.json"), "w") as f:
             json.dump(info, f, indent=1)
     return info
-
-
-class HookBase:
-    """Called around the loop; ``self.trainer`` is set on registration. ``trainer.iter`` is the 0-based iteration
-    being run, so ``trainer.iter + 1`` iterations are complete in ``after_step``."""
-
-    trainer: "TrainerBase" = None
-
-    def before_train(self):
-        pass
-
-    def after_train(self):
-        pass
-
-    def before_step(self):
-        pass
-
-    def after_step(self):
-        pass
 
 
 class TrainerBase:
@@ -354,8 +337,6 @@ class Trainer:
                                                    **no_sync)
 
     def build_hooks(self) -> List[HookBase]:
-        from . import hooks
-
         solver = self.cfg.SOLVER
         eval_hook = None
         if self.val_fn is not None and (solver.TO_VAL or solver.PRE_VAL):
