@@ -1,5 +1,6 @@
 """Composable relation-head losses. Each file registers terms in ``RELATION_LOSSES``; the config lists them."""
-from .base import RelationLossInputs, build_relation_losses, parse_loss_spec
+from .base import RelationLossInputs, parse_loss_spec
+from .build import build_relation_losses
 from . import cross_entropy  # noqa: F401  (registers RelationCE, ObjectCE)
 # >>> loss imports (one line per module of the later methods)
 from . import cdl  # noqa: F401  (registers cdl, FGPL's category discriminating loss)

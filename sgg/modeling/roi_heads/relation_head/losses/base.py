@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from sgg.config.sgg_config import ConfigError
-from sgg.modeling.registry import RELATION_LOSSES
 
 
 @dataclass
@@ -70,16 +69,3 @@ def _to_float32(value):
     if torch.is_tensor(value) and value.is_floating_point() and value.dtype != torch.float32:
         return value.float()
     return value
-
-
-def build_relation_losses(cfg, statistics=None) -> WeightedLosses:
-    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS`` (after ``MODEL.USE_REWEIGHT``); each class is built with
-    ``from_config(cfg, stats)``."""
-    from .reweight import resolve_loss_spec  # the registry's modules import this one
-
-    terms = []
-    for name, weight in resolve_loss_spec(cfg):
-        cls = RELATION_LOSSES.get(name)
-        module = cls.from_config(cfg, statistics) if hasattr(cls, "from_config") else cls()
-        terms.append((name, weight, module))
-    return WeightedLosses(terms)
