@@ -20,7 +20,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWN = {
     ("modeling imports data", "sgg.modeling.detector.scene_graph_rcnn", "sgg.data"),
     ("modeling imports data", "sgg.modeling.iterative_sg.model", "sgg.data"),
-    ("engine imports a predictor", "sgg.engine.trainer", "sgg.modeling.roi_heads.relation_head.predictors.spl"),
     ("function-level import", "sgg.data.build", "sgg.data.bpl"),
     ("function-level import", "sgg.data.build", "sgg.data.datasets"),
     ("function-level import", "sgg.data.build", "sgg.data.statistics"),
@@ -39,7 +38,6 @@ KNOWN = {
     ("function-level import", "sgg.engine.relation", "sgg.utils.result_plots"),
     ("function-level import", "sgg.engine.resume", "sgg.config"),
     ("function-level import", "sgg.engine.trainer", "sgg.data.build"),
-    ("function-level import", "sgg.engine.trainer", "sgg.modeling.roi_heads.relation_head.predictors.spl"),
     ("function-level import", "sgg.evaluation.prediction_file", "sgg.evaluation.sg_evaluator"),
     ("function-level import", "sgg.evaluation.sg_evaluator", "sgg.utils.comm"),
     ("function-level import", "sgg.modeling.detector.scene_graph_rcnn", "sgg.data"),

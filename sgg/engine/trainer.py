@@ -20,50 +20,19 @@ from typing import Callable, Dict, Iterable, List, Optional
 import torch
 from torch import nn
 
+from sgg.modeling.model_info import describe_model, parameter_summary
 from sgg.solver import clip_grad_norm, make_lr_scheduler, make_optimizer
 from sgg.utils import comm
 from sgg.utils.checkpoint import Checkpointer, remove_orphan_temporaries
 from sgg.utils.metric_logger import MetricLogger
 
-from .defaults import resolve_device
 from . import hooks
+from .defaults import resolve_device
 from .freeze import freeze_by_patterns
 from .hooks import HookBase
 from .resume import check_fresh_start, check_resume, write_run_config
 
 logger = logging.getLogger(__name__)
-
-
-def parameter_summary(model: nn.Module) -> Dict[str, int]:
-    """Parameter counts of the model as it trains (after freezing): the numbers papers report in model tables."""
-    params = list(model.named_parameters())
-    return {"total_parameters": sum(p.numel() for _, p in params),
-            "trainable_parameters": sum(p.numel() for _, p in params if p.requires_grad),
-            "backbone_parameters": sum(p.numel() for name, p in params if ".backbone." in f".{name}")}
-
-
-# What the model table calls each meta-architecture's detector (its encoder) and relation decoder.
-_DETECTOR_NAMES = {"GeneralizedRCNN": "Faster R-CNN", "IterativeSceneGraph": "DETR"}
-_FIXED_DECODERS = {"IterativeSceneGraph": "IterativeSG decoders"}
-
-
-def describe_model(cfg) -> Dict[str, str]:
-    """The encoder (backbone + detector) and decoder (relation head) names of a published model table."""
-    meta, body = cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.CONV_BODY
-    groups, width = cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP
-    if body.startswith("R-") and groups > 1:  # SGB names its ResNeXt "R-101-FPN" with 32 groups of width 8
-        parts = body.split("-")
-        parts[0], parts[1] = "X", f"{parts[1]}-{groups}x{width}d"
-        body = "-".join(parts)
-    encoder = f"{body} {_DETECTOR_NAMES.get(meta, meta)}"
-    if not cfg.MODEL.RELATION_ON and meta not in _FIXED_DECODERS:
-        return {"encoder": encoder, "decoder": "-"}
-    decoder = _FIXED_DECODERS.get(meta)
-    if decoder is None:
-        from sgg.modeling.roi_heads.relation_head.predictors.spl import spl_enabled
-
-        decoder = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR + (" + SPL" if spl_enabled(cfg) else "")
-    return {"encoder": encoder, "decoder": decoder}
 
 
 def write_model_info(cfg, model: nn.Module) -> Dict:

@@ -202,7 +202,7 @@ def test_evaluate_detector_reports_coco_map(tmp_path, caplog):
 def test_parameter_summary_counts_frozen_and_backbone_parameters():
     from torch import nn
 
-    from sgg.engine.trainer import parameter_summary
+    from sgg.modeling.model_info import parameter_summary
 
     class Toy(nn.Module):
         def __init__(self):
@@ -231,7 +231,7 @@ def test_parameter_summary_counts_frozen_and_backbone_parameters():
 ])
 def test_describe_model_names_the_encoder_and_decoder_of_the_model_table(config, opts, expected):
     from sgg.config import get_cfg
-    from sgg.engine.trainer import describe_model
+    from sgg.modeling.model_info import describe_model
 
     cfg = get_cfg()
     cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", config))
