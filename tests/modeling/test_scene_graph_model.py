@@ -158,14 +158,13 @@ def test_unknown_predictor_lists_registered_ones():
         SceneGraphRCNN.from_config(_cfg("MotifPredicter", True, True), _statistics())
 
 
-def test_sgb_meta_architecture_with_relation_on_builds_the_scene_graph_model(monkeypatch):
-    import sgg.data
-
+def test_sgb_meta_architecture_with_relation_on_builds_the_scene_graph_model():
     from sgg.modeling import build_detection_model
 
-    monkeypatch.setattr(sgg.data, "get_dataset_statistics", lambda cfg: _statistics())
     cfg = _cfg("MotifPredictor", True, True, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN")
-    assert isinstance(build_detection_model(cfg), SceneGraphRCNN)
+    assert isinstance(build_detection_model(cfg, _statistics()), SceneGraphRCNN)
+    with pytest.raises(TypeError, match="needs the training statistics"):
+        build_detection_model(cfg)
 
 
 def test_union_features_are_pooled_only_for_predictors_that_read_them():

@@ -1,6 +1,8 @@
 """``build_detection_model(cfg)``: the registered meta-architecture named by ``MODEL.META_ARCHITECTURE``."""
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 from torch import nn
 
 from sgg.modeling.device import resolve_device
@@ -19,15 +21,17 @@ def meta_architecture_name(cfg) -> str:
     return name
 
 
-def build_detection_model(cfg) -> nn.Module:
+def build_detection_model(cfg, statistics: Optional[Dict] = None) -> nn.Module:
     """Build the model on the CPU (the caller moves it to ``resolve_device(cfg)``).
 
     ``MODEL.DEVICE`` is checked first, so a machine without the configured device fails before any weights load.
-    The scene graph model reads the training statistics (``get_dataset_statistics``) for its class counts and
-    frequency bias.
+    A scene graph model needs ``statistics``, the training statistics (``sgg.data.get_dataset_statistics(cfg)``)
+    that give its class counts and frequency bias; the builder passes them so that modeling never reads data.
     """
     resolve_device(cfg)
     meta_arch = META_ARCHITECTURES.get(meta_architecture_name(cfg))
+    if statistics is not None:
+        return meta_arch.from_config(cfg, statistics)
     if hasattr(meta_arch, "from_config"):
         return meta_arch.from_config(cfg)
     return meta_arch(cfg)

@@ -57,9 +57,8 @@ class SceneGraphRCNN(nn.Module):
     @classmethod
     def from_config(cls, cfg, statistics: Optional[Dict] = None) -> "SceneGraphRCNN":
         if statistics is None:
-            from sgg.data import get_dataset_statistics
-
-            statistics = get_dataset_statistics(cfg)
+            raise TypeError("SceneGraphRCNN needs the training statistics (class names, predicate distribution): build it with sgg.engine.relation.build_scene_graph_model(cfg, statistics) or "
+                            "build_detection_model(cfg, statistics=sgg.data.get_dataset_statistics(cfg))")
         check_class_counts(cfg, dataset_name(cfg), statistics["obj_classes"], statistics["rel_classes"])
         detector = GeneralizedRCNN.from_config(cfg)
         head = RelationHead(cfg, detector, statistics)

@@ -83,9 +83,8 @@ class IterativeSceneGraph(nn.Module):
                              f"{mode} (GT boxes) is not supported: set MODEL.ROI_RELATION_HEAD.USE_GT_BOX False and "
                              "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False")
         if statistics is None:
-            from sgg.data import get_dataset_statistics
-
-            statistics = get_dataset_statistics(cfg)
+            raise TypeError("IterativeSceneGraph needs the training statistics (class names, predicate distribution): build it with sgg.engine.relation.build_scene_graph_model(cfg, statistics) or "
+                            "build_detection_model(cfg, statistics=sgg.data.get_dataset_statistics(cfg))")
         detr = cfg.MODEL.DETR
         check_class_counts(cfg, dataset_name(cfg), statistics["obj_classes"], statistics["rel_classes"])
         num_obj, num_rel = len(statistics["obj_classes"]), len(statistics["rel_classes"])
