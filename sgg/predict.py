@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sgg.config import get_protocol
+from sgg.utils.checkpoint import load_checkpoint_file
 from sgg.utils.errors import CheckpointError, DataError
 
 PROTOCOL_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
@@ -66,15 +67,7 @@ def placeholder_statistics(obj_classes: Sequence[str], rel_classes: Sequence[str
 
 
 def load_checkpoint(path: str) -> Dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle / zip errors of a damaged or foreign file
-        raise CheckpointError(f"checkpoint {path} could not be read as a torch checkpoint: {err}") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise CheckpointError(f"checkpoint {path} holds no 'model' state dict (is it a checkpoint of this "
-                              f"framework?)")
+    checkpoint = load_checkpoint_file(path)
     if is_detector_checkpoint(checkpoint):
         raise CheckpointError(f"checkpoint {path} is a detector checkpoint (MODEL.RELATION_ON False, no relation "
                               f"head): scene graphs need a relation checkpoint, the model_final.pth of a "

@@ -16,7 +16,7 @@ from sgg.config import get_protocol
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator, write_results
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
 from sgg.utils import comm
-from sgg.utils.errors import EvaluationError
+from sgg.utils.errors import DataError, EvaluationError
 
 from .inference import run_inference
 
@@ -51,7 +51,11 @@ def load_zeroshot_triplets(path: Optional[str]) -> Optional[np.ndarray]:
     if not path or not os.path.isfile(path):
         logger.warning("zero-shot triplets file %s not found: zR@K will be NaN", path)
         return None
-    triplets = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        triplets = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # only tensors and plain containers are unpickled
+        raise DataError(f"zero-shot triplets file {path} cannot be read as an (M, 3) tensor saved by torch.save: "
+                        f"{type(err).__name__}: {err}") from None
     array = np.asarray(triplets, dtype=np.int64)
     if array.ndim != 2 or array.shape[1] != 3:
         raise ValueError(f"{path}: zero-shot triplets must have shape (M, 3), got {array.shape}")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from sgg.config.sgg_config import ConfigError
+from sgg.utils.checkpoint import load_checkpoint_file
 from sgg.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -187,12 +188,7 @@ def load_stage1_model(cfg, model: nn.Module) -> None:
     if not path:
         raise ConfigError(f"{key} is empty but MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is True: BA-SGG's stage 2 "
                           f"starts from a stage-1 relation model (e.g. <stage-1 OUTPUT_DIR>/model_final.pth)")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{key}: {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise DataError(f"{key}: {path} holds no model state dict")
+    state = load_checkpoint_file(path, key=key)["model"]
     model_state = model.state_dict()
     mapped = map_stage1_state_dict(state, list(model_state))
     missing = [k for k in model_state if k not in mapped and not k.endswith("transfer.matrix")]
