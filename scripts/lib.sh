@@ -11,3 +11,16 @@ protocol_switches() {
     *) echo "unknown protocol '$1': use predcls, sgcls or sgdet" >&2; exit 2 ;;
   esac
 }
+
+# run_unless_done RUN_DIR COMMAND...: runs COMMAND unless RUN_DIR holds a finished run (model_final.pth and a
+# results.json under inference/), so that a method's run_all.sh resumes where it stopped.
+run_unless_done() {
+  local run_dir=$1
+  shift
+  if [ -f "$run_dir/model_final.pth" ] && compgen -G "$run_dir/inference/*/results.json" > /dev/null; then
+    echo "== $run_dir: done, skipped"
+  else
+    echo "== $run_dir"
+    "$@"
+  fi
+}

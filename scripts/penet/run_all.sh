@@ -9,16 +9,11 @@ DETECTOR=${1:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift
 export DATASET=${DATASET:-synthetic}
 export OUTPUT_ROOT=${OUTPUT_ROOT:-output/$DATASET}
+source scripts/lib.sh
 run() {  # VARIANT NAME PROTOCOL [KEY VALUE ...]
   local variant=$1 name=$2 protocol=$3
   shift 3
-  if [ -f "$OUTPUT_ROOT/$name/$protocol/model_final.pth" ] && \
-     compgen -G "$OUTPUT_ROOT/$name/$protocol/inference/*/results.json" > /dev/null; then
-    echo "== $name $protocol: done, skipped"
-  else
-    echo "== $name $protocol"
-    bash scripts/penet/train.sh "$variant" "$protocol" "$DETECTOR" "$@"
-  fi
+  run_unless_done "$OUTPUT_ROOT/$name/$protocol" bash scripts/penet/train.sh "$variant" "$protocol" "$DETECTOR" "$@"
 }
 for protocol in predcls sgcls sgdet; do run penet PENet "$protocol" "$@"; done
 for protocol in predcls sgcls sgdet; do run penet_reweight PENet_Reweight "$protocol" "$@"; done

@@ -97,3 +97,22 @@ def test_run_benchmark_launches_scripts_with_its_own_interpreter(tmp_path):
                            str(root)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert (root / "Staged" / "predcls" / "seed0" / "interpreter.txt").read_text() == sys.executable
+
+
+def test_run_unless_done_skips_only_a_finished_run(tmp_path):
+    """scripts/lib.sh's run_unless_done, which the methods' run_all.sh scripts use to resume: a run folder counts as
+    finished only with both model_final.pth and a results.json under inference/."""
+    run = tmp_path / "HCA_CE" / "predcls"
+    (run / "inference" / "test").mkdir(parents=True)
+    call = f'source scripts/lib.sh; run_unless_done "{run}" echo RAN'
+
+    def ran() -> bool:
+        proc = subprocess.run(["bash", "-c", call], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return "RAN" in proc.stdout
+
+    assert ran()
+    (run / "model_final.pth").write_bytes(b"")
+    assert ran()  # no results yet: the test pass did not finish
+    (run / "inference" / "test" / "results.json").write_text("{}")
+    assert not ran()
