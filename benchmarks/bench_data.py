@@ -17,12 +17,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.data.datasets import VGDataset  # noqa: E402
-from sgg.data.statistics import compute_statistics  # noqa: E402
-from sgg.data.synthetic import VG_NUM_IMAGES, generate_synthetic_vg  # noqa: E402
-from sgg.data.vg_format import H5_FILE, dataset_paths  # noqa: E402
+from sgg.data.datasets import VGDataset
+from sgg.data.statistics import compute_statistics
+from sgg.data.synthetic import VG_NUM_IMAGES, generate_synthetic_vg
+from sgg.data.vg_format import H5_FILE, dataset_paths
 
 # (label, split, options): relation training as SGB builds it (PROTOCOL 1.1), and detector pretraining
 SETTINGS = [

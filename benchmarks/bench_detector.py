@@ -23,22 +23,20 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from torchvision.models.detection import FasterRCNN, fasterrcnn_resnet50_fpn  # noqa: E402
-from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E402
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead  # noqa: E402
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign  # noqa: E402
+from torchvision.models.detection import FasterRCNN, fasterrcnn_resnet50_fpn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
-from sgg.config import get_cfg  # noqa: E402
-from sgg.modeling import build_detection_model  # noqa: E402
-from sgg.structures import BoxList, to_image_list  # noqa: E402
+from sgg.config import get_cfg
+from sgg.modeling import build_detection_model
+from sgg.structures import BoxList, to_image_list
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 

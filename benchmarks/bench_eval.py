@@ -12,15 +12,12 @@ file, and a check that re-evaluating the file gives the same numbers.
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.evaluation import (PredictionFileWriter, SceneGraphEvaluator, evaluate_prediction_file,  # noqa: E402
+from sgg.evaluation import (PredictionFileWriter, SceneGraphEvaluator, evaluate_prediction_file,
                             split_head_body_tail)
 
 NUM_PREDICATES = 51

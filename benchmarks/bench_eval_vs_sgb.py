@@ -28,10 +28,8 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.evaluation import SceneGraphEvaluator  # noqa: E402
-from sgg.utils.errors import RunError  # noqa: E402
+from sgg.evaluation import SceneGraphEvaluator
+from sgg.utils.errors import RunError
 
 NUM_PREDICATES = 51
 NUM_CLASSES = 151

@@ -12,17 +12,14 @@ CRCs checked; HDF5: blocks of 1,000 images, fletcher32 verified by the library).
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_eval import NUM_PREDICATES, make_image  # noqa: E402
-from sgg.evaluation import PredictionFileWriter, read_prediction_file  # noqa: E402
+from bench_eval import NUM_PREDICATES, make_image
+from sgg.evaluation import PredictionFileWriter, read_prediction_file
 
 BLOCK = 1000  # images per HDF5 append / read
 

@@ -11,17 +11,14 @@ detector is forced to keep 80 boxes in SGDet (score threshold 0), the worst case
 import argparse
 import os
 import resource
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.config import load_config  # noqa: E402
-from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN  # noqa: E402
-from sgg.structures import BoxList, to_image_list  # noqa: E402
+from sgg.config import load_config
+from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
+from sgg.structures import BoxList, to_image_list
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "synthetic",
                       "relation_base.yaml")

@@ -44,11 +44,10 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from sgg.config import load_config  # noqa: E402
-from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN  # noqa: E402
-from sgg.structures import BoxList, to_image_list  # noqa: E402
+from sgg.config import load_config
+from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
+from sgg.structures import BoxList, to_image_list
 
 CONFIG = os.path.join(ROOT, "configs", "e2e_relation_X_101_32_8_FPN_1x.yaml")
 NUM_OBJ, NUM_REL = 151, 51  # VG150 with background

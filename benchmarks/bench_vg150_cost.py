@@ -24,20 +24,18 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from sgg.config import load_config  # noqa: E402
-from sgg.engine.benchmark import PROTOCOL_SWITCHES, load_benchmark_spec  # noqa: E402
-from sgg.modeling.detector.detectors import meta_architecture_name  # noqa: E402
-from sgg.modeling.registry import META_ARCHITECTURES  # noqa: E402
-from sgg.structures import BoxList, to_image_list  # noqa: E402
+from sgg.config import load_config
+from sgg.engine.benchmark import PROTOCOL_SWITCHES, load_benchmark_spec
+from sgg.modeling.detector.detectors import meta_architecture_name
+from sgg.modeling.registry import META_ARCHITECTURES
+from sgg.structures import BoxList, to_image_list
 
 REFERENCE_GPU_SECONDS = 0.105  # detectron2 R50-FPN 1x: 0.210 s/iteration, 16 images on 8 V100s
 TEST_IMAGES = 26446

@@ -12,19 +12,17 @@ it looks at, however long it trains (BENCHMARKS.md, "IterativeSG").
 """
 import argparse
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from sgg.config import load_config  # noqa: E402
-from sgg.data import build_data_loader  # noqa: E402
-from sgg.modeling.backbone import build_backbone  # noqa: E402
-from sgg.modeling.iterative_sg.backbone_input import load_backbone_weights  # noqa: E402
+from sgg.config import load_config
+from sgg.data import build_data_loader
+from sgg.modeling.backbone import build_backbone
+from sgg.modeling.iterative_sg.backbone_input import load_backbone_weights
 
 
 def collect(backbone, loader, batches, pooled_stride):

@@ -23,13 +23,11 @@ import json
 import logging
 import os
 import re
-import sys
 from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 logger = logging.getLogger("sgg.tools.compute_concept_prototypes")
 

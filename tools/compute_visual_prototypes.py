@@ -14,14 +14,12 @@ VIS_PRO_DIM / VIS_VAE_INPUT_DIM to D (MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM). One proc
 import argparse
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from sgg.engine import default_setup, load_trained_weights, resolve_device  # noqa: E402
-from sgg.engine.relation import build_scene_graph_model, load_statistics  # noqa: E402
+from sgg.engine import default_setup, load_trained_weights, resolve_device
+from sgg.engine.relation import build_scene_graph_model, load_statistics
 
 logger = logging.getLogger("sgg.tools.compute_visual_prototypes")
 

@@ -18,11 +18,8 @@ import argparse
 import json
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.data.vg_writer import convert_simple_dataset  # noqa: E402
+from sgg.data.vg_writer import convert_simple_dataset
 
 
 def parse_args(argv=None):

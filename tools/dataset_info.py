@@ -13,18 +13,15 @@ dataset's h5 file (all images, before any loader filter) next to VG150's.
 import argparse
 import logging
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.config import get_protocol, load_config, save_config  # noqa: E402
-from sgg.config.paths_catalog import DatasetCatalog, resolve_data_dir  # noqa: E402
-from sgg.data import build_dataset, get_dataset_statistics  # noqa: E402
-from sgg.data.vg_format import load_vg_dicts  # noqa: E402
-from sgg.data.vg_statistics import format_comparison, h5_statistics, vg150_reference  # noqa: E402
-from sgg.utils.plots import save_bar_chart  # noqa: E402
+from sgg.config import get_protocol, load_config, save_config
+from sgg.config.paths_catalog import DatasetCatalog, resolve_data_dir
+from sgg.data import build_dataset, get_dataset_statistics
+from sgg.data.vg_format import load_vg_dicts
+from sgg.data.vg_statistics import format_comparison, h5_statistics, vg150_reference
+from sgg.utils.plots import save_bar_chart
 
 
 def parse_args(argv=None):

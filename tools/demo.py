@@ -18,11 +18,9 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.predict import SceneGraphPredictor, read_image  # noqa: E402
-from sgg.utils.errors import RunError  # noqa: E402
-from sgg.utils.visualize import draw_scene_graph, save_picture  # noqa: E402
+from sgg.predict import SceneGraphPredictor, read_image
+from sgg.utils.errors import RunError
+from sgg.utils.visualize import draw_scene_graph, save_picture
 
 logger = logging.getLogger("sgg.tools.demo")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")

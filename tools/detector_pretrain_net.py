@@ -11,17 +11,13 @@ evaluates the final model on DATASETS.TEST and prints ``Detection evaluation mAp
 completed iteration and exits 130.
 """
 import logging
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.config import ConfigError  # noqa: E402
-from sgg.data import build_data_loader  # noqa: E402
-from sgg.engine import Trainer, default_argument_parser, default_setup, evaluate_detector  # noqa: E402
-from sgg.engine.detection import check_num_classes, dataset_label_names, test_detector  # noqa: E402
-from sgg.modeling import build_detection_model  # noqa: E402
-from sgg.utils import comm  # noqa: E402
+from sgg.config import ConfigError
+from sgg.data import build_data_loader
+from sgg.engine import Trainer, default_argument_parser, default_setup, evaluate_detector
+from sgg.engine.detection import check_num_classes, dataset_label_names, test_detector
+from sgg.modeling import build_detection_model
+from sgg.utils import comm
 
 logger = logging.getLogger("sgg.tools.detector_pretrain_net")
 

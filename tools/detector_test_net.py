@@ -9,14 +9,10 @@ exactly. The split is DATASETS.TO_TEST ("val" or "test"; empty = test). Prints `
 writes OUTPUT_DIR/inference/<dataset>/detection_metrics.json.
 """
 import logging
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device  # noqa: E402
-from sgg.engine.detection import test_detector  # noqa: E402
-from sgg.modeling import build_detection_model  # noqa: E402
+from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device
+from sgg.engine.detection import test_detector
+from sgg.modeling import build_detection_model
 
 logger = logging.getLogger("sgg.tools.detector_test_net")
 

@@ -16,16 +16,13 @@ whatever config is given; a ``TEST.RELATION.IOU_THRESHOLD`` that differs from th
 import argparse
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.config import load_config  # noqa: E402
-from sgg.data import build_dataset, get_dataset_statistics  # noqa: E402
-from sgg.engine.relation_eval import dataset_evaluator_kwargs, dataset_image_ids, groundtruth_lookup  # noqa: E402
-from sgg.evaluation import evaluate_prediction_file, read_prediction_file, write_results  # noqa: E402
-from sgg.evaluation.report import results_paths  # noqa: E402
-from sgg.utils.errors import EvaluationError, RunError  # noqa: E402
+from sgg.config import load_config
+from sgg.data import build_dataset, get_dataset_statistics
+from sgg.engine.relation_eval import dataset_evaluator_kwargs, dataset_image_ids, groundtruth_lookup
+from sgg.evaluation import evaluate_prediction_file, read_prediction_file, write_results
+from sgg.evaluation.report import results_paths
+from sgg.utils.errors import EvaluationError, RunError
 
 logger = logging.getLogger("sgg.evaluate")
 REEVAL_STEM = "results_reeval"  # beside the run's own results.json / results.txt, which stay untouched

@@ -12,11 +12,8 @@ The output is identical for the same flags and seed. DATASET.md describes the da
 import argparse
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.data.synthetic import PROFILES, VG_NUM_IMAGES, format_summary, generate_synthetic_vg  # noqa: E402
+from sgg.data.synthetic import PROFILES, VG_NUM_IMAGES, format_summary, generate_synthetic_vg
 
 OUTPUT_FOLDERS = {"vglike": "synthetic_vglike"}  # the catalog's folder of each profile with its own entries
 

@@ -13,12 +13,8 @@ Predicates are in decreasing frequency order in every figure.
 """
 import argparse
 import logging
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,  # noqa: E402
+from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
                                     plot_predicate_distribution, plot_recall_change)
 
 logger = logging.getLogger("sgg.tools.plot_results")

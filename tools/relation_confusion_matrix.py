@@ -14,14 +14,11 @@ else MODEL.WEIGHT. One process (the counts are not gathered over torchrun proces
 import argparse
 import logging
 import os
-import sys
 from typing import Sequence
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device  # noqa: E402
+from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device
 
 logger = logging.getLogger("sgg.tools.relation_confusion_matrix")
 

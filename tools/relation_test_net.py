@@ -9,13 +9,9 @@ results.txt and (TEST.RELATION.SAVE_PREDICTIONS) the compact prediction file pre
 OUTPUT_DIR/inference/<dataset>/; re-evaluate that file later with tools/evaluate.py.
 """
 import logging
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device  # noqa: E402
-from sgg.engine.relation import build_scene_graph_model, load_statistics, test_relations  # noqa: E402
+from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device
+from sgg.engine.relation import build_scene_graph_model, load_statistics, test_relations
 
 logger = logging.getLogger("sgg.tools.relation_test_net")
 

@@ -12,13 +12,9 @@ SOLVER.VAL_PERIOD (R@100 picks model_best.pth and drives the plateau schedule), 
 final model on DATASETS.TEST and prints SGB's result block. Ctrl-C saves the last completed iteration and exits 130.
 """
 import logging
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.engine import Trainer, default_argument_parser, default_setup  # noqa: E402
-from sgg.engine.relation import (build_scene_graph_model, load_initial_weights, load_statistics,  # noqa: E402
+from sgg.engine import Trainer, default_argument_parser, default_setup
+from sgg.engine.relation import (build_scene_graph_model, load_initial_weights, load_statistics,
                                  relation_val_fn, test_relations)
 
 logger = logging.getLogger("sgg.tools.relation_train_net")

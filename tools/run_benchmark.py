@@ -22,9 +22,7 @@ import time
 
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,  # noqa: E402
+from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,
                                   run_dir, run_one, summarise, train_command, write_tables)
 
 logger = logging.getLogger("sgg.tools.run_benchmark")
