@@ -39,45 +39,46 @@ _C.MODEL.RPN = CN()
 _C.MODEL.RPN.ANCHOR_SIZES = (32, 64, 128, 256, 512)  # one size per FPN level
 _C.MODEL.RPN.ANCHOR_STRIDE = (16,)  # SGB yaml: (4, 8, 16, 32, 64)
 _C.MODEL.RPN.ASPECT_RATIOS = (0.5, 1.0, 2.0)  # SGB yaml: neural-motifs' VG ratios
-_C.MODEL.RPN.PRE_NMS_TOP_N_TRAIN = 12000
-_C.MODEL.RPN.PRE_NMS_TOP_N_TEST = 6000
-_C.MODEL.RPN.POST_NMS_TOP_N_TRAIN = 2000
-_C.MODEL.RPN.POST_NMS_TOP_N_TEST = 1000
-_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN = 2000
-_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TEST = 2000
-_C.MODEL.RPN.FPN_POST_NMS_PER_BATCH = True
-_C.MODEL.RPN.NMS_THRESH = 0.7
-_C.MODEL.RPN.FG_IOU_THRESHOLD = 0.7
-_C.MODEL.RPN.BG_IOU_THRESHOLD = 0.3
-_C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256
-_C.MODEL.RPN.POSITIVE_FRACTION = 0.5
-_C.MODEL.RPN.MIN_SIZE = 0
+_C.MODEL.RPN.PRE_NMS_TOP_N_TRAIN = 12000  # proposals kept per FPN level before the RPN NMS, training
+_C.MODEL.RPN.PRE_NMS_TOP_N_TEST = 6000  # ... and at test time
+_C.MODEL.RPN.POST_NMS_TOP_N_TRAIN = 2000  # after NMS: per image without FPN, per level with FPN_POST_NMS_PER_LEVEL_CAP
+_C.MODEL.RPN.POST_NMS_TOP_N_TEST = 1000  # ... and at test time
+_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN = 2000  # proposals kept over all FPN levels after NMS, training
+_C.MODEL.RPN.FPN_POST_NMS_TOP_N_TEST = 2000  # ... and at test time
+_C.MODEL.RPN.FPN_POST_NMS_PER_BATCH = True  # SGB key; accepted: the cut is always per image (SGB VG yaml: False)
+_C.MODEL.RPN.NMS_THRESH = 0.7  # IoU of the RPN's NMS
+_C.MODEL.RPN.FG_IOU_THRESHOLD = 0.7  # anchors with IoU >= this to a GT box are RPN positives
+_C.MODEL.RPN.BG_IOU_THRESHOLD = 0.3  # anchors with IoU < this to every GT box are RPN negatives
+_C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256  # anchors sampled per image for the RPN losses
+_C.MODEL.RPN.POSITIVE_FRACTION = 0.5  # at most this fraction of them positive
+_C.MODEL.RPN.MIN_SIZE = 0  # proposals with a side under this (pixels) are dropped (0 = none)
 _C.MODEL.RPN.RPN_MID_CHANNEL = 512  # SGB yaml: 256
 
 _C.MODEL.ROI_HEADS = CN()
+# proposals with IoU >= this to a GT box are box-head positives (and SGDet's matches)
 _C.MODEL.ROI_HEADS.FG_IOU_THRESHOLD = 0.5
-_C.MODEL.ROI_HEADS.BG_IOU_THRESHOLD = 0.3
-_C.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
-_C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 256
+_C.MODEL.ROI_HEADS.BG_IOU_THRESHOLD = 0.3  # proposals with IoU < this are box-head negatives
+_C.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # (wx, wy, ww, wh) of the box-regression encoding
+_C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 256  # proposals sampled per image for the box-head losses
 _C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.25  # SGB yaml: 0.5
-_C.MODEL.ROI_HEADS.SCORE_THRESH = 0.01
-_C.MODEL.ROI_HEADS.NMS = 0.3
-_C.MODEL.ROI_HEADS.POST_NMS_PER_CLS_TOPN = 300
+_C.MODEL.ROI_HEADS.SCORE_THRESH = 0.01  # detections scoring below this are dropped before NMS
+_C.MODEL.ROI_HEADS.NMS = 0.3  # IoU of the per-class NMS of the detections
+_C.MODEL.ROI_HEADS.POST_NMS_PER_CLS_TOPN = 300  # detections kept per class after NMS
 _C.MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES = False  # SGB yaml: True (one class per proposal)
 _C.MODEL.ROI_HEADS.DETECTIONS_PER_IMG = 256  # SGB relation yaml: 80
 
 _C.MODEL.ROI_BOX_HEAD = CN()
-_C.MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR = "FPN2MLPFeatureExtractor"
-_C.MODEL.ROI_BOX_HEAD.PREDICTOR = "FPNPredictor"
+_C.MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR = "FPN2MLPFeatureExtractor"  # registered RoI feature extractor of the box head
+_C.MODEL.ROI_BOX_HEAD.PREDICTOR = "FPNPredictor"  # registered box classifier / regressor
 _C.MODEL.ROI_BOX_HEAD.NUM_CLASSES = 151  # 150 VG classes + background (SGB's default 81 is COCO's)
-_C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
-_C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 2
-_C.MODEL.ROI_BOX_HEAD.POOLER_SCALES = (0.25, 0.125, 0.0625, 0.03125)
+_C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7  # RoIAlign output size (7 x 7)
+_C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 2  # RoIAlign sampling points per bin side
+_C.MODEL.ROI_BOX_HEAD.POOLER_SCALES = (0.25, 0.125, 0.0625, 0.03125)  # 1 / stride of each pooled FPN level
 _C.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM = 4096  # SGB defaults.py: 2048; the VG yamls use 4096
 
 _C.MODEL.ROI_ATTRIBUTE_HEAD = CN()
-_C.MODEL.ROI_ATTRIBUTE_HEAD.NUM_ATTRIBUTES = 201
-_C.MODEL.ROI_ATTRIBUTE_HEAD.MAX_ATTRIBUTES = 10
+_C.MODEL.ROI_ATTRIBUTE_HEAD.NUM_ATTRIBUTES = 201  # SGB's attribute head key; accepted, unused (no attribute head here)
+_C.MODEL.ROI_ATTRIBUTE_HEAD.MAX_ATTRIBUTES = 10  # attributes per box in the VG150 h5 (its attribute column width)
 
 _C.MODEL.ROI_RELATION_HEAD = CN()
 _C.MODEL.ROI_RELATION_HEAD.PREDICTOR = "MotifPredictor"  # registered relation predictor
@@ -89,12 +90,12 @@ _C.MODEL.ROI_RELATION_HEAD.POSITIVE_FRACTION = 0.25  # at most this fraction of 
 _C.MODEL.ROI_RELATION_HEAD.USE_GT_BOX = True  # PredCls / SGCls (True) vs SGDet (False)
 _C.MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL = False  # PredCls (True) vs SGCls (False)
 _C.MODEL.ROI_RELATION_HEAD.EMBED_DIM = 200  # word vector size (GloVe 6B 200d)
-_C.MODEL.ROI_RELATION_HEAD.CONTEXT_DROPOUT_RATE = 0.2
-_C.MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM = 512
-_C.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM = 4096
-_C.MODEL.ROI_RELATION_HEAD.CONTEXT_OBJ_LAYER = 1
-_C.MODEL.ROI_RELATION_HEAD.CONTEXT_REL_LAYER = 1
-_C.MODEL.ROI_RELATION_HEAD.LABEL_SMOOTHING_LOSS = False
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_DROPOUT_RATE = 0.2  # dropout inside the context models (Motif LSTMs)
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM = 512  # hidden size of the object / edge context
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM = 4096  # width of the pair representation the classifier reads
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_OBJ_LAYER = 1  # layers of the object context (Motif LSTM)
+_C.MODEL.ROI_RELATION_HEAD.CONTEXT_REL_LAYER = 1  # layers of the edge context (Motif LSTM)
+_C.MODEL.ROI_RELATION_HEAD.LABEL_SMOOTHING_LOSS = False  # label smoothing in the object loss (SGB's switch)
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION = True  # use union-box features
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS = True  # add the frequency bias to relation logits
 _C.MODEL.ROI_RELATION_HEAD.FREQUENCY_BIAS_DROPOUT = 0.0  # dropout on the frequency-bias logits in training (SGB: none)
@@ -107,13 +108,13 @@ _C.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR = True  # keep the detector frozen an
 _C.MODEL.ROI_RELATION_HEAD.REL_PROP = ()  # SGB's unused predicate proportions; accepted for compatibility
 
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER = CN()
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.DROPOUT_RATE = 0.1
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.OBJ_LAYER = 4
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.REL_LAYER = 2
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD = 8
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
-_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.DROPOUT_RATE = 0.1  # dropout of the Transformer context
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.OBJ_LAYER = 4  # encoder layers of the object context
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.REL_LAYER = 2  # encoder layers of the edge context
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD = 8  # attention heads
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048  # feed-forward width
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64  # key / query size per head
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64  # value size per head
 
 # Keys of the later heads, one block per method (each block is owned by that method's module).
 # >>> LinkNet / CCE / Ranker keys
@@ -267,20 +268,21 @@ _C.INPUT.MAX_SIZE_TRAIN = 1333  # cap on the longer side. SGB VG yaml: 1000
 _C.INPUT.MIN_SIZE_TEST = 800  # SGB VG yaml: 600
 _C.INPUT.MAX_SIZE_TEST = 1333  # SGB VG yaml: 1000
 _C.INPUT.PIXEL_MEAN = (102.9801, 115.9465, 122.7717)  # subtracted after TO_BGR255
+# per-channel divisor after subtracting PIXEL_MEAN (1 for Caffe2-style BGR weights)
 _C.INPUT.PIXEL_STD = (1.0, 1.0, 1.0)
 _C.INPUT.TO_BGR255 = True  # Caffe-style BGR 0..255 input, as SGB's detector
 _C.INPUT.FLIP_PROB_TRAIN = 0.5  # horizontal flip probability in training (SGB hard-codes 0.5)
-_C.INPUT.BRIGHTNESS = 0.0
-_C.INPUT.CONTRAST = 0.0
-_C.INPUT.SATURATION = 0.0
-_C.INPUT.HUE = 0.0
+_C.INPUT.BRIGHTNESS = 0.0  # colour jitter in training (torchvision ColorJitter; 0 = off, SGB's setting)
+_C.INPUT.CONTRAST = 0.0  # colour jitter: contrast
+_C.INPUT.SATURATION = 0.0  # colour jitter: saturation
+_C.INPUT.HUE = 0.0  # colour jitter: hue
 
 # ---------------------------------------------------------------------------------------------------------- DATASETS
 _C.DATASETS = CN()
 _C.DATASETS.DATA_DIR = "datasets"  # root of the dataset catalog; the SGG_DATA_DIR environment variable overrides it
 _C.DATASETS.TRAIN = ()  # catalog names, e.g. ("VG150_train",) or SGB's VG_stanford_filtered_with_attribute_train
-_C.DATASETS.VAL = ()
-_C.DATASETS.TEST = ()
+_C.DATASETS.VAL = ()  # catalog names of the validation datasets
+_C.DATASETS.TEST = ()  # catalog names of the test datasets
 _C.DATASETS.TO_TEST = ""  # relation_test_net: "", "train", "val" or "test" (SGB: None)
 _C.DATASETS.VAL_SIZE = 5000  # val = the first VAL_SIZE filtered train-split images (SGB's num_val_im)
 _C.DATASETS.NUM_IM = -1  # truncate each split's image list (-1 = all); for debugging
@@ -289,36 +291,36 @@ _C.DATASETS.CHECK_IMAGES = True  # check that every image file exists when the d
 
 # -------------------------------------------------------------------------------------------------------- DATALOADER
 _C.DATALOADER = CN()
-_C.DATALOADER.NUM_WORKERS = 4
+_C.DATALOADER.NUM_WORKERS = 4  # loader worker processes per training process
 _C.DATALOADER.SIZE_DIVISIBILITY = 0  # pad batches to a multiple of this (SGB VG yaml: 32)
 _C.DATALOADER.ASPECT_RATIO_GROUPING = True  # batch landscape and portrait images separately
 
 # ------------------------------------------------------------------------------------------------------------ SOLVER
 _C.SOLVER = CN()
 _C.SOLVER.OPTIMIZER = "SGD"  # "SGD" or "AdamW"
-_C.SOLVER.MAX_ITER = 40000
+_C.SOLVER.MAX_ITER = 40000  # training iterations
 _C.SOLVER.EXTEND_RUN = False  # True: resuming may change MAX_ITER (e.g. continue a finished run); docs/training.md
-_C.SOLVER.BASE_LR = 0.002
+_C.SOLVER.BASE_LR = 0.002  # learning rate for IMS_PER_BATCH images
 _C.SOLVER.SCALE_LR_BY_BATCH = True  # SGB's effective LR: BASE_LR x IMS_PER_BATCH
-_C.SOLVER.BIAS_LR_FACTOR = 2.0
+_C.SOLVER.BIAS_LR_FACTOR = 2.0  # biases train at BASE_LR x this
 _C.SOLVER.BACKBONE_LR_FACTOR = 1.0  # LR multiplier for backbone parameters
-_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.MOMENTUM = 0.9  # SGD momentum
 _C.SOLVER.BETAS = (0.9, 0.999)  # AdamW
-_C.SOLVER.WEIGHT_DECAY = 0.0005
-_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0
+_C.SOLVER.WEIGHT_DECAY = 0.0005  # L2 weight decay of weights
+_C.SOLVER.WEIGHT_DECAY_BIAS = 0.0  # ... and of biases
 _C.SOLVER.CLIP_NORM = 5.0  # SGB's unused key; accepted for compatibility
 _C.SOLVER.GRAD_NORM_CLIP = 5.0  # global L2 gradient-norm clip; <= 0 disables
-_C.SOLVER.GAMMA = 0.1
-_C.SOLVER.STEPS = (30000,)
-_C.SOLVER.WARMUP_FACTOR = 1.0 / 3
-_C.SOLVER.WARMUP_ITERS = 500
+_C.SOLVER.GAMMA = 0.1  # LR factor at each of STEPS (WarmupMultiStepLR)
+_C.SOLVER.STEPS = (30000,)  # iterations at which the LR is multiplied by GAMMA
+_C.SOLVER.WARMUP_FACTOR = 1.0 / 3  # the LR starts at BASE_LR x this ...
+_C.SOLVER.WARMUP_ITERS = 500  # ... and rises linearly to BASE_LR over these iterations
 _C.SOLVER.WARMUP_METHOD = "linear"  # "linear" or "constant"
-_C.SOLVER.CHECKPOINT_PERIOD = 2500
-_C.SOLVER.VAL_PERIOD = 2500
-_C.SOLVER.PRINT_GRAD_FREQ = 5000
-_C.SOLVER.TO_VAL = True
-_C.SOLVER.PRE_VAL = True
-_C.SOLVER.UPDATE_SCHEDULE_DURING_LOAD = False
+_C.SOLVER.CHECKPOINT_PERIOD = 2500  # save model_{iter}.pth every this many iterations
+_C.SOLVER.VAL_PERIOD = 2500  # validate every this many iterations (with TO_VAL)
+_C.SOLVER.PRINT_GRAD_FREQ = 5000  # SGB's gradient-printing period; accepted, unused (grad norms are logged every step)
+_C.SOLVER.TO_VAL = True  # validate during training
+_C.SOLVER.PRE_VAL = True  # validate once before a fresh run's first iteration
+_C.SOLVER.UPDATE_SCHEDULE_DURING_LOAD = False  # SGB key; accepted, unused (a resumed run restores its scheduler state)
 _C.SOLVER.IMS_PER_BATCH = 16  # global batch size (split over processes)
 _C.SOLVER.LOG_PERIOD = 20  # iterations between log lines (SGB: 200)
 _C.SOLVER.BEST_METRIC = ""  # validation metric that picks model_best.pth ("" = the mode's R@100 / detector mAP)
@@ -326,27 +328,27 @@ _C.SOLVER.FREEZE_PATTERNS = ()  # parameter-name regexes to freeze
 _C.SOLVER.FIND_UNUSED_PARAMETERS = False  # DDP find_unused_parameters (True when some parameters get no gradient)
 _C.SOLVER.SCHEDULE = CN()
 _C.SOLVER.SCHEDULE.TYPE = "WarmupMultiStepLR"  # or "WarmupReduceLROnPlateau", "WarmupCosineLR"
-_C.SOLVER.SCHEDULE.PATIENCE = 2
-_C.SOLVER.SCHEDULE.THRESHOLD = 1e-4
-_C.SOLVER.SCHEDULE.COOLDOWN = 1
-_C.SOLVER.SCHEDULE.FACTOR = 0.5
+_C.SOLVER.SCHEDULE.PATIENCE = 2  # plateau: validations without a gain before the LR decays
+_C.SOLVER.SCHEDULE.THRESHOLD = 1e-4  # plateau: the smallest gain that counts
+_C.SOLVER.SCHEDULE.COOLDOWN = 1  # plateau: validations to wait after a decay
+_C.SOLVER.SCHEDULE.FACTOR = 0.5  # plateau: LR factor at each decay
 _C.SOLVER.SCHEDULE.MAX_DECAY_STEP = 7  # plateau: stop training after this many decays
 
 # -------------------------------------------------------------------------------------------------------------- TEST
 _C.TEST = CN()
-_C.TEST.IMS_PER_BATCH = 8
+_C.TEST.IMS_PER_BATCH = 8  # test images per batch (over all processes)
 _C.TEST.DETECTIONS_PER_IMG = 100  # SGB key, unused by the relation path
-_C.TEST.ALLOW_LOAD_FROM_CACHE = True
-_C.TEST.SAVE_PROPOSALS = False
+_C.TEST.ALLOW_LOAD_FROM_CACHE = True  # SGB key; accepted, unused (inference always runs)
+_C.TEST.SAVE_PROPOSALS = False  # SGB key; accepted, unused
 _C.TEST.CUSTUM_EVAL = False  # SGB's (misspelt) custom-image switch
-_C.TEST.CUSTUM_PATH = "."
+_C.TEST.CUSTUM_PATH = "."  # SGB's demo image folder key (spelled as SGB); accepted, unused: tools/demo.py takes --input
 _C.TEST.RELATION = CN()
 _C.TEST.RELATION.MULTIPLE_PREDS = False  # SGB's unused key; ng-R@K is always computed
-_C.TEST.RELATION.IOU_THRESHOLD = 0.5
+_C.TEST.RELATION.IOU_THRESHOLD = 0.5  # a predicted box matches a GT box at IoU >= this (SGDet, PhrDet)
 _C.TEST.RELATION.REQUIRE_OVERLAP = True  # SGDet test pairs must overlap (SGB relation yaml: False)
 _C.TEST.RELATION.LATER_NMS_PREDICTION_THRES = 0.3  # SGB relation yaml: 0.5
-_C.TEST.RELATION.SYNC_GATHER = False
-_C.TEST.RELATION.RECALL_KS = (20, 50, 100)
+_C.TEST.RELATION.SYNC_GATHER = False  # SGB key; accepted, unused (predictions are gathered to rank 0 once)
+_C.TEST.RELATION.RECALL_KS = (20, 50, 100)  # the K of R@K, mR@K and the other @K metrics
 _C.TEST.RELATION.LEGACY_IOU = True  # +1 pixel IoU convention of SGB; False = continuous IoU
 _C.TEST.RELATION.RELATION_NMS = False  # PE-Net-style relation NMS before recall (inflates numbers; off in SGB)
 _C.TEST.RELATION.MAX_PAIRS_STORED = 0  # cap on stored pairs per image in predictions (0 = all)
@@ -354,13 +356,13 @@ _C.TEST.RELATION.SAVE_PREDICTIONS = True  # write the compact prediction file at
 _C.TEST.RELATION.PLOTS = True  # the test tool draws per-predicate R@K and the GT distribution (needs matplotlib)
 
 # ------------------------------------------------------------------------------------------------------------- MISC
-_C.OUTPUT_DIR = "."
-_C.DETECTED_SGG_DIR = "."
+_C.OUTPUT_DIR = "."  # where a run writes checkpoints, logs, TensorBoard and results
+_C.DETECTED_SGG_DIR = "."  # SGB's custom-image output folder; accepted, unused: tools/demo.py takes --output
 _C.GLOVE_DIR = "."  # folder with glove.6B.200d.txt (or .pt); absent vectors fall back to a seeded random init
 _C.SEED = 0  # < 0: draw a seed and log it
 _C.DETERMINISTIC = False  # torch deterministic algorithms
 _C.DTYPE = "float32"  # "float32", "float16" (autocast + GradScaler on CUDA) or "bfloat16"
-_C.AMP_VERBOSE = False
+_C.AMP_VERBOSE = False  # SGB's apex verbosity; accepted, unused (DTYPE selects mixed precision)
 _C.PATHS_CATALOG = ""  # SGB key; the catalog is sgg/config/paths_catalog.py
 
 

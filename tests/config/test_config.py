@@ -194,3 +194,17 @@ def test_detector_checks_only_the_object_count_and_names_the_dataset():
     with pytest.raises(ConfigError, match=r"^MODEL.ROI_BOX_HEAD.NUM_CLASSES is 4 but SyntheticVG_train has 3 object "
                                           r"classes .* set MODEL.ROI_BOX_HEAD.NUM_CLASSES 3$"):
         check_num_classes(cfg, {"ind_to_classes": names["ind_to_classes"][:3]})
+
+
+def test_every_config_key_has_its_one_line_comment():
+    """Each key in defaults.py says what it does: a comment on its line or on the line above (nodes excepted)."""
+    import re
+
+    import sgg.config.defaults as defaults
+
+    with open(defaults.__file__) as f:
+        lines = f.read().split("\n")
+    bare = [line for number, line in enumerate(lines)
+            if re.match(r"^_C\.[A-Z0-9_.]+ = ", line) and "CN()" not in line and "#" not in line
+            and not lines[number - 1].startswith("#")]
+    assert not bare, "config keys without a comment in sgg/config/defaults.py:\n" + "\n".join(bare)
