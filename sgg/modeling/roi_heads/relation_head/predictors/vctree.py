@@ -8,6 +8,7 @@ pair matrix by the ``VCTreeBinary`` loss term (SGB's ``binary_loss``; losses/vct
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +28,8 @@ from .common import (BoxPositionEncoder, ObjectInputEmbedding, SmallBatchNorm1d,
                      normal_init, to_onehot, xavier_init)
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
+
+logger = logging.getLogger(__name__)
 
 SCORE_FEATURE_DIM = 128  # SGB's fixed width of each of the four score-net inputs
 
@@ -222,6 +225,9 @@ class VCTreePredictor(nn.Module):
         for key in ("CONTEXT_OBJ_LAYER", "CONTEXT_REL_LAYER"):
             if head[key] < 1:
                 raise ConfigError(f"VCTreePredictor: MODEL.ROI_RELATION_HEAD.{key} must be >= 1, got {head[key]}")
+        if not head.PREDICT_USE_BIAS:
+            logger.warning("VCTreePredictor ignores MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS False: SGB's VCTree "
+                           "always adds the frequency bias (docs/vctree.md)")
         obj_classes, rel_classes = class_counts(statistics)
         context = VCTreeContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
                                 head.CONTEXT_HIDDEN_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,

@@ -96,7 +96,11 @@ def _levels(left: List[int], right: List[int], roots: List[int]) -> Tuple[List[L
 def build_forest(pair_scores: Sequence[torch.Tensor], device) -> Forest:
     """One binary tree per image from its (N_i, N_i) pair scores (an image without boxes has no tree). The scores
     are copied to the host once for the whole batch: the greedy construction is sequential and data dependent."""
-    host_scores = [s.detach().float().cpu().numpy() for s in pair_scores]  # the one host sync of the tree
+    sizes = [int(s.shape[0]) for s in pair_scores]
+    flat = [s.detach().float().reshape(-1) for s in pair_scores]
+    host = torch.cat(flat).cpu().numpy() if flat else np.zeros(0, np.float32)  # the one host sync of the tree
+    host_scores = [chunk.reshape(n, n) for chunk, n in zip(np.split(host, np.cumsum([n * n for n in sizes])[:-1]),
+                                                           sizes)]
     roots, left, right, parent, image = [], [], [], [], []
     offset = 0
     for index, scores in enumerate(host_scores):
