@@ -224,8 +224,8 @@ def test_one_box_images(mode, training):
         (score,) = model.context(batch, return_pair_scores=True)[3]
         assert score.shape == (1, 1)
         terms = full_loss(model, batch, out)
-        assert terms["loss_binary"].item() == pytest.approx(F.softplus(out.extras["vctree_pair_logits"][0]).item(),
-                                                            rel=1e-5)
+        softplus = F.softplus(out.extras["vctree_pair_logits"][0]).item()
+        assert terms["loss_binary"].item() == pytest.approx(softplus, abs=1e-6)  # BCE(x, 0) cancels in float32
         sum(terms.values()).backward()
 
 
