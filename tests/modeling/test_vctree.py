@@ -1,6 +1,8 @@
 """VCTreePredictor's parts by hand: the greedy tree and its binary form, the batch forest and its level schedules,
 the TreeLSTM cells on a lone root and on a one-child tree, the binary loss, the loss term that is added for SGB's
 command line, the protocols, and the errors. The whole head against SGB: test_vctree_golden.py."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -15,9 +17,11 @@ from sgg.modeling.roi_heads.relation_head.predictors.tree_lstm import DownwardTr
 from sgg.modeling.roi_heads.relation_head.predictors.vctree_tree import binary_tree, build_forest, greedy_tree
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 
+import head_matrix
 from test_predictors import C, build, check_output, make_batch, make_cfg, make_statistics
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # [i, j] = score of attaching j below i. Row means 0.15, 0.275, 0.525, 0.225: the root is 2. Then 2 -> 0 (0.9);
 # 2 -> 1 and 2 -> 3 tie at 0.6: the lower remaining index wins; then 2 -> 3 (0.6) and 1 -> 3 (0.6) tie: the parent
@@ -333,3 +337,24 @@ def test_predict_use_bias_false_is_ignored_with_a_warning(caplog):
         model = build("VCTreePredictor", "predcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False")
     assert model.edge_head.freq_bias is not None
     assert "ignores MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS False" in caplog.text
+
+
+def test_sgb_readme_command_line_on_sgb_relation_yaml_selects_vctree_and_its_loss():
+    """SGB's yaml with its README switches (SGCls) and ``PREDICTOR VCTreePredictor``: the config resolves and the
+    loss has SGB's three VCTree terms. (The model at the yaml's widths, 4096-d features and hidden 512, is not
+    built here, to keep the test fast.)"""
+    cfg = load_config(os.path.join(REPO, "configs", "e2e_relation_X_101_32_8_FPN_1x.yaml"), [
+        "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True", "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", "False",
+        "MODEL.ROI_RELATION_HEAD.PREDICTOR", "VCTreePredictor"])
+    assert cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR == "VCTreePredictor"
+    assert build_relation_losses(cfg, make_statistics()).names == ["RelationCE", "ObjectCE", "VCTreeBinary"]
+
+
+@pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
+def test_whole_model_training_step_logs_the_binary_loss(mode, tmp_path):
+    """Detector + relation head at toy size with the default LOSS: the sampler's rel_binarys reach the loss."""
+    model, _ = head_matrix.build("VCTree", mode, tmp_path)
+    images, targets = head_matrix.batch()
+    losses = model.train()(images, targets)
+    assert set(losses) == {"loss_rel", "loss_refine_obj", "loss_binary"}
+    assert torch.isfinite(losses["loss_binary"]) and losses["loss_binary"] > 0

@@ -116,15 +116,3 @@ def test_detector_checkpoint_of_another_architecture_is_reported(data_root, dete
                 *_opts(data_root, tmp_path / "y", 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
                        "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", "128")], expect_ok=False)
     assert "MODEL.PRETRAINED_DETECTOR_CKPT" in log and "does not fit" in log
-
-
-def test_vctree_sgcls_trains_with_its_binary_loss_and_tests(data_root, detector_ckpt, tmp_path):
-    """SGB's VCTree command line on synthetic VG: PREDICTOR VCTreePredictor with the default LOSS trains the binary
-    tree loss too (docs/vctree.md) and tests."""
-    out = tmp_path / "vctree"
-    log = _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_sgcls.yaml"),
-                *_opts(data_root, out, 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
-                       "MODEL.ROI_RELATION_HEAD.PREDICTOR", "VCTreePredictor", "SOLVER.PRE_VAL", "False",
-                       "SOLVER.VAL_PERIOD", "0")])
-    assert "loss_binary" in log and "mode=sgcls" in log
-    assert 0.0 <= _results(out)["R@100"] <= 1.0
