@@ -348,6 +348,9 @@ def test_sgb_readme_command_line_on_sgb_relation_yaml_selects_vctree_and_its_los
         "MODEL.ROI_RELATION_HEAD.PREDICTOR", "VCTreePredictor"])
     assert cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR == "VCTreePredictor"
     assert build_relation_losses(cfg, make_statistics()).names == ["RelationCE", "ObjectCE", "VCTreeBinary"]
+    synthetic = load_config(os.path.join(REPO, "configs", "synthetic", "vctree.yaml"))
+    assert synthetic.MODEL.ROI_RELATION_HEAD.PREDICTOR == "VCTreePredictor"
+    assert build_relation_losses(synthetic, make_statistics()).names == ["RelationCE", "ObjectCE", "VCTreeBinary"]
 
 
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
