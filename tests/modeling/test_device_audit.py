@@ -24,6 +24,8 @@ ALLOWED_SYNCS = {
     "sgg/modeling/iterative_sg/targets.py:build_triplet_targets",
     # cdl's shortcut for a batch without a foreground pair, and its check that the labels lie in [0, R)
     "sgg/modeling/roi_heads/relation_head/losses/cdl.py:forward",
+    # VCTree's greedy tree is built on the host from the batch's pair scores (one copy per batch)
+    "sgg/modeling/roi_heads/relation_head/predictors/vctree_tree.py:build_forest",
 }
 
 

@@ -6,6 +6,7 @@ from . import cross_entropy  # noqa: F401  (registers RelationCE, ObjectCE)
 from . import cdl  # noqa: F401  (registers cdl, FGPL's category discriminating loss)
 from . import cce, gce_ranker  # noqa: F401  (registers cce, gce, ranker: Huang et al. ACCV 2020)
 from . import prototype, reweight  # noqa: F401  (PE-Net / SPL prototype losses, ReweightedRelationCE)
+from . import vctree_binary  # noqa: F401  (registers VCTreeBinary, VCTree's binary_loss)
 # <<< loss imports
 
 __all__ = ["RelationLossInputs", "build_relation_losses", "parse_loss_spec"]

@@ -14,6 +14,7 @@ from . import frequency, motifs, transformer  # noqa: F401  (register the baseli
 from . import hca  # noqa: F401  (HybridCoAttentionPredictor, ReBalance-HCA)
 from . import linknet  # noqa: F401  (LinkNetPredictor, Woo et al. 2018)
 from . import penet  # noqa: F401  (PrototypeEmbeddingNetwork: PE-Net and SPL)
+from . import vctree  # noqa: F401  (VCTreePredictor, SGB's VCTree)
 # <<< head imports
 from .frequency import FrequencyPredictor
 from .motifs import LSTMContext, MotifPredictor
