@@ -88,6 +88,7 @@ HEADS = {
                                                  _confusion(tmp_path))(tmp_path)),
     "Transformer+BA-SGG-stage2": (ALL, _ba_sgg_stage2),
     "IterativeSG": (("sgdet",), lambda tmp_path: DETR_SMALL),
+    "IMP": (ALL, _predictor("IMPPredictor", HEAD + "IMP.HIDDEN_DIM", 16)),
 }
 
 
