@@ -13,6 +13,7 @@ from sgg.modeling.roi_heads.relation_head.inference import object_prediction_nms
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.common import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.imp import IMPContext, IMPPredictor
+from sgg.modeling.roi_heads.relation_head.rescorers.ranker import Ranker
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.solver import make_optimizer
 from sgg.structures import BoxList
@@ -21,6 +22,7 @@ import head_matrix
 from test_predictors import C, R, ROI_DIM, check_output, make_batch, make_cfg, make_statistics, training_loss
 
 MODES = ["predcls", "sgcls", "sgdet"]
+pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 SMALL = ("MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM", 16)
 
 
@@ -164,7 +166,7 @@ def test_batched_equals_one_image_at_a_time():
 def test_loss_falls_on_a_fixed_batch():
     model = build("sgcls").train()
     batch = make_batch("sgcls", (4, 5), training=True, seed=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(30):
         optimizer.zero_grad()
@@ -200,6 +202,14 @@ def test_union_features_of_the_wrong_shape_are_rejected():
 def test_predcls_model_rejects_sgcls_batches():
     with pytest.raises(ValueError, match="built for predcls"):
         build("predcls").eval()(make_batch("sgcls", (3,), training=False))
+
+
+def test_the_ranker_reads_the_edge_states():
+    cfg = make_cfg("IMPPredictor", "sgcls", *SMALL)
+    assert Ranker.predictor_feature_dim(cfg) == 16
+    batch = make_batch("sgcls", (3, 4), training=False)
+    with torch.no_grad():
+        assert build("sgcls").eval()(batch).extras["rel_features"].shape == (sum(batch.num_pairs), 16)
 
 
 def test_union_projection_only_when_the_sizes_differ():

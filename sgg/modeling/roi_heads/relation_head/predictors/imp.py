@@ -81,9 +81,9 @@ class IMPContext(nn.Module):
             outgoing = self.out_edge_w_fc(torch.cat([sub_vert, edge], dim=1)) * edge
             incoming = self.in_edge_w_fc(torch.cat([obj_vert, edge], dim=1)) * edge
             # SGB multiplies by dense (nodes x pairs) 0/1 matrices; a scatter-add gives the same sums in O(pairs)
-            node_context = torch.zeros_like(node, dtype=outgoing.dtype).index_add(0, subjects, outgoing)
-            node_context = node_context.index_add(0, objects, incoming.to(outgoing.dtype))
-            node = self.node_gru(node_context.to(node.dtype), node)
+            node_context = outgoing.new_zeros(node.shape).index_add(0, subjects, outgoing).index_add(0, objects,
+                                                                                                   incoming)
+            node = self.node_gru(node_context, node)
             edge = new_edge
         return node, edge
 
@@ -91,7 +91,7 @@ class IMPContext(nn.Module):
         """(obj_logits (sum N, C), edge states (sum P, h))."""
         node, edge = self.pass_messages(batch.roi_features, union_features, global_pair_indices(batch))
         if batch.mode == "predcls":
-            return to_onehot(gt_labels(batch), self.num_obj_classes).to(node.dtype), edge
+            return to_onehot(gt_labels(batch), self.num_obj_classes), edge
         if self.obj_fc is None:
             raise ValueError(f"this IMPPredictor was built for predcls and has no object classifier for "
                              f"{batch.mode}; build it with the {batch.mode} config")
@@ -131,6 +131,11 @@ class IMPPredictor(nn.Module):
         context = IMPContext(get_protocol(cfg), len(obj_classes), len(rel_classes), in_channels,
                              head.CONTEXT_POOLING_DIM, head.IMP.HIDDEN_DIM, head.IMP.NUM_ITER)
         return cls(context, in_channels, head.CONTEXT_POOLING_DIM, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+
+    @staticmethod
+    def rel_feature_dim(cfg) -> int:
+        """Width of ``extras["rel_features"]`` (the last edge states) for a re-scorer such as the Ranker."""
+        return int(cfg.MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM)
 
     def _union_features(self, batch: RelationBatch) -> torch.Tensor:
         union = batch.union_features
