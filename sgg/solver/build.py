@@ -34,7 +34,8 @@ def effective_base_lr(cfg) -> float:
 
 # SGB's slow_heads (tools/relation_train_net.py): the relation head's box feature MLP and the union extractor's
 # feature_extractor (its pooler's channel reduction, fc6, fc7; not the box-mask convolutions)
-SLOW_FEATURE_PREFIXES = ("relation_head.box_feature_extractor.", "relation_head.union_feature_extractor.reduce_channel.",
+SLOW_FEATURE_PREFIXES = ("relation_head.box_feature_extractor.",
+                         "relation_head.union_feature_extractor.reduce_channel.",
                          "relation_head.union_feature_extractor.fc6.", "relation_head.union_feature_extractor.fc7.")
 
 

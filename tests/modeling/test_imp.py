@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.inference import object_prediction_nms
@@ -111,6 +110,17 @@ def test_train_forward_shapes_and_gradients_reach_every_parameter(mode):
     assert (model.context_layer.obj_fc is None) == (mode == "predcls")
 
 
+def test_predcls_with_one_round_leaves_only_the_node_update_gates_without_gradient():
+    """docs/imp.md: the last node states are not read in PredCls, so with NUM_ITER 1 the gates that feed them are
+    unused (DDP then needs SOLVER.FIND_UNUSED_PARAMETERS)."""
+    model = build("predcls", "MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER", "1").train()
+    batch = make_batch("predcls", (3, 5), training=True)
+    training_loss(model(batch), batch).backward()
+    assert sorted(name for name, param in model.named_parameters() if param.grad is None) == [
+        "context_layer.in_edge_w_fc.0.bias", "context_layer.in_edge_w_fc.0.weight",
+        "context_layer.out_edge_w_fc.0.bias", "context_layer.out_edge_w_fc.0.weight"]
+
+
 def test_predcls_objects_are_the_gt_labels_as_onehot_logits():
     model = build("predcls").eval()
     batch = make_batch("predcls", (3, 4), training=False)
@@ -129,8 +139,10 @@ def test_sgdet_test_labels_come_from_the_later_nms():
     assert torch.equal(out.obj_preds, expected)
 
 
-def test_no_frequency_bias_whatever_predict_use_bias_says():
-    with_key = build("sgcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "True").eval()
+def test_no_frequency_bias_whatever_predict_use_bias_says(caplog):
+    with caplog.at_level("INFO", logger="sgg.modeling.roi_heads.relation_head.predictors.imp"):
+        with_key = build("sgcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "True").eval()
+    assert "PREDICT_USE_BIAS is not read" in caplog.text
     without = build("sgcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False").eval()
     assert with_key.state_dict().keys() == without.state_dict().keys()
     assert not any("freq" in name for name in with_key.state_dict())
