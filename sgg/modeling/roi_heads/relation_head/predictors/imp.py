@@ -81,8 +81,8 @@ class IMPContext(nn.Module):
             outgoing = self.out_edge_w_fc(torch.cat([sub_vert, edge], dim=1)) * edge
             incoming = self.in_edge_w_fc(torch.cat([obj_vert, edge], dim=1)) * edge
             # SGB multiplies by dense (nodes x pairs) 0/1 matrices; a scatter-add gives the same sums in O(pairs)
-            node_context = outgoing.new_zeros(node.shape).index_add(0, subjects, outgoing).index_add(0, objects,
-                                                                                                   incoming)
+            node_context = outgoing.new_zeros(node.shape)
+            node_context = node_context.index_add(0, subjects, outgoing).index_add(0, objects, incoming)
             node = self.node_gru(node_context, node)
             edge = new_edge
         return node, edge
