@@ -7,7 +7,8 @@ and object states, and a node reads the gated sum of the edge states of the pair
 object of (incoming). Objects are classified from the last node states, predicates from the last edge states. No
 frequency bias: SGB's IMPPredictor hard-codes ``use_bias = False`` whatever PREDICT_USE_BIAS says.
 
-Module names are SGB's (``context_layer.obj_unary`` ...), so an SGB IMP state dict maps onto this one key for key.
+Module names are SGB's (``context_layer.obj_unary`` ...), so an SGB IMP state dict maps onto this one key for key
+(in PredCls SGB's has ``context_layer.obj_fc`` besides, which SGB never uses there).
 """
 from __future__ import annotations
 
