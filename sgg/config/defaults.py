@@ -260,6 +260,11 @@ _C.MODEL.NMS_PLUS_ONE = False  # SGB's NMS in RPN and box head: +1 widths, IoU >
 _C.MODEL.CLIP_TO_LAST_PIXEL = False  # clip boxes to [0, W-1] x [0, H-1], RPN MIN_SIZE on +1 widths (SGB: True)
 _C.MODEL.ROI_HEADS.PROPOSAL_ORDER = False  # SGB: True; per-class cap and output in proposal order, not by score
 # <<< demo / SGB checkpoint keys
+# >>> IMP keys
+_C.MODEL.ROI_RELATION_HEAD.IMP = CN()  # IMPPredictor (Xu et al. 2017; SGB's model_msg_passing.py; docs/imp.md)
+_C.MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM = 512  # node / edge state size (SGB hard-codes 512, not CONTEXT_HIDDEN_DIM)
+_C.MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER = 3  # rounds of message passing, >= 1 (SGB hard-codes 3)
+# <<< IMP keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT
 _C.INPUT = CN()

@@ -2,10 +2,11 @@
 
 Learning rate of a parameter: ``BASE_LR`` (x ``IMS_PER_BATCH`` when ``SCALE_LR_BY_BATCH``, SGB's convention: the
 effective LR grows linearly with the global batch) x ``BIAS_LR_FACTOR`` for biases x ``BACKBONE_LR_FACTOR`` for
-parameters whose name starts with ``backbone``. Weight decay: ``WEIGHT_DECAY``; ``WEIGHT_DECAY_BIAS`` for biases;
-none for the parameters of normalisation layers. Frozen parameters (``requires_grad`` False) are left out.
-SGB made one group per parameter; parameters with equal (lr, weight decay) share a group here, which is the same
-optimisation and keeps the optimizer state small.
+parameters whose name starts with ``backbone``, / the relation predictor's ``FEATURE_LR_DIVISOR`` (IMPPredictor: 10,
+SGB's "slow_heads") for the relation head's box and union feature MLPs. Weight decay: ``WEIGHT_DECAY``;
+``WEIGHT_DECAY_BIAS`` for biases; none for the parameters of normalisation layers. Frozen parameters
+(``requires_grad`` False) are left out. SGB made one group per parameter; parameters with equal (lr, weight decay)
+share a group here, which is the same optimisation and keeps the optimizer state small.
 """
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ def effective_base_lr(cfg) -> float:
     return solver.BASE_LR * (solver.IMS_PER_BATCH if solver.SCALE_LR_BY_BATCH else 1)
 
 
+# SGB's slow_heads (tools/relation_train_net.py): the relation head's box feature MLP and the union extractor's
+# feature_extractor (its pooler's channel reduction, fc6, fc7; not the box-mask convolutions)
+SLOW_FEATURE_PREFIXES = ("relation_head.box_feature_extractor.",
+                         "relation_head.union_feature_extractor.reduce_channel.",
+                         "relation_head.union_feature_extractor.fc6.", "relation_head.union_feature_extractor.fc7.")
+
+
+def feature_lr_divisor(model: nn.Module) -> float:
+    """The relation predictor's ``FEATURE_LR_DIVISOR``; 1 when it declares none or the model has no relation head."""
+    predictor = getattr(getattr(model, "relation_head", None), "predictor", None)
+    return float(getattr(type(predictor), "FEATURE_LR_DIVISOR", 1.0))
+
+
 def _norm_parameter_ids(model: nn.Module) -> set:
     ids = set()
     for module in model.modules():
@@ -45,6 +59,7 @@ def param_groups(cfg, model: nn.Module) -> List[Dict]:
     solver = cfg.SOLVER
     base_lr = effective_base_lr(cfg)
     norm_ids = _norm_parameter_ids(model)
+    slow_divisor = feature_lr_divisor(model)
     groups: Dict[Tuple[float, float], Dict] = {}
     seen = set()
     for name, param in model.named_parameters():
@@ -53,7 +68,10 @@ def param_groups(cfg, model: nn.Module) -> List[Dict]:
         seen.add(id(param))
         is_bias = name.endswith("bias")
         is_backbone = name.startswith("backbone")
+        is_slow = slow_divisor != 1.0 and name.startswith(SLOW_FEATURE_PREFIXES)
         lr = base_lr * (solver.BIAS_LR_FACTOR if is_bias else 1.0) * (solver.BACKBONE_LR_FACTOR if is_backbone else 1.0)
+        if is_slow:
+            lr = lr / slow_divisor
         if id(param) in norm_ids:
             weight_decay, kind = 0.0, "norm"
         elif is_bias:
@@ -65,7 +83,8 @@ def param_groups(cfg, model: nn.Module) -> List[Dict]:
             groups[key] = {"params": [], "lr": lr, "weight_decay": weight_decay, "param_names": [], "kinds": set()}
         groups[key]["params"].append(param)
         groups[key]["param_names"].append(name)
-        groups[key]["kinds"].add(("backbone " if is_backbone else "") + kind)
+        prefix = ("backbone " if is_backbone else "") + (f"slow feature (lr/{slow_divisor:g}) " if is_slow else "")
+        groups[key]["kinds"].add(prefix + kind)
     if not groups:
         raise ValueError("the model has no trainable parameters (all are frozen: check SOLVER.FREEZE_PATTERNS)")
     out = []

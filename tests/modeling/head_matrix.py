@@ -89,6 +89,7 @@ HEADS = {
     "Transformer+BA-SGG-stage2": (ALL, _ba_sgg_stage2),
     "IterativeSG": (("sgdet",), lambda tmp_path: DETR_SMALL),
     "VCTree": (ALL, _predictor("VCTreePredictor")),  # LOSS gets VCTreeBinary without listing it, as SGB's command
+    "IMP": (ALL, _predictor("IMPPredictor", HEAD + "IMP.HIDDEN_DIM", 16)),
 }
 
 

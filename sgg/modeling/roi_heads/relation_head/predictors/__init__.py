@@ -12,6 +12,7 @@ from . import frequency, motifs, transformer  # noqa: F401  (register the baseli
 # Later heads register themselves here, one import line each (keep alphabetical order of the comments below).
 # >>> head imports
 from . import hca  # noqa: F401  (HybridCoAttentionPredictor, ReBalance-HCA)
+from . import imp  # noqa: F401  (IMPPredictor, Xu et al. 2017)
 from . import linknet  # noqa: F401  (LinkNetPredictor, Woo et al. 2018)
 from . import penet  # noqa: F401  (PrototypeEmbeddingNetwork: PE-Net and SPL)
 from . import vctree  # noqa: F401  (VCTreePredictor, SGB's VCTree)
