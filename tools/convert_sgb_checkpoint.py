@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sgg.utils.errors import CheckpointError  # noqa: E402
 from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # noqa: E402
 from sgg.utils.sgb_relation_checkpoint import (convert_sgb_relation_state, dropped_summary,  # noqa: E402
                                                split_relation_state)
@@ -89,13 +90,17 @@ def build_scene_graph_model(cfg, label_names):
     else:
         obj_classes = [f"class_{i}" for i in range(cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES)]
         rel_classes = [f"predicate_{i}" for i in range(cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES)]
+    build_cfg = cfg.clone()
+    build_cfg.defrost()
+    build_cfg.GLOVE_DIR = os.path.join(os.devnull, "no_glove")  # never a folder: no GloVe file is read
+    build_cfg.freeze()
     word_vectors = logging.getLogger("sgg.utils.word_vectors")
     level = word_vectors.level
-    word_vectors.setLevel(logging.ERROR)  # the "no GloVe file: random vectors" notice does not apply here
+    word_vectors.setLevel(logging.ERROR)  # its "no GloVe file: random vectors" notice does not apply here
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="word vectors glove")
-            return build(cfg, placeholder_statistics(obj_classes, rel_classes))
+            return build(build_cfg, placeholder_statistics(obj_classes, rel_classes))
     finally:
         word_vectors.setLevel(level)
 
@@ -136,7 +141,11 @@ def convert(sgb_path: str, config_file: str, opts=()):
                                                              cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR)
     full = {**{f"detector.{k}": v for k, v in converted.items()},
             **{prefix + k: v for k, v in relation_converted.items()}}
-    model.load_state_dict(full, strict=True)  # a part of the model that neither mapping fills fails here, by name
+    unfilled = sorted(set(model.state_dict()) - set(full))
+    if unfilled:  # a part of the model outside the detector and the relation head
+        raise CheckpointError(f"the SGB checkpoint provides nothing for {len(unfilled)} tensors of this model, e.g. "
+                              f"{unfilled[:4]}")
+    model.load_state_dict(full, strict=True)
     return cfg, model, full, {**skipped, **dropped}
 
 

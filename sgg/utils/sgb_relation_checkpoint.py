@@ -86,7 +86,8 @@ MOTIF_KEYS = PredictorKeys(rules=(
     Rule(_CONTEXT + r"obj_embed1\.weight$", r"predictor.context.obj_input_embed.embedding.weight"),
     Rule(_CONTEXT + r"obj_embed2\.weight$", r"predictor.context.obj_embed2.weight"),
     Rule(_CONTEXT + r"pos_embed\.([012])\.(\w+)$", r"predictor.context.pos_embed.layers.\1.\2"),
-    Rule(_CONTEXT + r"(obj_ctx_rnn|edge_ctx_rnn)\.((?:weight|bias)_[ih]h_l\d+(?:_reverse)?)$", r"predictor.context.\1.\2"),
+    Rule(_CONTEXT + r"(obj_ctx_rnn|edge_ctx_rnn)\.((?:weight|bias)_[ih]h_l\d+(?:_reverse)?)$",
+         r"predictor.context.\1.\2"),
     Rule(_CONTEXT + r"(lin_obj_h|lin_edge_h)\.(weight|bias)$", r"predictor.context.\1.\2"),
     Rule(_CONTEXT + r"decoder_rnn\.obj_embed\.weight$", r"predictor.context.decoder.label_embed.weight",
          absent_reason=UNUSED_IN_PREDCLS),
@@ -200,13 +201,14 @@ def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[s
             ours = re.sub(rule.pattern, rule.target, key)
             if ours not in target:
                 if rule.absent_reason is None:
-                    unknown.append(f"{key} (-> {ours}, not in this relation head)")
+                    unknown.append(f"{key} (-> {OUR_RELATION_PREFIX}{ours}, not in this relation head)")
                 else:
                     dropped[key] = rule.absent_reason
                 continue
             value = rule.transform(value) if rule.transform is not None else value
             if tuple(value.shape) != tuple(target[ours].shape):
-                shapes.append(f"{key} {tuple(value.shape)} -> {ours} {tuple(target[ours].shape)}")
+                shapes.append(f"{SGB_RELATION_PREFIX}{key} {tuple(value.shape)} -> {OUR_RELATION_PREFIX}{ours} "
+                              f"{tuple(target[ours].shape)}")
                 continue
             converted[ours] = value.detach().clone()
     hint = ("check MODEL.ROI_RELATION_HEAD (NUM_CLASSES, EMBED_DIM, CONTEXT_HIDDEN_DIM, CONTEXT_POOLING_DIM, "

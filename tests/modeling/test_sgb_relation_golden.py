@@ -32,7 +32,7 @@ from sgg.structures import BoxList
 from sgg.utils.sgb_relation_checkpoint import convert_sgb_relation_state, split_relation_state
 
 from golden_values import load_golden
-from sgb_relation_weights import seeded_sgb_weights
+from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
@@ -47,7 +47,8 @@ SGB_OPTS = ["MODEL.BACKBONE.CONV_BODY", "tiny-FPN", "MODEL.RANDOM_INIT_BACKBONE"
             "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", "2", HEAD + "NUM_CLASSES", str(len(REL)),
             HEAD + "EMBED_DIM", "10", HEAD + "CONTEXT_HIDDEN_DIM", "12", HEAD + "CONTEXT_POOLING_DIM", "24",
             HEAD + "CONTEXT_OBJ_LAYER", "2", HEAD + "CONTEXT_REL_LAYER", "1", HEAD + "POOLING_ALL_LEVELS", "True",
-            HEAD + "TRANSFORMER.OBJ_LAYER", "2", HEAD + "TRANSFORMER.REL_LAYER", "1", HEAD + "TRANSFORMER.NUM_HEAD", "2",
+            HEAD + "TRANSFORMER.OBJ_LAYER", "2", HEAD + "TRANSFORMER.REL_LAYER", "1",
+            HEAD + "TRANSFORMER.NUM_HEAD", "2",
             HEAD + "TRANSFORMER.KEY_DIM", "5", HEAD + "TRANSFORMER.VAL_DIM", "6", HEAD + "TRANSFORMER.INNER_DIM", "16",
             # SGB's box pooling: maskrcnn-benchmark's FPN level rule, legacy RoIAlign
             "MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS", "True", "MODEL.ROI_BOX_HEAD.POOLER_ALIGNED", "False",
@@ -112,3 +113,12 @@ def test_converted_head_gives_sgbs_relation_scores(golden, name):
         assert torch.equal(result.get_field("rel_pair_idxs"), pairs)
         torch.testing.assert_close(result.get_field("pred_rel_scores"), scores, atol=TOL, rtol=0)
         assert torch.equal(result.get_field("pred_labels"), labels)
+
+
+@pytest.mark.parametrize("predictor, name", [("MotifPredictor", "motif_predcls"),
+                                             ("TransformerPredictor", "transformer_predcls")])
+def test_hand_written_sgb_key_list_is_sgbs(golden, predictor, name):
+    """The SGB key list the tool tests fabricate checkpoints from is the one SGB's module reported."""
+    shapes = sgb_relation_shapes(predictor, fpn=8, resolution=4, mlp=20, num_obj=len(OBJ), num_rel=len(REL), embed=10,
+                                 hidden=12, pooling=24, obj_layers=2, rel_layers=1, transformer=(2, 1, 2, 5, 6, 16))
+    assert shapes == {k: tuple(v) for k, v in golden["cases"][name]["key_shapes"].items()}
