@@ -171,7 +171,8 @@ def main(argv=None) -> int:
         return 2
     for line in dropped_summary(skipped):
         logger.info("%s", line)
-    output = {"model": converted, "config": cfg.dump(), "source": os.path.abspath(args.sgb_checkpoint)}
+    output = {"model": converted, "config": cfg.dump(), "source": os.path.abspath(args.sgb_checkpoint),
+              "sgb_skipped": skipped}  # SGB key -> why it has no counterpart here
     relation = cfg.MODEL.RELATION_ON
     label_names = label_names_of(cfg) if relation else None
     if label_names:

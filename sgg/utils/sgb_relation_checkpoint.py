@@ -166,7 +166,7 @@ def mapping_for(relation: Dict[str, torch.Tensor], predictor: str) -> PredictorK
     """The table for the SGB predictor that wrote ``relation``; it must be the config's ``predictor``."""
     found = detect_sgb_predictor(list(relation))
     if found is None:
-        examples = sorted(k for k in relation if k.startswith("predictor."))[:4]
+        examples = sorted(SGB_RELATION_PREFIX + k for k in relation if k.startswith("predictor."))[:4]
         raise CheckpointError(f"cannot tell which SGB predictor wrote the checkpoint's relation head (keys such as "
                               f"{examples}); known: {', '.join(n for n, _ in SGB_PREDICTOR_SIGNATURES)}")
     name, key = found
@@ -180,16 +180,9 @@ def mapping_for(relation: Dict[str, torch.Tensor], predictor: str) -> PredictorK
     return SGB_PREDICTOR_KEYS[name]
 
 
-def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor],
-                               predictor: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    """SGB's relation head (names relative to ``roi_heads.relation.``) -> our ``relation_head`` state dict
-    (``target``'s keys, relative to ``relation_head.``). Returns it and the dropped SGB keys with the reason.
-    Raises CheckpointError for another or an unmapped predictor, an SGB key no rule covers, a shape that differs
-    and a tensor of ours the checkpoint does not provide."""
-    keys = mapping_for(relation, predictor)
-    if keys.prepare is not None:
-        relation = keys.prepare(dict(relation))
-    rules = FEATURE_RULES + keys.rules
+def apply_rules(relation: Dict[str, torch.Tensor], rules: Sequence[Union[Rule, Drop]],
+                target: Dict[str, torch.Tensor]):
+    """(converted, dropped {key: reason}, unknown keys, shape mismatches) of ``relation`` under ``rules``."""
     converted, dropped, unknown, shapes = {}, {}, [], []
     for key, value in relation.items():
         rule = next((r for r in rules if re.search(r.pattern, key)), None)
@@ -211,6 +204,19 @@ def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[s
                               f"{tuple(target[ours].shape)}")
                 continue
             converted[ours] = value.detach().clone()
+    return converted, dropped, unknown, shapes
+
+
+def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor],
+                               predictor: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """SGB's relation head (names relative to ``roi_heads.relation.``) -> our ``relation_head`` state dict
+    (``target``'s keys, relative to ``relation_head.``). Returns it and the dropped SGB keys (full names) with the
+    reason. Raises CheckpointError for another or an unmapped predictor, an SGB key no rule covers, a shape that
+    differs and a tensor of ours the checkpoint does not provide."""
+    keys = mapping_for(relation, predictor)
+    if keys.prepare is not None:
+        relation = keys.prepare(dict(relation))
+    converted, dropped, unknown, shapes = apply_rules(relation, FEATURE_RULES + keys.rules, target)
     hint = ("check MODEL.ROI_RELATION_HEAD (NUM_CLASSES, EMBED_DIM, CONTEXT_HIDDEN_DIM, CONTEXT_POOLING_DIM, "
             "CONTEXT_OBJ_LAYER / REL_LAYER, TRANSFORMER.*, POOLING_ALL_LEVELS, PREDICT_USE_VISION / USE_BIAS) and "
             "ROI_BOX_HEAD.MLP_HEAD_DIM / NUM_CLASSES against the SGB run's config")

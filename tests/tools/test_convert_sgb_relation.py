@@ -3,6 +3,7 @@ summary and errors (sgg/utils/sgb_relation_checkpoint.py), then a fabricated SGB
 toy size converted, evaluated by tools/relation_test_net.py, run by tools/demo.py and fine-tuned (MODEL.WEIGHT).
 The numbers of the conversion are checked against SGB itself in tests/modeling/test_sgb_relation_golden.py."""
 import json
+import logging
 import os
 import sys
 
@@ -18,9 +19,10 @@ import convert_sgb_checkpoint as tool  # noqa: E402
 import demo  # noqa: E402
 from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes  # noqa: E402
 from test_convert_sgb import sgb_resnet_fpn_state_dict  # noqa: E402
-from test_relation_tools import CONFIGS, RECALL_LINE, _opts, _run, data_root  # noqa: E402,F401  (fixture)
+from test_relation_tools import CONFIGS, RECALL_LINE, _opts, _run  # noqa: E402
 from test_sgb_relation_golden import OBJ, REL, build_relation_head  # noqa: E402
 
+from sgg.data.synthetic import generate_synthetic_vg  # noqa: E402
 from sgg.utils import sgb_relation_checkpoint as conversion  # noqa: E402
 from sgg.utils.errors import CheckpointError  # noqa: E402
 
@@ -81,8 +83,8 @@ def test_every_sgb_key_is_mapped_or_dropped_with_its_reason(predictor, mode, dro
     elif mode == "sgcls":
         assert torch.equal(converted["predictor.context.decoder.input_proj.bias"],
                            relation["predictor.context_layer.decoder_rnn.input_linearity.bias"])
-    lines = conversion.dropped_summary({f"roi_heads.relation.{k}": why for k, why in reasons.items()})
-    assert len(lines) == len(set(dropped.values()))
+    lines = conversion.dropped_summary(reasons)
+    assert len(lines) == len(set(dropped.values()))  # one line per reason
 
 
 def test_a_predictor_without_mapping_is_named():
@@ -98,7 +100,8 @@ def test_a_predictor_without_mapping_is_named():
     imp = {"predictor.context_layer.node_gru.weight_ih": torch.zeros(3, 3), "predictor.obj_fc.weight": torch.zeros(1)}
     with pytest.raises(CheckpointError, match="SGB's IMPPredictor"):
         conversion.convert_sgb_relation_state(imp, target("MotifPredictor", "predcls"), "IMPPredictor")
-    with pytest.raises(CheckpointError, match="cannot tell which SGB predictor .* predictor.rel_compress.weight"):
+    with pytest.raises(CheckpointError, match=r"cannot tell which SGB predictor .*\['roi_heads\.relation\.predictor"
+                                              r"\.rel_compress\.weight'\]\); known: CausalAnalysisPredictor, "):
         conversion.convert_sgb_relation_state({"predictor.rel_compress.weight": torch.zeros(1)},
                                               target("MotifPredictor", "predcls"), "MotifPredictor")
 
@@ -160,6 +163,14 @@ MODEL_OPTS = ["MODEL.BACKBONE.CONV_BODY", "R-50-FPN", "MODEL.RESNETS.NUM_GROUPS"
 
 
 @pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """A synthetic VG small enough for three tool runs: 8 training and 3 test images."""
+    root = tmp_path_factory.mktemp("data")
+    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=8, num_test=3, seed=5, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
 def sgb_checkpoint(tmp_path_factory):
     """What SGB's relation_train_net.py saves for a Motif PredCls run: DataParallel names, detector + relation."""
     torch.manual_seed(0)
@@ -173,7 +184,8 @@ def sgb_checkpoint(tmp_path_factory):
     return path, state
 
 
-def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path, caplog):  # noqa: F811
+def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     path, state = sgb_checkpoint
     config = os.path.join(CONFIGS, "relation_predcls.yaml")
     data_opts = ["DATASETS.DATA_DIR", str(data_root), "GLOVE_DIR", str(data_root / "no_glove")]
@@ -183,6 +195,8 @@ def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path,
     assert "dropped 7 SGB tensors (roi_heads.relation.predictor.context_layer.decoder_rnn" in caplog.text
     assert "dropped 3 SGB tensors (roi_heads.relation.predictor.context_layer.untreated_dcd_feat" in caplog.text
     saved = torch.load(converted, weights_only=False)
+    assert saved["sgb_skipped"]["roi_heads.relation.predictor.context_layer.untreated_obj_feat"] == \
+        conversion.CAUSAL_AVERAGES
     assert saved["label_names"]["ind_to_predicates"][0] == "__background__"
     assert len(saved["label_names"]["ind_to_classes"]) == NUM_OBJ
     model = saved["model"]
@@ -215,7 +229,7 @@ def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path,
 
     # fine-tuning starts from it: two iterations, the frozen detector keeps SGB's weights, the relation head moves
     out = tmp_path / "finetune"
-    opts = _opts(data_root, out, 2, *MODEL_OPTS, "MODEL.WEIGHT", str(converted))
+    opts = _opts(data_root, out, 2, *MODEL_OPTS, "MODEL.WEIGHT", str(converted), "SOLVER.TO_VAL", "False")
     log = _run(["tools/relation_train_net.py", "--config-file", config, "--skip-test", *opts])
     assert f"Loaded model weights from {converted}" in log
     tuned = torch.load(out / "model_final.pth", weights_only=False)["model"]
