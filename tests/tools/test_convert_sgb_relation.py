@@ -28,6 +28,7 @@ from sgg.utils.errors import CheckpointError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
+HEAD = "MODEL.ROI_RELATION_HEAD."
 # the golden test's toy sizes
 TOY = dict(fpn=8, resolution=4, mlp=20, num_obj=len(OBJ), num_rel=len(REL), embed=10, hidden=12, pooling=24,
            obj_layers=2, rel_layers=1, transformer=(2, 1, 2, 5, 6, 16))
@@ -146,11 +147,30 @@ def test_mismatches_are_named():
         conversion.convert_sgb_relation_state(relation, no_cat, "MotifPredictor")
 
 
+@pytest.mark.parametrize("predictor, predcls, dropped", [("MotifPredictor", True, 10), ("MotifPredictor", False, 3),
+                                                         ("TransformerPredictor", True, 2),
+                                                         ("TransformerPredictor", False, 0)])
+def test_sgb_vg150_relation_heads_fit_the_vg150_config(predictor, predcls, dropped):
+    """SGB's VG150 sizes (its relation yaml: X-101-FPN 256 channels, 7 x 7 RoIs, MLP and pooling 4096, embedding
+    200, hidden 512, 151 classes, 51 predicates, Transformer 4 + 2 layers of 8 heads, 64 / 64, inner 2048) fit the
+    model our SGB-convention VG150 config builds, tensor for tensor (built on the meta device: shapes only)."""
+    cfg = tool.load_sgb_config(os.path.join(REPO, "configs", "e2e_relation_X_101_32_8_FPN_1x_sgb_detector.yaml"),
+                               [HEAD + "PREDICTOR", predictor, HEAD + "USE_GT_OBJECT_LABEL", str(predcls)])
+    with torch.device("meta"):
+        model = tool.build_scene_graph_model(cfg, None)
+    ours = {k[len("relation_head."):]: v for k, v in model.state_dict().items() if k.startswith("relation_head.")}
+    shapes = sgb_relation_shapes(predictor, fpn=256, resolution=7, mlp=4096, num_obj=151, num_rel=51, embed=200,
+                                 hidden=512, pooling=4096)
+    relation = {k[len("roi_heads.relation."):]: torch.empty(s, device="meta") for k, s in shapes.items()}
+    converted, reasons = conversion.convert_sgb_relation_state(relation, ours, predictor)
+    assert set(converted) == set(ours) and len(reasons) == dropped
+    assert len(converted) + len(reasons) == len(relation)
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 # a small R-50-FPN (2 groups of 4) with a 16-channel FPN in SGB's layout, SGB's VG anchors (4 ratios, 5 levels), and
 # a Motif PredCls relation head on the synthetic dataset's 30 classes and 22 predicates
 FPN, MLP, RES, NUM_OBJ, NUM_REL = 16, 32, 4, 31, 23
-HEAD = "MODEL.ROI_RELATION_HEAD."
 MODEL_OPTS = ["MODEL.BACKBONE.CONV_BODY", "R-50-FPN", "MODEL.RESNETS.NUM_GROUPS", "2", "MODEL.RESNETS.WIDTH_PER_GROUP",
               "4", "MODEL.BACKBONE.OUT_CHANNELS", str(FPN), "MODEL.RESNETS.BACKBONE_OUT_CHANNELS", str(FPN),
               "MODEL.RPN.RPN_MID_CHANNEL", str(FPN), "MODEL.RPN.ANCHOR_SIZES", "(32, 64, 128, 256, 512)",
@@ -247,3 +267,19 @@ def test_motif_decoder_state_without_input_bias_loads_with_a_zero_bias():
         head.predictor.context.decoder.input_proj.bias.fill_(3.0)
     head.load_state_dict(old, strict=True)
     assert torch.equal(head.predictor.context.decoder.input_proj.bias, torch.zeros(6 * 12))
+
+
+def test_the_tool_names_an_unmapped_or_other_predictor(sgb_checkpoint, tmp_path, caplog):
+    path, state = sgb_checkpoint
+    config = os.path.join(CONFIGS, "relation_predcls.yaml")
+    causal = tmp_path / "causal.pth"
+    torch.save({"model": {**state, "roi_heads.relation.predictor.vis_compress.weight": torch.zeros(NUM_REL, MLP)}},
+               causal)
+    out = tmp_path / "never.pth"
+    assert tool.main(["--sgb-checkpoint", str(causal), "--output", str(out), "--config-file", config,
+                      *MODEL_OPTS]) == 2
+    assert "SGB's CausalAnalysisPredictor (it has roi_heads.relation.predictor.vis_compress.weight); its weights " \
+           "have no mapping" in caplog.text and not out.exists()
+    assert tool.main(["--sgb-checkpoint", str(path), "--output", str(out), "--config-file", config, *MODEL_OPTS,
+                      HEAD + "PREDICTOR", "TransformerPredictor"]) == 2
+    assert "set it to 'MotifPredictor'" in caplog.text and not out.exists()
