@@ -22,7 +22,8 @@ union feature extractors and the MotifPredictor / TransformerPredictor weights; 
 keys and must be the config's), and the SGB keys without a counterpart here are listed with the reason. Otherwise
 SGB's relation and attribute heads are reported and skipped. The output holds the converted weights and the config
 (and the label names when the config's dataset is on this machine), as a checkpoint of tools/detector_pretrain_net.py
-or tools/relation_train_net.py does. docs/detector.md ("SGB checkpoints") lists the numeric conventions that differ.
+or tools/relation_train_net.py does. docs/detector.md lists the numeric conventions that differ ("SGB's numeric
+conventions") and what the relation mapping does ("SGB checkpoints").
 """
 import argparse
 import logging
@@ -123,18 +124,16 @@ def convert(sgb_path: str, config_file: str, opts=()):
     model when the config has MODEL.RELATION_ON and the checkpoint SGB's relation head, else the detector."""
     state = read_sgb_checkpoint(sgb_path)
     cfg = load_sgb_config(config_file, opts)
-    detector_cfg, detector = build_detector(cfg)
     rest, relation = split_relation_state(state)
-    with_relation = cfg.MODEL.RELATION_ON and bool(relation)
     if cfg.MODEL.RELATION_ON and not relation:
         logger.info("%s holds no SGB relation head (roi_heads.relation.*): converting the detector only", sgb_path)
-    anchors = detector.rpn.anchor_generator.num_anchors_per_location()
-    converted, skipped = convert_sgb_state_dict(rest if with_relation else state, detector.state_dict(),
-                                                len(anchors), anchors[0])
-    if not with_relation:
+    if not (cfg.MODEL.RELATION_ON and relation):
+        detector_cfg, detector = build_detector(cfg)
+        converted, skipped = convert_detector(state, detector)
         detector.load_state_dict(converted, strict=True)
         return detector_cfg, detector, converted, skipped
     model = build_scene_graph_model(cfg, label_names_of(cfg))
+    converted, skipped = convert_detector(rest, model.detector)
     prefix = "relation_head."
     relation_target = {k[len(prefix):]: v for k, v in model.state_dict().items() if k.startswith(prefix)}
     relation_converted, dropped = convert_sgb_relation_state(relation, relation_target,
@@ -147,6 +146,12 @@ def convert(sgb_path: str, config_file: str, opts=()):
                               f"{unfilled[:4]}")
     model.load_state_dict(full, strict=True)
     return cfg, model, full, {**skipped, **dropped}
+
+
+def convert_detector(state, detector):
+    """SGB's detector tensors of ``state`` onto ``detector``'s names (its anchors checked), and the skipped keys."""
+    anchors = detector.rpn.anchor_generator.num_anchors_per_location()
+    return convert_sgb_state_dict(state, detector.state_dict(), len(anchors), anchors[0])
 
 
 def parse_args(argv=None):
