@@ -33,12 +33,14 @@ OUR_RELATION_PREFIX = "relation_head."
 @dataclass(frozen=True)
 class Rule:
     """SGB key (regex on the name under ``roi_heads.relation.``) -> our key under ``relation_head.`` (the
-    replacement), with an optional tensor ``transform``. When our model has no such key, ``absent_reason`` drops the
-    SGB key with that reason (None: an error, the config does not fit the checkpoint)."""
+    replacement), with an optional tensor ``transform``. When our model has no such key and no key at all under
+    ``absent_scope`` (the module our config leaves out), ``absent_reason`` drops the SGB key with that reason;
+    otherwise a missing key is an error (the config does not fit the checkpoint)."""
     pattern: str
     target: str
     transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     absent_reason: Optional[str] = None
+    absent_scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,22 +59,24 @@ class PredictorKeys:
 
 
 NO_UNION = "PREDICT_USE_VISION is False here: this relation head builds no union feature extractor"
+_UNION = "union_feature_extractor."
 
 FEATURE_RULES = (
     Rule(r"^box_feature_extractor\.(fc6|fc7)\.(weight|bias)$", r"box_feature_extractor.\1.\2"),
     Rule(r"^union_feature_extractor\.feature_extractor\.(fc6|fc7)\.(weight|bias)$", r"union_feature_extractor.\1.\2",
-         absent_reason=NO_UNION),
+         absent_reason=NO_UNION, absent_scope=_UNION),
     Rule(r"^union_feature_extractor\.feature_extractor\.pooler\.reduce_channel\.0\.(weight|bias)$",
-         r"union_feature_extractor.reduce_channel.0.\1"),
+         r"union_feature_extractor.reduce_channel.0.\1", absent_reason=NO_UNION, absent_scope=_UNION),
     Rule(r"^union_feature_extractor\.rect_conv\.(\d+)\.(\w+)$", r"union_feature_extractor.rect_conv.\1.\2",
-         absent_reason=NO_UNION),
+         absent_reason=NO_UNION, absent_scope=_UNION),
 )
 
 # the pair classifier Motif and Transformer share (RelationEdgeHead)
 EDGE_HEAD_RULES = (
     Rule(r"^predictor\.(post_emb|post_cat|rel_compress|ctx_compress)\.(weight|bias)$", r"predictor.edge_head.\1.\2"),
     Rule(r"^predictor\.up_dim\.(weight|bias)$", r"predictor.edge_head.up_dim.\1",
-         absent_reason="PREDICT_USE_VISION is False here: no union feature to lift to the pooling dim"),
+         absent_reason="PREDICT_USE_VISION is False here: no union feature to lift to the pooling dim",
+         absent_scope=_UNION),
     Rule(r"^predictor\.freq_bias\.obj_baseline\.weight$", r"predictor.edge_head.freq_bias.obj_baseline.weight"),
 )
 
@@ -82,6 +86,7 @@ CAUSAL_AVERAGES = ("the running averages of SGB's causal effect analysis (CAUSAL
                    "MotifPredictor keeps none")
 
 _CONTEXT = r"^predictor\.context_layer\."
+_DECODER, _OUT_OBJ = "predictor.context.decoder.", "predictor.context.out_obj."
 MOTIF_KEYS = PredictorKeys(rules=(
     Rule(_CONTEXT + r"obj_embed1\.weight$", r"predictor.context.obj_input_embed.embedding.weight"),
     Rule(_CONTEXT + r"obj_embed2\.weight$", r"predictor.context.obj_embed2.weight"),
@@ -90,13 +95,13 @@ MOTIF_KEYS = PredictorKeys(rules=(
          r"predictor.context.\1.\2"),
     Rule(_CONTEXT + r"(lin_obj_h|lin_edge_h)\.(weight|bias)$", r"predictor.context.\1.\2"),
     Rule(_CONTEXT + r"decoder_rnn\.obj_embed\.weight$", r"predictor.context.decoder.label_embed.weight",
-         absent_reason=UNUSED_IN_PREDCLS),
+         absent_reason=UNUSED_IN_PREDCLS, absent_scope=_DECODER),
     Rule(_CONTEXT + r"decoder_rnn\.input_linearity\.(weight|bias)$", r"predictor.context.decoder.input_proj.\1",
-         absent_reason=UNUSED_IN_PREDCLS),
+         absent_reason=UNUSED_IN_PREDCLS, absent_scope=_DECODER),
     Rule(_CONTEXT + r"decoder_rnn\.state_linearity\.(weight|bias)$", r"predictor.context.decoder.state_proj.\1",
-         absent_reason=UNUSED_IN_PREDCLS),
+         absent_reason=UNUSED_IN_PREDCLS, absent_scope=_DECODER),
     Rule(_CONTEXT + r"decoder_rnn\.out_obj\.(weight|bias)$", r"predictor.context.decoder.out_obj.\1",
-         absent_reason=UNUSED_IN_PREDCLS),
+         absent_reason=UNUSED_IN_PREDCLS, absent_scope=_DECODER),
     Drop(_CONTEXT + r"untreated_(dcd|obj|edg)_feat$", CAUSAL_AVERAGES),
     *EDGE_HEAD_RULES,
 ))
@@ -114,7 +119,8 @@ TRANSFORMER_KEYS = PredictorKeys(rules=(
     Rule(_CONTEXT + r"obj_embed2\.weight$", r"predictor.context.obj_embed2.weight"),
     Rule(_CONTEXT + r"bbox_embed\.([03])\.(weight|bias)$", r"predictor.context.bbox_embed.layers.\1.\2"),
     Rule(_CONTEXT + r"(lin_obj|lin_edge)\.(weight|bias)$", r"predictor.context.\1.\2"),
-    Rule(_CONTEXT + r"out_obj\.(weight|bias)$", r"predictor.context.out_obj.\1", absent_reason=UNUSED_IN_PREDCLS),
+    Rule(_CONTEXT + r"out_obj\.(weight|bias)$", r"predictor.context.out_obj.\1", absent_reason=UNUSED_IN_PREDCLS,
+         absent_scope=_OUT_OBJ),
     Rule(_LAYER + r"slf_attn\.w_qs\.(weight|bias)$", _OURS_LAYER + r"attention.w_q.\3"),
     Rule(_LAYER + r"slf_attn\.w_ks\.(weight|bias)$", _OURS_LAYER + r"attention.w_k.\3"),
     Rule(_LAYER + r"slf_attn\.w_vs\.(weight|bias)$", _OURS_LAYER + r"attention.w_v.\3"),
@@ -193,10 +199,11 @@ def apply_rules(relation: Dict[str, torch.Tensor], rules: Sequence[Union[Rule, D
         else:
             ours = re.sub(rule.pattern, rule.target, key)
             if ours not in target:
-                if rule.absent_reason is None:
-                    unknown.append(f"{key} (-> {OUR_RELATION_PREFIX}{ours}, not in this relation head)")
-                else:
+                scope = rule.absent_scope or ours
+                if rule.absent_reason is not None and not any(k.startswith(scope) for k in target):
                     dropped[key] = rule.absent_reason
+                else:
+                    unknown.append(f"{key} (-> {OUR_RELATION_PREFIX}{ours}, not in this relation head)")
                 continue
             value = rule.transform(value) if rule.transform is not None else value
             if tuple(value.shape) != tuple(target[ours].shape):

@@ -66,9 +66,9 @@ def statistics():
     return {"obj_classes": OBJ, "rel_classes": REL, "pred_dist": torch.zeros(len(OBJ), len(OBJ), len(REL))}
 
 
-def build_relation_head(predictor, mode):
+def build_relation_head(predictor, mode, *extra):
     cfg = load_config(None, SGB_OPTS + [HEAD + "PREDICTOR", predictor, HEAD + "USE_GT_BOX", "True",
-                                        HEAD + "USE_GT_OBJECT_LABEL", str(mode == "predcls")])
+                                        HEAD + "USE_GT_OBJECT_LABEL", str(mode == "predcls"), *extra])
     model = META_ARCHITECTURES.get(meta_architecture_name(cfg)).from_config(cfg, statistics())
     return model.relation_head.eval()
 

@@ -88,6 +88,17 @@ def test_every_sgb_key_is_mapped_or_dropped_with_its_reason(predictor, mode, dro
     assert len(lines) == len(set(dropped.values()))  # one line per reason
 
 
+def test_without_vision_the_union_extractor_and_up_dim_are_dropped():
+    relation = sgb_relation("MotifPredictor")
+    ours = build_relation_head("MotifPredictor", "sgcls", HEAD + "PREDICT_USE_VISION", "False").state_dict()
+    converted, reasons = conversion.convert_sgb_relation_state(relation, ours, "MotifPredictor")
+    assert set(converted) == set(ours)
+    no_vision = {k for k, why in reasons.items() if why.startswith("PREDICT_USE_VISION is False")}
+    assert no_vision == {f"roi_heads.relation.{k}" for k in relation
+                         if k.startswith(("union_feature_extractor.", "predictor.up_dim."))}
+    assert len(no_vision) == 22  # reduce_channel 2, fc6 / fc7 4, rect_conv 2 + 5 + 2 + 5 (conv, BN, conv, BN), up_dim 2
+
+
 def test_a_predictor_without_mapping_is_named():
     relation = sgb_relation("MotifPredictor")
     causal = {**relation, "predictor.vis_compress.weight": torch.zeros(6, 24)}
@@ -195,6 +206,7 @@ def sgb_checkpoint(tmp_path_factory):
     """What SGB's relation_train_net.py saves for a Motif PredCls run: DataParallel names, detector + relation."""
     torch.manual_seed(0)
     state = sgb_resnet_fpn_state_dict(groups=2, width_per_group=4, fpn=FPN, num_classes=NUM_OBJ, resolution=RES)
+    # conv weights of N(0, 1) overflow a random 50-layer trunk (NaN features); a tenth keeps them finite
     state = {k: v * 0.1 if v.is_floating_point() and v.dim() > 1 else v for k, v in state.items()}
     shapes = sgb_relation_shapes("MotifPredictor", fpn=FPN, resolution=RES, mlp=MLP, num_obj=NUM_OBJ, num_rel=NUM_REL,
                                  embed=8, hidden=16, pooling=MLP)
