@@ -249,6 +249,7 @@ def dropped_summary(dropped: Dict[str, str]) -> List[str]:
     return lines
 
 
-__all__ = ["Rule", "Drop", "PredictorKeys", "SGB_PREDICTOR_KEYS", "SGB_PREDICTOR_SIGNATURES", "MOTIF_KEYS",
+__all__ = ["Rule", "Drop", "PredictorKeys", "SGB_PREDICTOR_KEYS", "SGB_PREDICTOR_SIGNATURES", "FEATURE_RULES",
+           "EDGE_HEAD_RULES", "UNUSED_IN_PREDCLS", "CAUSAL_AVERAGES", "apply_rules", "MOTIF_KEYS",
            "TRANSFORMER_KEYS", "detect_sgb_predictor", "split_relation_state", "convert_sgb_relation_state",
            "dropped_summary", "SGB_RELATION_PREFIX", "OUR_RELATION_PREFIX"]
