@@ -24,11 +24,13 @@ def _bn(prefix, channels):
     return {f"{prefix}.{name}": torch.rand(channels) + 0.5 for name in names}
 
 
-def sgb_resnet_fpn_state_dict(depths=(3, 4, 6, 3), groups=1, width_per_group=64):
+def sgb_resnet_fpn_state_dict(depths=(3, 4, 6, 3), groups=1, width_per_group=64, fpn=256, num_classes=NUM_CLASSES,
+                               resolution=7):
     """SGB's key names and shapes for ResNe(X)t-FPN, written from maskrcnn-benchmark's module names: stem.conv1 /
     stem.bn1, layerN.i.conv{1,2,3} / bn{1,2,3} / downsample.{0,1}, fpn_inner{i} / fpn_layer{i}, rpn.head.*, the
     anchor BufferList, roi_heads.box.feature_extractor.fc6/fc7 and roi_heads.box.predictor.*. Stage N's bottleneck
-    is NUM_GROUPS * WIDTH_PER_GROUP * 2^(N-1) wide (conv2 grouped), its output 256 * 2^(N-1) (RES2_OUT_CHANNELS)."""
+    is NUM_GROUPS * WIDTH_PER_GROUP * 2^(N-1) wide (conv2 grouped), its output 256 * 2^(N-1) (RES2_OUT_CHANNELS);
+    the FPN (and RPN) are ``fpn`` channels wide, the box head pools ``resolution`` x ``resolution``."""
     sd = {"backbone.body.stem.conv1.weight": torch.randn(64, 3, 7, 7), **_bn("backbone.body.stem.bn1", 64)}
     in_ch = 64
     for stage, blocks in enumerate(depths, start=1):
@@ -44,25 +46,25 @@ def sgb_resnet_fpn_state_dict(depths=(3, 4, 6, 3), groups=1, width_per_group=64)
                 sd[f"{p}.downsample.0.weight"] = torch.randn(out_ch, in_ch, 1, 1)
                 sd.update(_bn(f"{p}.downsample.1", out_ch))
             in_ch = out_ch
-        sd[f"backbone.fpn.fpn_inner{stage}.weight"] = torch.randn(256, out_ch, 1, 1)
-        sd[f"backbone.fpn.fpn_inner{stage}.bias"] = torch.randn(256)
-        sd[f"backbone.fpn.fpn_layer{stage}.weight"] = torch.randn(256, 256, 3, 3)
-        sd[f"backbone.fpn.fpn_layer{stage}.bias"] = torch.randn(256)
-    sd.update({"rpn.head.conv.weight": torch.randn(256, 256, 3, 3), "rpn.head.conv.bias": torch.randn(256),
-               "rpn.head.cls_logits.weight": torch.randn(RATIOS, 256, 1, 1),
+        sd[f"backbone.fpn.fpn_inner{stage}.weight"] = torch.randn(fpn, out_ch, 1, 1)
+        sd[f"backbone.fpn.fpn_inner{stage}.bias"] = torch.randn(fpn)
+        sd[f"backbone.fpn.fpn_layer{stage}.weight"] = torch.randn(fpn, fpn, 3, 3)
+        sd[f"backbone.fpn.fpn_layer{stage}.bias"] = torch.randn(fpn)
+    sd.update({"rpn.head.conv.weight": torch.randn(fpn, fpn, 3, 3), "rpn.head.conv.bias": torch.randn(fpn),
+               "rpn.head.cls_logits.weight": torch.randn(RATIOS, fpn, 1, 1),
                "rpn.head.cls_logits.bias": torch.randn(RATIOS),
-               "rpn.head.bbox_pred.weight": torch.randn(4 * RATIOS, 256, 1, 1),
+               "rpn.head.bbox_pred.weight": torch.randn(4 * RATIOS, fpn, 1, 1),
                "rpn.head.bbox_pred.bias": torch.randn(4 * RATIOS)})
     for level in range(5):
         sd[f"rpn.anchor_generator.cell_anchors.{level}"] = torch.randn(RATIOS, 4)
-    sd.update({"roi_heads.box.feature_extractor.fc6.weight": torch.randn(MLP, 256 * 7 * 7),
+    sd.update({"roi_heads.box.feature_extractor.fc6.weight": torch.randn(MLP, fpn * resolution * resolution),
                "roi_heads.box.feature_extractor.fc6.bias": torch.randn(MLP),
                "roi_heads.box.feature_extractor.fc7.weight": torch.randn(MLP, MLP),
                "roi_heads.box.feature_extractor.fc7.bias": torch.randn(MLP),
-               "roi_heads.box.predictor.cls_score.weight": torch.randn(NUM_CLASSES, MLP),
-               "roi_heads.box.predictor.cls_score.bias": torch.randn(NUM_CLASSES),
-               "roi_heads.box.predictor.bbox_pred.weight": torch.randn(4 * NUM_CLASSES, MLP),
-               "roi_heads.box.predictor.bbox_pred.bias": torch.randn(4 * NUM_CLASSES)})
+               "roi_heads.box.predictor.cls_score.weight": torch.randn(num_classes, MLP),
+               "roi_heads.box.predictor.cls_score.bias": torch.randn(num_classes),
+               "roi_heads.box.predictor.bbox_pred.weight": torch.randn(4 * num_classes, MLP),
+               "roi_heads.box.predictor.bbox_pred.bias": torch.randn(4 * num_classes)})
     return sd
 
 

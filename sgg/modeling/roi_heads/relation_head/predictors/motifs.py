@@ -60,7 +60,9 @@ class HighwayLSTMDecoder(nn.Module):
         self.dropout = dropout
         # row 0: start token; row c + 1: class c
         self.label_embed = label_embedding(["start"] + list(class_names), glove_dir, embed_dim)
-        self.input_proj = nn.Linear(input_dim + embed_dim, 6 * hidden_dim, bias=False)
+        # with a bias, as SGB's input_linearity (zero at the start): a converted SGB decoder needs it for the highway
+        # input projection, which no other bias reaches
+        self.input_proj = nn.Linear(input_dim + embed_dim, 6 * hidden_dim)
         self.state_proj = nn.Linear(hidden_dim, 5 * hidden_dim)
         self.out_obj = xavier_init(nn.Linear(hidden_dim, len(class_names)))
         with torch.no_grad():
@@ -68,8 +70,16 @@ class HighwayLSTMDecoder(nn.Module):
                 nn.init.orthogonal_(block)
             for block in self.state_proj.weight.split(hidden_dim):
                 nn.init.orthogonal_(block)
+            self.input_proj.bias.zero_()
             self.state_proj.bias.zero_()
             self.state_proj.bias[hidden_dim: 2 * hidden_dim].fill_(1.0)  # forget gate starts open
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before input_proj had a bias: a zero bias computes what they computed
+        bias_key = prefix + "input_proj.bias"
+        if prefix + "input_proj.weight" in state_dict and bias_key not in state_dict:
+            state_dict[bias_key] = torch.zeros_like(self.input_proj.bias)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def step(self, inputs: torch.Tensor, state: Tuple[torch.Tensor, torch.Tensor],
              dropout_mask: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,121 @@
+"""Seeded weights for SGB-named state dicts: the rule the SGB relation-head golden fixtures were made with.
+
+The fixtures store only key names and shapes; these tensors are regenerated from them. One ``torch.Generator``
+seeded with ``seed`` walks the keys in sorted order and draws, per key:
+
+* ``*.num_batches_tracked``: nothing (a zero int64 scalar);
+* ``*.running_var``: ``0.5 + U(0, 1)`` (positive, as a variance must be);
+* tensors of two or more dimensions: ``N(0, 1) / sqrt(fan_in)`` with fan_in the product of the trailing dimensions
+  (keeps every layer's output of order one, so the comparison is not dominated by saturation);
+* other vectors (biases, norms, running means): ``0.1 * N(0, 1)``.
+"""
+import math
+from typing import Dict, Sequence
+
+import torch
+
+
+def seeded_sgb_weights(shapes: Dict[str, Sequence[int]], seed: int) -> Dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    weights = {}
+    for key in sorted(shapes):
+        shape = tuple(shapes[key])
+        if key.endswith("num_batches_tracked"):
+            weights[key] = torch.zeros(shape, dtype=torch.long)
+        elif key.endswith("running_var"):
+            weights[key] = 0.5 + torch.rand(shape, generator=generator)
+        elif len(shape) >= 2:
+            weights[key] = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
+        else:
+            weights[key] = 0.1 * torch.randn(shape, generator=generator)
+    return weights
+
+
+def _linear(prefix: str, out_dim: int, in_dim: int, bias: bool = True) -> Dict[str, tuple]:
+    return {f"{prefix}.weight": (out_dim, in_dim), **({f"{prefix}.bias": (out_dim,)} if bias else {})}
+
+
+def _batch_norm(prefix: str, channels: int) -> Dict[str, tuple]:
+    shapes = {f"{prefix}.{name}": (channels,) for name in ("weight", "bias", "running_mean", "running_var")}
+    return {**shapes, f"{prefix}.num_batches_tracked": ()}
+
+
+def _lstm(prefix: str, input_dim: int, hidden: int, layers: int) -> Dict[str, tuple]:
+    shapes = {}
+    for layer in range(layers):
+        for suffix in ("", "_reverse"):
+            in_dim = input_dim if layer == 0 else 2 * hidden
+            shapes.update({f"{prefix}.weight_ih_l{layer}{suffix}": (4 * hidden, in_dim),
+                           f"{prefix}.weight_hh_l{layer}{suffix}": (4 * hidden, hidden),
+                           f"{prefix}.bias_ih_l{layer}{suffix}": (4 * hidden,),
+                           f"{prefix}.bias_hh_l{layer}{suffix}": (4 * hidden,)})
+    return shapes
+
+
+def _encoder(prefix: str, layers: int, hidden: int, heads: int, key_dim: int, val_dim: int, inner: int):
+    shapes = {}
+    for i in range(layers):
+        p = f"{prefix}.layer_stack.{i}"
+        shapes.update({**_linear(f"{p}.slf_attn.w_qs", heads * key_dim, hidden),
+                       **_linear(f"{p}.slf_attn.w_ks", heads * key_dim, hidden),
+                       **_linear(f"{p}.slf_attn.w_vs", heads * val_dim, hidden),
+                       **_linear(f"{p}.slf_attn.fc", hidden, heads * val_dim),
+                       f"{p}.slf_attn.layer_norm.weight": (hidden,), f"{p}.slf_attn.layer_norm.bias": (hidden,),
+                       f"{p}.pos_ffn.w_1.weight": (inner, hidden, 1), f"{p}.pos_ffn.w_1.bias": (inner,),
+                       f"{p}.pos_ffn.w_2.weight": (hidden, inner, 1), f"{p}.pos_ffn.w_2.bias": (hidden,),
+                       f"{p}.pos_ffn.layer_norm.weight": (hidden,), f"{p}.pos_ffn.layer_norm.bias": (hidden,)})
+    return shapes
+
+
+def sgb_relation_shapes(predictor: str, fpn: int, resolution: int, mlp: int, num_obj: int, num_rel: int, embed: int,
+                        hidden: int, pooling: int, obj_layers: int = 1, rel_layers: int = 1,
+                        transformer=(4, 2, 8, 64, 64, 2048)) -> Dict[str, tuple]:
+    """Key names and shapes of SGB's ``ROIRelationHead`` (with the ``roi_heads.relation.`` prefix), written from
+    SGB's module names: ``RelationFeatureExtractor`` with POOLING_ALL_LEVELS over 4 FPN levels, the FPN2MLP box
+    feature extractor, and MotifPredictor (with CAUSAL.EFFECT_ANALYSIS' ``untreated_*`` buffers, as SGB's relation
+    yaml sets it) or TransformerPredictor (``transformer`` = OBJ_LAYER, REL_LAYER, NUM_HEAD, KEY_DIM, VAL_DIM,
+    INNER_DIM). test_sgb_relation_golden.py checks it against the names SGB's own module reported."""
+    roi = fpn * resolution * resolution
+    union = "union_feature_extractor"
+    shapes = {**_linear("box_feature_extractor.fc6", mlp, roi), **_linear("box_feature_extractor.fc7", mlp, mlp),
+              f"{union}.feature_extractor.pooler.reduce_channel.0.weight": (fpn, 4 * fpn, 3, 3),
+              f"{union}.feature_extractor.pooler.reduce_channel.0.bias": (fpn,),
+              **_linear(f"{union}.feature_extractor.fc6", mlp, roi),
+              **_linear(f"{union}.feature_extractor.fc7", mlp, mlp),
+              f"{union}.rect_conv.0.weight": (fpn // 2, 2, 7, 7), f"{union}.rect_conv.0.bias": (fpn // 2,),
+              **_batch_norm(f"{union}.rect_conv.2", fpn // 2),
+              f"{union}.rect_conv.4.weight": (fpn, fpn // 2, 3, 3), f"{union}.rect_conv.4.bias": (fpn,),
+              **_batch_norm(f"{union}.rect_conv.6", fpn),
+              **_linear("predictor.post_emb", 2 * hidden, hidden), **_linear("predictor.post_cat", pooling, 2 * hidden),
+              **_linear("predictor.rel_compress", num_rel, pooling),
+              "predictor.freq_bias.obj_baseline.weight": (num_obj * num_obj, num_rel)}
+    if pooling != mlp:
+        shapes.update(_linear("predictor.up_dim", pooling, mlp))
+    c = "predictor.context_layer"
+    shapes.update({f"{c}.obj_embed1.weight": (num_obj, embed), f"{c}.obj_embed2.weight": (num_obj, embed)})
+    obj_input = mlp + embed + 128
+    if predictor == "MotifPredictor":
+        shapes.update({**_linear(f"{c}.pos_embed.0", 32, 9), **_batch_norm(f"{c}.pos_embed.1", 32),
+                       **_linear(f"{c}.pos_embed.2", 128, 32),
+                       **_lstm(f"{c}.obj_ctx_rnn", obj_input, hidden, obj_layers),
+                       **_lstm(f"{c}.edge_ctx_rnn", embed + hidden + mlp, hidden, rel_layers),
+                       **_linear(f"{c}.lin_obj_h", hidden, 2 * hidden),
+                       **_linear(f"{c}.lin_edge_h", hidden, 2 * hidden),
+                       f"{c}.decoder_rnn.obj_embed.weight": (num_obj + 1, embed),
+                       **_linear(f"{c}.decoder_rnn.input_linearity", 6 * hidden, hidden + obj_input + embed),
+                       **_linear(f"{c}.decoder_rnn.state_linearity", 5 * hidden, hidden),
+                       **_linear(f"{c}.decoder_rnn.out_obj", num_obj, hidden),
+                       f"{c}.untreated_dcd_feat": (hidden + obj_input,), f"{c}.untreated_obj_feat": (obj_input,),
+                       f"{c}.untreated_edg_feat": (embed + mlp,)})
+    elif predictor == "TransformerPredictor":
+        obj_l, rel_l, heads, key_dim, val_dim, inner = transformer
+        shapes.update({**_linear(f"{c}.bbox_embed.0", 32, 9), **_linear(f"{c}.bbox_embed.3", 128, 32),
+                       **_linear(f"{c}.lin_obj", hidden, obj_input),
+                       **_linear(f"{c}.lin_edge", hidden, embed + hidden + mlp),
+                       **_linear(f"{c}.out_obj", num_obj, hidden),
+                       **_encoder(f"{c}.context_obj", obj_l, hidden, heads, key_dim, val_dim, inner),
+                       **_encoder(f"{c}.context_edge", rel_l, hidden, heads, key_dim, val_dim, inner),
+                       **_linear("predictor.ctx_compress", num_rel, 2 * hidden)})
+    else:
+        raise ValueError(f"no SGB key list for {predictor}")
+    return {"roi_heads.relation." + k: v for k, v in shapes.items()}
