@@ -9,12 +9,12 @@ SGB's ``ROIRelationHead`` and ours hold the same tensors under other names. Shar
     union_feature_extractor.rect_conv.{0,2,4,6}              union_feature_extractor.rect_conv.{0,2,4,6}
 
 Each predictor has a table (``PredictorKeys``) of renaming rules and of SGB keys that are dropped with a reason;
-``SGB_PREDICTOR_KEYS`` maps SGB's predictor name to its table. A predictor mapping written elsewhere (e.g.
-``sgg/utils/sgb_vctree_keys.py: VCTREE_KEYS``) plugs in with one line there. Which predictor wrote a checkpoint is
-read from its keys (``SGB_PREDICTOR_SIGNATURES``; SGB's checkpoints hold no config): a predictor without a table, or
-another one than the config's, is a ``CheckpointError`` naming it. Every SGB key is either mapped (same shape after
-the rule's transform) or dropped with a reason; anything else, and any tensor of ours left without a value, is an
-error.
+``SGB_PREDICTOR_KEYS`` maps SGB's predictor name to its table: MotifPredictor, TransformerPredictor, VCTreePredictor
+and IMPPredictor have one (CausalAnalysisPredictor not yet); another mapping plugs in with one line there. Which
+predictor wrote a checkpoint is read from its keys (``SGB_PREDICTOR_SIGNATURES``; SGB's checkpoints hold no
+config): a predictor without a table, or another one than the config's, is a ``CheckpointError`` naming it. Every SGB
+key is either mapped (same shape after the rule's transform) or dropped with a reason; anything else, and any tensor
+of ours left without a value, is an error.
 """
 from __future__ import annotations
 
@@ -134,10 +134,61 @@ TRANSFORMER_KEYS = PredictorKeys(rules=(
     *EDGE_HEAD_RULES,
 ))
 
+CAUSAL_AVERAGES_VCTREE = ("the running averages of SGB's causal effect analysis (CAUSAL.EFFECT_ANALYSIS); this "
+                          "VCTreePredictor keeps none")
+DECODER_ALIAS = ("the same tensor as decoder_rnn.obj_embed / decoder_rnn.out (SGB's tree decoder holds those modules "
+                 "a second time under this name)")
+_ALIASES = {"decoder_rnn.decoderLSTM.embed_layer.weight": "decoder_rnn.obj_embed.weight",
+            "decoder_rnn.decoderLSTM.embed_out_layer.weight": "decoder_rnn.out.weight",
+            "decoder_rnn.decoderLSTM.embed_out_layer.bias": "decoder_rnn.out.bias"}
+
+
+def check_vctree_aliases(relation: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """SGB's VCTree decoder aliases must hold the values of the modules they alias (only those are converted)."""
+    for alias, original in _ALIASES.items():
+        alias, original = "predictor.context_layer." + alias, "predictor.context_layer." + original
+        if alias in relation and original in relation and not torch.equal(relation[alias], relation[original]):
+            raise CheckpointError(f"{SGB_RELATION_PREFIX}{alias} differs from {SGB_RELATION_PREFIX}{original}: in an "
+                                  f"SGB VCTreePredictor state dict they are the same tensor")
+    return relation
+
+
+_SCORE_NET = r"(bi_freq_prior|obj_reduce|emb_reduce|box_embed|overlap_embed|score_pre|score_sub|score_obj|vision_prior)"
+_TREE = r"(obj|edge)_ctx_rnn\.multi_layer_lstm\.(\d+)\."
+_TREE_DECODER = "predictor.context.decoder_rnn."
+VCTREE_KEYS = PredictorKeys(prepare=check_vctree_aliases, rules=(
+    Rule(_CONTEXT + r"obj_embed1\.weight$", r"predictor.context.obj_embed1.embedding.weight"),
+    Rule(_CONTEXT + r"obj_embed2\.weight$", r"predictor.context.obj_embed2.weight"),
+    Rule(_CONTEXT + r"pos_embed\.([012])\.(\w+)$", r"predictor.context.pos_embed.layers.\1.\2"),
+    Rule(_CONTEXT + _SCORE_NET + r"\.(\w+(?:\.\w+)?)$", r"predictor.context.score_net.\1.\2"),
+    Rule(_CONTEXT + _TREE + r"treeLSTM_foreward\.treeLSTM\.(\w+)\.(weight|bias)$",
+         r"predictor.context.\1_ctx_rnn.upward.\2.\3.\4"),
+    Rule(_CONTEXT + _TREE + r"treeLSTM_backward\.treeLSTM\.(\w+)\.(weight|bias)$",
+         r"predictor.context.\1_ctx_rnn.downward.\2.\3.\4"),
+    Drop(_CONTEXT + r"decoder_rnn\.decoderLSTM\.(embed_layer|embed_out_layer)\.", DECODER_ALIAS),
+    Rule(_CONTEXT + r"decoder_rnn\.(obj_embed|out|decoderLSTM\.px|decoderLSTM\.iofux|decoderLSTM\.iofuh)\."
+         r"(weight|bias)$", r"predictor.context.decoder_rnn.\1.\2", absent_reason=UNUSED_IN_PREDCLS,
+         absent_scope=_TREE_DECODER),
+    Drop(_CONTEXT + r"untreated_(dcd|obj|edg)_feat$", CAUSAL_AVERAGES_VCTREE),
+    *EDGE_HEAD_RULES,
+))
+
+# IMP's module names are SGB's (docs/imp.md); only the object classifier is absent here in PredCls
+_IMP = (r"^predictor\.context_layer\.(obj_unary|edge_unary|node_gru|edge_gru|sub_vert_w_fc|obj_vert_w_fc|"
+        r"out_edge_w_fc|in_edge_w_fc|rel_fc)\.(.+)$")
+IMP_KEYS = PredictorKeys(rules=(
+    Rule(_IMP, r"predictor.context_layer.\1.\2"),
+    Rule(r"^predictor\.context_layer\.obj_fc\.(weight|bias)$", r"predictor.context_layer.obj_fc.\1",
+         absent_reason=UNUSED_IN_PREDCLS, absent_scope="predictor.context_layer.obj_fc."),
+    Rule(r"^predictor\.up_dim\.(weight|bias)$", r"predictor.up_dim.\1"),
+))
+
 # SGB predictor name -> its mapping. Other predictors plug in here with one line each.
 SGB_PREDICTOR_KEYS: Dict[str, PredictorKeys] = {
     "MotifPredictor": MOTIF_KEYS,
     "TransformerPredictor": TRANSFORMER_KEYS,
+    "VCTreePredictor": VCTREE_KEYS,
+    "IMPPredictor": IMP_KEYS,
 }
 
 # How to tell SGB's predictors apart by a key under roi_heads.relation.predictor. (SGB's checkpoints hold no
@@ -225,8 +276,8 @@ def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[s
         relation = keys.prepare(dict(relation))
     converted, dropped, unknown, shapes = apply_rules(relation, FEATURE_RULES + keys.rules, target)
     hint = ("check MODEL.ROI_RELATION_HEAD (NUM_CLASSES, EMBED_DIM, CONTEXT_HIDDEN_DIM, CONTEXT_POOLING_DIM, "
-            "CONTEXT_OBJ_LAYER / REL_LAYER, TRANSFORMER.*, POOLING_ALL_LEVELS, PREDICT_USE_VISION / USE_BIAS) and "
-            "ROI_BOX_HEAD.MLP_HEAD_DIM / NUM_CLASSES against the SGB run's config")
+            "CONTEXT_OBJ_LAYER / REL_LAYER, TRANSFORMER.*, IMP.HIDDEN_DIM, POOLING_ALL_LEVELS, PREDICT_USE_VISION / "
+            "USE_BIAS) and ROI_BOX_HEAD.MLP_HEAD_DIM / NUM_CLASSES against the SGB run's config")
     if shapes:
         raise CheckpointError(f"{len(shapes)} SGB relation tensors have another shape here, e.g. {shapes[:3]}: {hint}")
     if unknown:
@@ -251,5 +302,6 @@ def dropped_summary(dropped: Dict[str, str]) -> List[str]:
 
 __all__ = ["Rule", "Drop", "PredictorKeys", "SGB_PREDICTOR_KEYS", "SGB_PREDICTOR_SIGNATURES", "FEATURE_RULES",
            "EDGE_HEAD_RULES", "UNUSED_IN_PREDCLS", "CAUSAL_AVERAGES", "apply_rules", "MOTIF_KEYS",
-           "TRANSFORMER_KEYS", "detect_sgb_predictor", "split_relation_state", "convert_sgb_relation_state",
+           "TRANSFORMER_KEYS", "VCTREE_KEYS", "IMP_KEYS", "CAUSAL_AVERAGES_VCTREE", "DECODER_ALIAS",
+           "detect_sgb_predictor", "split_relation_state", "convert_sgb_relation_state",
            "dropped_summary", "SGB_RELATION_PREFIX", "OUR_RELATION_PREFIX"]

@@ -31,6 +31,25 @@ def seeded_sgb_weights(shapes: Dict[str, Sequence[int]], seed: int) -> Dict[str,
     return weights
 
 
+# SGB's VCTree object decoder holds its label embedding and classifier twice (decoderLSTM.embed_layer /
+# embed_out_layer are the same modules as decoder_rnn.obj_embed / out): its state dict lists both names, same values
+SGB_ALIASES = {"predictor.context_layer.decoder_rnn.decoderLSTM.embed_layer.weight":
+               "predictor.context_layer.decoder_rnn.obj_embed.weight",
+               "predictor.context_layer.decoder_rnn.decoderLSTM.embed_out_layer.weight":
+               "predictor.context_layer.decoder_rnn.out.weight",
+               "predictor.context_layer.decoder_rnn.decoderLSTM.embed_out_layer.bias":
+               "predictor.context_layer.decoder_rnn.out.bias"}
+
+
+def tie_sgb_aliases(weights: Dict[str, torch.Tensor], prefix: str = "roi_heads.relation.") -> Dict[str, torch.Tensor]:
+    """``weights`` with each alias key set to its module's tensor, as SGB's own state dict has it."""
+    tied = dict(weights)
+    for alias, original in SGB_ALIASES.items():
+        if prefix + alias in tied:
+            tied[prefix + alias] = tied[prefix + original]
+    return tied
+
+
 def _linear(prefix: str, out_dim: int, in_dim: int, bias: bool = True) -> Dict[str, tuple]:
     return {f"{prefix}.weight": (out_dim, in_dim), **({f"{prefix}.bias": (out_dim,)} if bias else {})}
 

@@ -9,18 +9,22 @@ below, plus ``CAUSAL.EFFECT_ANALYSIS True`` as SGB's relation yaml: Motif then h
 in eval mode. Its GloVe loader and dataset statistics were stubbed (their values are overwritten anyway).
 
 Weights: every tensor of SGB's relation head (names and shapes stored as ``key_shapes``, under
-``roi_heads.relation.``) was drawn by ``sgb_relation_weights.seeded_sgb_weights(key_shapes, seed)`` and loaded into
-SGB's head; the test draws the same tensors, converts them with ``convert_sgb_relation_state`` (the mapping under
-test) and loads the result into our ``relation_head`` strictly.
+``roi_heads.relation.``) was drawn by ``sgb_relation_weights.seeded_sgb_weights(key_shapes, seed)``, VCTree's decoder
+aliases then set to the tensors they alias (``tie_sgb_aliases``, as in SGB's own state dict), and loaded into SGB's
+head; the test draws the same tensors, converts them with ``convert_sgb_relation_state`` (the mapping under test) and
+loads the result into our ``relation_head`` strictly. SGB's ``IMPContext`` ran with its hard-coded hidden size 512
+(our IMP.HIDDEN_DIM default).
 
 Inputs (stored): four FPN levels of 8 channels for a 128 x 160 batch (strides 4..32), image 0 of 160 x 128 and
 image 1 of 144 x 120 (w x h) with 4 and 3 GT boxes (one box of side ~150 px, so two FPN levels are pooled), their
 labels, and the detector's class logits (``predict_logits``, SGCls). Cases: Motif PredCls (2 images), Motif SGCls
-(image 0 only: SGB's Motif decoder asserts one image at test), Transformer PredCls and SGCls (2 images). Stored
-outputs: the test pairs, the predictor's relation and object logits, and the post-processed (sorted) pairs, scores
-and object labels.
+(image 0 only: SGB's Motif decoder asserts one image at test), Transformer, VCTree and IMP PredCls and SGCls (2
+images). Stored outputs: the test pairs, the predictor's relation and object logits, and the post-processed (sorted)
+pairs, scores and object labels; for VCTree also each image's pair scores (``bi_preds``, the output of
+``VCTreeLSTMContext``'s score net), since its score net reaches the logits only through the trees' shape.
 
-Tolerance: 1e-5 absolute on logits of order one (float32; the attention / LSTM kernels differ in summation order).
+Tolerance: 1e-5 absolute on logits of order one (float32; the attention / LSTM kernels differ in summation order);
+VCTree's pair scores (of order 0.02) to 1e-7 absolute plus 1e-5 relative.
 """
 import pytest
 import torch
@@ -32,7 +36,7 @@ from sgg.structures import BoxList
 from sgg.utils.sgb_relation_checkpoint import convert_sgb_relation_state, split_relation_state
 
 from golden_values import load_golden
-from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes
+from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes, tie_sgb_aliases
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
@@ -53,7 +57,8 @@ SGB_OPTS = ["MODEL.BACKBONE.CONV_BODY", "tiny-FPN", "MODEL.RANDOM_INIT_BACKBONE"
             # SGB's box pooling: maskrcnn-benchmark's FPN level rule, legacy RoIAlign
             "MODEL.ROI_BOX_HEAD.POOLER_LEGACY_LEVELS", "True", "MODEL.ROI_BOX_HEAD.POOLER_ALIGNED", "False",
             "GLOVE_DIR", "/nonexistent/glove"]
-CASES = ["motif_predcls", "motif_sgcls", "transformer_predcls", "transformer_sgcls"]
+CASES = ["motif_predcls", "motif_sgcls", "transformer_predcls", "transformer_sgcls", "vctree_predcls", "vctree_sgcls",
+         "imp_predcls", "imp_sgcls"]
 TOL = 1e-5
 
 
@@ -75,7 +80,7 @@ def build_relation_head(predictor, mode, *extra):
 
 def converted_head(case):
     head = build_relation_head(case["predictor"], case["mode"])
-    sgb_state = seeded_sgb_weights(case["key_shapes"], case["seed"])
+    sgb_state = tie_sgb_aliases(seeded_sgb_weights(case["key_shapes"], case["seed"]))
     rest, relation = split_relation_state(sgb_state)
     assert not rest
     converted, dropped = convert_sgb_relation_state(relation, head.state_dict(), case["predictor"])
@@ -93,21 +98,30 @@ def run_ours(head, golden, case):
         boxes.add_field("predict_logits", golden["predict_logits"][i])
         proposals.append(boxes)
     captured = {}
-    hook = head.predictor.register_forward_hook(lambda module, args, output: captured.update(output=output))
+    hooks = [head.predictor.register_forward_hook(lambda module, args, output: captured.update(output=output))]
+    if case["predictor"] == "VCTreePredictor":  # the pair scores the trees are built on
+        hooks.append(head.predictor.context.score_net.register_forward_hook(
+            lambda module, args, output: captured.update(pair_logits=output)))
     with torch.no_grad():
         results = head(features, proposals, [(h, w) for w, h in (golden["image_sizes"][i] for i in images)])
-    hook.remove()
-    return captured["output"], results
+    for hook in hooks:
+        hook.remove()
+    return captured, results
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_converted_head_gives_sgbs_relation_scores(golden, name):
     case = {**golden["cases"][name], "seed": golden["seed"]}
     head, _ = converted_head(case)
-    output, results = run_ours(head, golden, case)
+    captured, results = run_ours(head, golden, case)
+    output = captured["output"]
     torch.testing.assert_close(output.rel_logits, case["rel_logits"], atol=TOL, rtol=0)
     torch.testing.assert_close(output.obj_logits, case["obj_logits"], atol=TOL, rtol=0)
     assert case["rel_logits"].std() > 0.1  # the scores compared are not all alike
+    if "pair_logits" in case:  # VCTree: its score net only shapes the trees, which may come out alike anyway
+        assert len(captured["pair_logits"]) == len(case["pair_logits"])
+        for ours, sgbs in zip(captured["pair_logits"], case["pair_logits"]):
+            torch.testing.assert_close(ours, sgbs, atol=1e-7, rtol=1e-5)
     for result, pairs, scores, labels in zip(results, case["sorted_rel_pair_idxs"], case["sorted_rel_scores"],
                                              case["pred_labels"]):
         assert torch.equal(result.get_field("rel_pair_idxs"), pairs)
