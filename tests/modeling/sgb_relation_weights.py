@@ -86,14 +86,29 @@ def _encoder(prefix: str, layers: int, hidden: int, heads: int, key_dim: int, va
     return shapes
 
 
+def _tree_lstm(prefix: str, input_dim: int, hidden: int, layers: int) -> Dict[str, tuple]:
+    """SGB's bidirectional tree LSTM (MultiLayer_BTreeLSTM): hidden / 2 per direction, six gates up, five down."""
+    shapes, half = {}, hidden // 2
+    for layer in range(layers):
+        in_dim = input_dim if layer == 0 else hidden
+        up, down = f"{prefix}.multi_layer_lstm.{layer}.treeLSTM_foreward.treeLSTM", \
+            f"{prefix}.multi_layer_lstm.{layer}.treeLSTM_backward.treeLSTM"
+        shapes.update({**_linear(f"{up}.px", half, in_dim), **_linear(f"{up}.ioffux", 6 * half, in_dim),
+                       **_linear(f"{up}.ioffuh_left", 6 * half, half), **_linear(f"{up}.ioffuh_right", 6 * half, half),
+                       **_linear(f"{down}.px", half, in_dim), **_linear(f"{down}.iofux", 5 * half, in_dim),
+                       **_linear(f"{down}.iofuh", 5 * half, half)})
+    return shapes
+
+
 def sgb_relation_shapes(predictor: str, fpn: int, resolution: int, mlp: int, num_obj: int, num_rel: int, embed: int,
                         hidden: int, pooling: int, obj_layers: int = 1, rel_layers: int = 1,
-                        transformer=(4, 2, 8, 64, 64, 2048)) -> Dict[str, tuple]:
+                        transformer=(4, 2, 8, 64, 64, 2048), imp_hidden: int = 512) -> Dict[str, tuple]:
     """Key names and shapes of SGB's ``ROIRelationHead`` (with the ``roi_heads.relation.`` prefix), written from
     SGB's module names: ``RelationFeatureExtractor`` with POOLING_ALL_LEVELS over 4 FPN levels, the FPN2MLP box
-    feature extractor, and MotifPredictor (with CAUSAL.EFFECT_ANALYSIS' ``untreated_*`` buffers, as SGB's relation
-    yaml sets it) or TransformerPredictor (``transformer`` = OBJ_LAYER, REL_LAYER, NUM_HEAD, KEY_DIM, VAL_DIM,
-    INNER_DIM). test_sgb_relation_golden.py checks it against the names SGB's own module reported."""
+    feature extractor, and MotifPredictor or VCTreePredictor (with CAUSAL.EFFECT_ANALYSIS' ``untreated_*`` buffers, as
+    SGB's relation yaml sets it), TransformerPredictor (``transformer`` = OBJ_LAYER, REL_LAYER, NUM_HEAD, KEY_DIM,
+    VAL_DIM, INNER_DIM) or IMPPredictor (``imp_hidden``: IMPContext's hard-coded 512). test_sgb_relation_golden.py
+    checks it against the names SGB's own module reported."""
     roi = fpn * resolution * resolution
     union = "union_feature_extractor"
     shapes = {**_linear("box_feature_extractor.fc6", mlp, roi), **_linear("box_feature_extractor.fc7", mlp, mlp),
@@ -104,13 +119,24 @@ def sgb_relation_shapes(predictor: str, fpn: int, resolution: int, mlp: int, num
               f"{union}.rect_conv.0.weight": (fpn // 2, 2, 7, 7), f"{union}.rect_conv.0.bias": (fpn // 2,),
               **_batch_norm(f"{union}.rect_conv.2", fpn // 2),
               f"{union}.rect_conv.4.weight": (fpn, fpn // 2, 3, 3), f"{union}.rect_conv.4.bias": (fpn,),
-              **_batch_norm(f"{union}.rect_conv.6", fpn),
-              **_linear("predictor.post_emb", 2 * hidden, hidden), **_linear("predictor.post_cat", pooling, 2 * hidden),
-              **_linear("predictor.rel_compress", num_rel, pooling),
-              "predictor.freq_bias.obj_baseline.weight": (num_obj * num_obj, num_rel)}
+              **_batch_norm(f"{union}.rect_conv.6", fpn)}
     if pooling != mlp:
         shapes.update(_linear("predictor.up_dim", pooling, mlp))
     c = "predictor.context_layer"
+    if predictor == "IMPPredictor":  # SGB's IMPContext: hidden size hard-coded, no embeddings, no frequency bias
+        h = imp_hidden
+        shapes.update({**_linear(f"{c}.obj_unary", h, mlp), **_linear(f"{c}.edge_unary", h, pooling),
+                       **{f"{c}.{gru}.{name}_{kind}": (3 * h, h) if name == "weight" else (3 * h,)
+                          for gru in ("node_gru", "edge_gru") for name in ("weight", "bias") for kind in ("ih", "hh")},
+                       **{k: v for gate in ("sub_vert", "obj_vert", "out_edge", "in_edge")
+                          for k, v in _linear(f"{c}.{gate}_w_fc.0", 1, 2 * h).items()},
+                       **_linear(f"{c}.obj_fc", num_obj, h), **_linear(f"{c}.rel_fc", num_rel, h)})
+        return {"roi_heads.relation." + k: v for k, v in shapes.items()}
+    shapes.update({**_linear("predictor.post_emb", 2 * hidden, hidden),
+                   **_linear("predictor.post_cat", pooling, 2 * hidden),
+                   "predictor.freq_bias.obj_baseline.weight": (num_obj * num_obj, num_rel)})
+    if predictor != "VCTreePredictor":
+        shapes.update(_linear("predictor.rel_compress", num_rel, pooling))
     shapes.update({f"{c}.obj_embed1.weight": (num_obj, embed), f"{c}.obj_embed2.weight": (num_obj, embed)})
     obj_input = mlp + embed + 128
     if predictor == "MotifPredictor":
@@ -135,6 +161,27 @@ def sgb_relation_shapes(predictor: str, fpn: int, resolution: int, mlp: int, num
                        **_encoder(f"{c}.context_obj", obj_l, hidden, heads, key_dim, val_dim, inner),
                        **_encoder(f"{c}.context_edge", rel_l, hidden, heads, key_dim, val_dim, inner),
                        **_linear("predictor.ctx_compress", num_rel, 2 * hidden)})
+    elif predictor == "VCTreePredictor":
+        shapes.update({**_linear(f"{c}.pos_embed.0", 32, 9), **_batch_norm(f"{c}.pos_embed.1", 32),
+                       **_linear(f"{c}.pos_embed.2", 128, 32),
+                       **_linear(f"{c}.overlap_embed.0", 128, 6), **_batch_norm(f"{c}.overlap_embed.1", 128),
+                       **_linear(f"{c}.box_embed.0", 128, 9), **_batch_norm(f"{c}.box_embed.1", 128),
+                       f"{c}.bi_freq_prior.weight": (1, num_obj * num_obj),
+                       **_linear(f"{c}.obj_reduce", 128, mlp), **_linear(f"{c}.emb_reduce", 128, embed),
+                       **_linear(f"{c}.score_pre", hidden, 512), **_linear(f"{c}.score_sub", hidden, hidden),
+                       **_linear(f"{c}.score_obj", hidden, hidden), **_linear(f"{c}.vision_prior", 1, 3 * hidden + 1),
+                       **_tree_lstm(f"{c}.obj_ctx_rnn", obj_input, hidden, obj_layers),
+                       **_tree_lstm(f"{c}.edge_ctx_rnn", embed + hidden + mlp, hidden, rel_layers),
+                       f"{c}.decoder_rnn.obj_embed.weight": (num_obj + 1, embed),
+                       **_linear(f"{c}.decoder_rnn.out", num_obj, hidden),
+                       f"{c}.decoder_rnn.decoderLSTM.embed_layer.weight": (num_obj + 1, embed),
+                       **_linear(f"{c}.decoder_rnn.decoderLSTM.embed_out_layer", num_obj, hidden),
+                       **_linear(f"{c}.decoder_rnn.decoderLSTM.px", hidden, hidden + obj_input + embed),
+                       **_linear(f"{c}.decoder_rnn.decoderLSTM.iofux", 5 * hidden, hidden + obj_input + embed),
+                       **_linear(f"{c}.decoder_rnn.decoderLSTM.iofuh", 5 * hidden, hidden),
+                       f"{c}.untreated_dcd_feat": (hidden + obj_input,), f"{c}.untreated_obj_feat": (obj_input,),
+                       f"{c}.untreated_edg_feat": (embed + mlp,),
+                       **_linear("predictor.ctx_compress", num_rel, pooling)})
     else:
         raise ValueError(f"no SGB key list for {predictor}")
     return {"roi_heads.relation." + k: v for k, v in shapes.items()}

@@ -130,7 +130,8 @@ def test_converted_head_gives_sgbs_relation_scores(golden, name):
 
 
 @pytest.mark.parametrize("predictor, name", [("MotifPredictor", "motif_predcls"),
-                                             ("TransformerPredictor", "transformer_predcls")])
+                                             ("TransformerPredictor", "transformer_predcls"),
+                                             ("VCTreePredictor", "vctree_predcls"), ("IMPPredictor", "imp_predcls")])
 def test_hand_written_sgb_key_list_is_sgbs(golden, predictor, name):
     """The SGB key list the tool tests fabricate checkpoints from is the one SGB's module reported."""
     shapes = sgb_relation_shapes(predictor, fpn=8, resolution=4, mlp=20, num_obj=len(OBJ), num_rel=len(REL), embed=10,

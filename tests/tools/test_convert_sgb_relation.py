@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "modeling"))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import convert_sgb_checkpoint as tool  # noqa: E402
 import demo  # noqa: E402
-from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes  # noqa: E402
+from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes, tie_sgb_aliases  # noqa: E402
 from test_convert_sgb import sgb_resnet_fpn_state_dict  # noqa: E402
 from test_relation_tools import CONFIGS, RECALL_LINE, _opts, _run  # noqa: E402
 from test_sgb_relation_golden import OBJ, REL, build_relation_head  # noqa: E402
@@ -36,9 +36,17 @@ TOY = dict(fpn=8, resolution=4, mlp=20, num_obj=len(OBJ), num_rel=len(REL), embe
 
 def sgb_relation(predictor, **sizes):
     """SGB's relation head with names relative to roi_heads.relation., seeded values."""
-    _, relation = conversion.split_relation_state(seeded_sgb_weights(sgb_relation_shapes(predictor, **{**TOY, **sizes}),
-                                                                      seed=1))
+    weights = seeded_sgb_weights(sgb_relation_shapes(predictor, **{**TOY, **sizes}), seed=1)
+    _, relation = conversion.split_relation_state(tie_sgb_aliases(weights))
     return relation
+
+
+VCTREE_DECODER = ["decoder_rnn.obj_embed.weight", "decoder_rnn.out.weight", "decoder_rnn.out.bias",
+                  *[f"decoder_rnn.decoderLSTM.{cell}.{param}" for cell in ("px", "iofux", "iofuh")
+                    for param in ("weight", "bias")]]
+VCTREE_ALIASES = ["decoder_rnn.decoderLSTM.embed_layer.weight", "decoder_rnn.decoderLSTM.embed_out_layer.weight",
+                  "decoder_rnn.decoderLSTM.embed_out_layer.bias"]
+VCTREE_CAUSAL = ["untreated_dcd_feat", "untreated_obj_feat", "untreated_edg_feat"]
 
 
 def target(predictor, mode):
@@ -62,6 +70,14 @@ def target(predictor, mode):
     ("TransformerPredictor", "predcls", {"out_obj.weight": conversion.UNUSED_IN_PREDCLS,
                                          "out_obj.bias": conversion.UNUSED_IN_PREDCLS}),
     ("TransformerPredictor", "sgcls", {}),
+    ("VCTreePredictor", "predcls", {**dict.fromkeys(VCTREE_DECODER, conversion.UNUSED_IN_PREDCLS),
+                                    **dict.fromkeys(VCTREE_ALIASES, conversion.DECODER_ALIAS),
+                                    **dict.fromkeys(VCTREE_CAUSAL, conversion.CAUSAL_AVERAGES_VCTREE)}),
+    ("VCTreePredictor", "sgcls", {**dict.fromkeys(VCTREE_ALIASES, conversion.DECODER_ALIAS),
+                                  **dict.fromkeys(VCTREE_CAUSAL, conversion.CAUSAL_AVERAGES_VCTREE)}),
+    ("IMPPredictor", "predcls", {"obj_fc.weight": conversion.UNUSED_IN_PREDCLS,
+                                 "obj_fc.bias": conversion.UNUSED_IN_PREDCLS}),
+    ("IMPPredictor", "sgcls", {}),
 ])
 def test_every_sgb_key_is_mapped_or_dropped_with_its_reason(predictor, mode, dropped):
     relation = sgb_relation(predictor)
@@ -73,8 +89,27 @@ def test_every_sgb_key_is_mapped_or_dropped_with_its_reason(predictor, mode, dro
     # a few renames and the Conv1d -> Linear reshape, value for value
     assert torch.equal(converted["union_feature_extractor.reduce_channel.0.weight"],
                        relation["union_feature_extractor.feature_extractor.pooler.reduce_channel.0.weight"])
-    assert torch.equal(converted["predictor.edge_head.up_dim.weight"], relation["predictor.up_dim.weight"])
-    if predictor == "TransformerPredictor":
+    up_dim = "predictor.up_dim.weight" if predictor == "IMPPredictor" else "predictor.edge_head.up_dim.weight"
+    assert torch.equal(converted[up_dim], relation["predictor.up_dim.weight"])
+    sgb = "predictor.context_layer."
+    if predictor == "VCTreePredictor":  # SGB's foreward / backward tree cells are our upward / downward ones
+        layer = "edge_ctx_rnn.multi_layer_lstm.0."
+        assert torch.equal(converted["predictor.context.edge_ctx_rnn.upward.0.px.weight"],
+                           relation[sgb + layer + "treeLSTM_foreward.treeLSTM.px.weight"])
+        assert torch.equal(converted["predictor.context.edge_ctx_rnn.downward.0.px.weight"],
+                           relation[sgb + layer + "treeLSTM_backward.treeLSTM.px.weight"])
+        assert torch.equal(converted["predictor.context.score_net.score_sub.bias"], relation[sgb + "score_sub.bias"])
+        assert torch.equal(converted["predictor.context.obj_embed1.embedding.weight"],
+                           relation[sgb + "obj_embed1.weight"])
+        if mode == "sgcls":
+            assert torch.equal(converted["predictor.context.decoder_rnn.decoderLSTM.iofuh.weight"],
+                               relation[sgb + "decoder_rnn.decoderLSTM.iofuh.weight"])
+    elif predictor == "IMPPredictor":
+        assert torch.equal(converted["predictor.context_layer.sub_vert_w_fc.0.weight"],
+                           relation[sgb + "sub_vert_w_fc.0.weight"])
+        assert torch.equal(converted["predictor.context_layer.node_gru.weight_hh"],
+                           relation[sgb + "node_gru.weight_hh"])
+    elif predictor == "TransformerPredictor":
         w_1 = relation["predictor.context_layer.context_obj.layer_stack.1.pos_ffn.w_1.weight"]
         assert w_1.shape == (16, 12, 1)
         linear = converted["predictor.context.context_obj.layers.1.feed_forward.layers.0.weight"]
@@ -105,13 +140,9 @@ def test_a_predictor_without_mapping_is_named():
     with pytest.raises(CheckpointError, match=r"SGB's CausalAnalysisPredictor \(it has roi_heads\.relation\.predictor"
                                               r"\.vis_compress\.weight\); its weights have no mapping"):
         conversion.convert_sgb_relation_state(causal, target("MotifPredictor", "predcls"), "CausalAnalysisPredictor")
-    vctree = {"predictor.context_layer.score_pre.weight": torch.zeros(12, 512), **relation}
-    with pytest.raises(CheckpointError, match="SGB's VCTreePredictor .* no mapping .*mapped: MotifPredictor, "
-                                              "TransformerPredictor"):
-        conversion.convert_sgb_relation_state(vctree, target("MotifPredictor", "predcls"), "VCTreePredictor")
-    imp = {"predictor.context_layer.node_gru.weight_ih": torch.zeros(3, 3), "predictor.obj_fc.weight": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match="SGB's IMPPredictor"):
-        conversion.convert_sgb_relation_state(imp, target("MotifPredictor", "predcls"), "IMPPredictor")
+    with pytest.raises(CheckpointError, match="no mapping to this framework yet \\(mapped: IMPPredictor, "
+                                              "MotifPredictor, TransformerPredictor, VCTreePredictor\\)"):
+        conversion.convert_sgb_relation_state(causal, target("MotifPredictor", "predcls"), "CausalAnalysisPredictor")
     with pytest.raises(CheckpointError, match=r"cannot tell which SGB predictor .*\['roi_heads\.relation\.predictor"
                                               r"\.rel_compress\.weight'\]\); known: CausalAnalysisPredictor, "):
         conversion.convert_sgb_relation_state({"predictor.rel_compress.weight": torch.zeros(1)},
@@ -128,6 +159,24 @@ def test_a_new_predictor_table_plugs_in_with_one_entry(monkeypatch):
                                                                "CausalAnalysisPredictor")
     assert dropped["roi_heads.relation.predictor.vis_compress.weight"] == "not used here"
     assert len(converted) + len(dropped) == len(relation)
+
+
+@pytest.mark.parametrize("predictor", ["VCTreePredictor", "IMPPredictor"])
+def test_vctree_and_imp_checkpoints_are_recognised(predictor):
+    relation = sgb_relation(predictor)
+    with pytest.raises(CheckpointError, match=f"SGB's {predictor} .* but MODEL.ROI_RELATION_HEAD.PREDICTOR is "
+                                              f"'MotifPredictor': set it to '{predictor}'"):
+        conversion.convert_sgb_relation_state(relation, target("MotifPredictor", "sgcls"), "MotifPredictor")
+
+
+def test_vctree_decoder_aliases_must_hold_the_aliased_tensors():
+    relation = sgb_relation("VCTreePredictor")
+    alias = "predictor.context_layer.decoder_rnn.decoderLSTM.embed_out_layer.bias"
+    relation[alias] = relation[alias] + 1
+    with pytest.raises(CheckpointError, match=r"roi_heads\.relation\.predictor\.context_layer\.decoder_rnn\."
+                                              r"decoderLSTM\.embed_out_layer\.bias differs from roi_heads\.relation\."
+                                              r"predictor\.context_layer\.decoder_rnn\.out\.bias"):
+        conversion.convert_sgb_relation_state(relation, target("VCTreePredictor", "sgcls"), "VCTreePredictor")
 
 
 def test_mismatches_are_named():
@@ -160,10 +209,13 @@ def test_mismatches_are_named():
 
 @pytest.mark.parametrize("predictor, predcls, dropped", [("MotifPredictor", True, 10), ("MotifPredictor", False, 3),
                                                          ("TransformerPredictor", True, 2),
-                                                         ("TransformerPredictor", False, 0)])
+                                                         ("TransformerPredictor", False, 0),
+                                                         ("VCTreePredictor", True, 15), ("VCTreePredictor", False, 6),
+                                                         ("IMPPredictor", True, 2), ("IMPPredictor", False, 0)])
 def test_sgb_vg150_relation_heads_fit_the_vg150_config(predictor, predcls, dropped):
     """SGB's VG150 sizes (its relation yaml: X-101-FPN 256 channels, 7 x 7 RoIs, MLP and pooling 4096, embedding
-    200, hidden 512, 151 classes, 51 predicates, Transformer 4 + 2 layers of 8 heads, 64 / 64, inner 2048) fit the
+    200, hidden 512, 151 classes, 51 predicates, Transformer 4 + 2 layers of 8 heads, 64 / 64, inner 2048; IMP's
+    hidden size 512) fit the
     model our SGB-convention VG150 config builds, tensor for tensor (built on the meta device: shapes only)."""
     cfg = tool.load_sgb_config(os.path.join(REPO, "configs", "e2e_relation_X_101_32_8_FPN_1x_sgb_detector.yaml"),
                                [HEAD + "PREDICTOR", predictor, HEAD + "USE_GT_OBJECT_LABEL", str(predcls)])
