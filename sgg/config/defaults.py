@@ -259,6 +259,15 @@ _C.MODEL.NMS_PLUS_ONE = False  # SGB's NMS in RPN and box head: +1 widths, IoU >
 _C.MODEL.CLIP_TO_LAST_PIXEL = False  # clip boxes to [0, W-1] x [0, H-1], RPN MIN_SIZE on +1 widths (SGB: True)
 _C.MODEL.ROI_HEADS.PROPOSAL_ORDER = False  # SGB: True; per-class cap and output in proposal order, not by score
 # <<< demo / SGB checkpoint keys
+# >>> Causal TDE keys (CausalAnalysisPredictor, docs/causal_tde.md; SGB's names and defaults)
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL = CN()
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS = False  # keep the untreated averages and run counterfactuals at test
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.FUSION_TYPE = "sum"  # "sum": vis + ctx + frq logits | "gate": ctx * sigmoid(...)
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER = "motifs"  # "motifs" | "vtranse" ("vctree" once VCTree is merged)
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL = False  # SGB's union spatial branch; True is not implemented
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.SPATIAL_FOR_VISION = False  # multiply the context by an embedding of the pair boxes
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE = "none"  # test-time logits: "none" | "TDE" | "NIE" | "TE"
+# <<< Causal TDE keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT
 _C.INPUT = CN()

@@ -16,6 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     ["scripts/hca/train.sh", "ce"],
     ["scripts/linknet/train.sh", "linknet_ce"],
     ["scripts/penet/train.sh", "penet"],
+    ["scripts/causal/train.sh"],
 ])
 def test_unknown_protocol_is_refused_before_any_work(script, tmp_path):
     env = dict(os.environ, OUTPUT_ROOT=str(tmp_path))

@@ -73,12 +73,20 @@ def _to_float32(value):
 
 
 def build_relation_losses(cfg, statistics=None) -> WeightedLosses:
-    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS`` (after ``MODEL.USE_REWEIGHT``); each class is built with
-    ``from_config(cfg, stats)``."""
+    """The terms named in ``MODEL.ROI_RELATION_HEAD.LOSS`` (after ``MODEL.USE_REWEIGHT``) and the predictor's
+    ``IMPLIED_LOSSES``; each class is built with ``from_config(cfg, stats)``."""
     from .reweight import resolve_loss_spec  # the registry's modules import this one
 
+    from sgg.modeling.registry import ROI_RELATION_PREDICTORS
+
+    spec = resolve_loss_spec(cfg)
+    # terms a predictor always trains with (e.g. Causal TDE's branch losses), added unless the LOSS list names them
+    predictor = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
+    implied = getattr(ROI_RELATION_PREDICTORS.get(predictor), "IMPLIED_LOSSES", ()) \
+        if predictor in ROI_RELATION_PREDICTORS else ()
+    spec += [(name, 1.0) for name in implied if name not in [listed for listed, _ in spec]]
     terms = []
-    for name, weight in resolve_loss_spec(cfg):
+    for name, weight in spec:
         cls = RELATION_LOSSES.get(name)
         module = cls.from_config(cfg, statistics) if hasattr(cls, "from_config") else cls()
         terms.append((name, weight, module))
