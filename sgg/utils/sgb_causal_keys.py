@@ -19,7 +19,8 @@ Keys with no counterpart (``sgb_causal_key_map`` returns None):
   to zero; a trained one is not, and a converter must fold its first five blocks into ``state_proj.bias`` (the
   gates add both projections) and report the sixth (the highway input, which has no bias here).
 
-A PredCls VTransE model here has no ``context.pred_layer`` (it uses the GT labels); a converter skips that key.
+A PredCls model here has no ``context.decoder`` (Motifs) or ``context.pred_layer`` (VTransE): it uses the GT labels.
+SGB builds them in PredCls too, unused; a converter skips those keys.
 """
 from __future__ import annotations
 

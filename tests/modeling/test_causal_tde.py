@@ -134,12 +134,25 @@ def test_branch_losses_are_the_ce_of_each_branch_and_the_gate_keeps_only_the_con
         out = predictor(hand_batch(rel_labels=[labels]))
         cfg = load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor"])
         losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras))
+        losses = {name: value.detach() for name, value in losses.items()}
         assert set(losses) == {"loss_rel", "loss_refine_obj"} | names
         ce = lambda logits: float(torch.nn.functional.cross_entropy(torch.tensor(logits), labels))  # noqa: E731
         assert float(losses["auxiliary_ctx"]) == pytest.approx(ce([[1.0, 3.0, 4.0], [-1.0, -3.0, -4.0]]), abs=1e-6)
         if fusion == "sum":
             assert float(losses["auxiliary_vis"]) == pytest.approx(ce([[0.5, 0.0, -0.5]] * 2), abs=1e-6)
             assert float(losses["auxiliary_frq"]) == pytest.approx(ce([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]), abs=1e-6)
+
+
+def test_branch_losses_listed_in_loss_keep_their_weight_and_are_not_added_twice():
+    labels = torch.tensor([2, 0])
+    out = hand_predictor("sum", "none").train()(hand_batch(rel_labels=[labels]))
+    inputs = RelationLossInputs(out.rel_logits, labels, extras=out.extras)
+    plain = build_relation_losses(load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor"]))(inputs)
+    cfg = load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor", HEAD + "LOSS",
+                             '("RelationCE", "CausalAuxiliaryCE:0.5")'])
+    halved = build_relation_losses(cfg)(inputs)
+    assert set(halved) == {"loss_rel", "auxiliary_ctx", "auxiliary_vis", "auxiliary_frq"}
+    assert float(halved["auxiliary_vis"]) == pytest.approx(0.5 * float(plain["auxiliary_vis"]), abs=1e-6)
 
 
 def test_branch_loss_without_the_branch_logits_names_the_predictor():
