@@ -1,21 +1,23 @@
 """Golden values: CausalAnalysisPredictor against SGB's own, on the same weights and inputs.
 
-The fixture (tests/modeling/golden/causal_motifs.pt) was produced once by running
+The fixtures (tests/modeling/golden/causal_motifs.pt, causal_vtranse.pt) were produced once by running
 ``CausalAnalysisPredictor.__init__`` / ``forward`` of maskrcnn_benchmark/modeling/roi_heads/relation_head/
-roi_relation_predictors.py (with its ``LSTMContext`` / ``DecoderRNN`` / ``FrequencyBias`` of model_motifs.py) from
-KaihuaTang/Scene-Graph-Benchmark.pytorch, commit 6f75881, on the CPU (/work/shared/tools/sgb_cpu), beside this
-project's predictor built from the config below: 6 object classes, 5 predicates, ROI / union / pooling width 12,
-CONTEXT_HIDDEN_DIM 8, EMBED_DIM 6, one object and one edge LSTM layer, CONTEXT_DROPOUT_RATE 0 (no random masks),
-CONTEXT_LAYER motifs, SPATIAL_FOR_VISION True, EFFECT_ANALYSIS True. Only the predictor ran; SGB's dataset statistics
-and GloVe loader were replaced by the fixture's ``pred_dist`` and zero vectors (the weights are overwritten anyway).
+roi_relation_predictors.py (with ``LSTMContext`` / ``DecoderRNN`` / ``FrequencyBias`` of model_motifs.py and
+``VTransEFeature`` of model_vtranse.py) from KaihuaTang/Scene-Graph-Benchmark.pytorch, commit 6f75881, on the CPU
+(/work/shared/tools/sgb_cpu), beside this project's predictor built from the config below: 6 object classes,
+5 predicates, ROI / union / pooling width 12, CONTEXT_HIDDEN_DIM 8, EMBED_DIM 6, one object and one edge LSTM layer,
+CONTEXT_DROPOUT_RATE 0 (no random masks), CONTEXT_LAYER motifs (causal_motifs.pt) or vtranse (causal_vtranse.pt),
+SPATIAL_FOR_VISION True, EFFECT_ANALYSIS True. Only the predictor ran; SGB's dataset statistics and GloVe loader were
+replaced by the fixture's ``pred_dist`` and zero vectors (the weights are overwritten anyway).
 
-Weights: this project's seeded SGCls gate predictor (``weights``, with random BatchNorm statistics; the other cases
-use the subset of its keys they have) was copied into SGB's module key by key through ``sgb_causal_key_map``
-(sgg/utils/sgb_causal_keys.py). The SGB key without a counterpart, ``context_layer.decoder_rnn.input_linearity.bias``,
-was set to zero (SGB's initial value); in PredCls SGB's unused label decoder kept its own initial weights.
-``sgb_keys`` is SGB's state-dict key list of each case.
+Weights: this project's seeded SGCls gate predictor of each context (``weights``, with random BatchNorm statistics;
+the other cases use the subset of its keys they have) was copied into SGB's module key by key through
+``sgb_causal_key_map`` (sgg/utils/sgb_causal_keys.py). The SGB key without a counterpart,
+``context_layer.decoder_rnn.input_linearity.bias``, was set to zero (SGB's initial value); in PredCls SGB's unused
+label decoder kept its own initial weights. ``sgb_keys`` is SGB's state-dict key list of each case.
 
-Cases: PredCls and SGCls x FUSION_TYPE sum and gate.
+Cases: Motifs in PredCls and SGCls, VTransE in SGCls (its PredCls differs from SGB's by design, docs/causal_tde.md),
+each with FUSION_TYPE sum and gate.
 
 * ``train``: one training step on two images with zero averages (a fresh model): SGB's object and relation logits,
   its ``add_losses`` (auxiliary_ctx / _vis / _frq), ``loss_rel`` = F.cross_entropy of its relation logits (SGB's
@@ -25,7 +27,6 @@ Cases: PredCls and SGCls x FUSION_TYPE sum and gate.
 """
 import pytest
 import torch
-import torch.nn.functional as F
 
 from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
@@ -39,16 +40,18 @@ from golden_values import load_golden
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 HEAD = "MODEL.ROI_RELATION_HEAD."
 WIDTH, HIDDEN, EMBED = 12, 8, 6
-CASES = ["predcls_sum", "predcls_gate", "sgcls_sum", "sgcls_gate"]
+CASES = [("motifs", "predcls_sum"), ("motifs", "predcls_gate"), ("motifs", "sgcls_sum"), ("motifs", "sgcls_gate"),
+         ("vtranse", "sgcls_sum"), ("vtranse", "sgcls_gate")]
 EFFECTS = ["none", "TDE", "NIE", "TE"]
+AVERAGES = {"motifs": 7, "vtranse": 6}  # the predictor's four and the context's
 
 
 @pytest.fixture(scope="module")
-def golden():
-    return load_golden("causal_motifs.pt")
+def fixtures():
+    return {context: load_golden(f"causal_{context}.pt") for context in AVERAGES}
 
 
-def build(golden, case, effect, trained_averages=False):
+def build(golden, context, case, effect, trained_averages=False):
     """Our predictor for ``case`` with the fixture's weights (the keys it has; a missing one fails the load)."""
     mode, fusion = case.split("_")
     cfg = load_config(None, [str(o) for o in [
@@ -57,7 +60,7 @@ def build(golden, case, effect, trained_averages=False):
         HEAD + "CONTEXT_POOLING_DIM", WIDTH, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", WIDTH, HEAD + "EMBED_DIM", EMBED,
         HEAD + "CONTEXT_DROPOUT_RATE", 0.0, HEAD + "CAUSAL.FUSION_TYPE", fusion, HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
         HEAD + "CAUSAL.SPATIAL_FOR_VISION", True, HEAD + "CAUSAL.EFFECT_TYPE", effect,
-        HEAD + "CAUSAL.CONTEXT_LAYER", "motifs", "GLOVE_DIR", "/nonexistent/glove"]])
+        HEAD + "CAUSAL.CONTEXT_LAYER", context, "GLOVE_DIR", "/nonexistent/glove"]])
     statistics = {"pred_dist": golden["pred_dist"], "obj_classes": golden["obj_classes"],
                   "rel_classes": golden["rel_classes"]}
     predictor = build_predictor(cfg, WIDTH, statistics)
@@ -81,10 +84,11 @@ def batch(images, mode, training):
                          rel_labels=[image["rel_labels"] for image in images] if training else None)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_training_step_logits_losses_and_averages_match_sgb(golden, case):
+@pytest.mark.parametrize("context,case", CASES)
+def test_training_step_logits_losses_and_averages_match_sgb(fixtures, context, case):
+    golden = fixtures[context]
     reference = golden["cases"][case]
-    predictor, cfg = build(golden, case, "none")
+    predictor, cfg = build(golden, context, case, "none")
     predictor.train()
     images = golden["inputs"]
     out = predictor(batch(images, case.split("_")[0], True))
@@ -100,17 +104,18 @@ def test_training_step_logits_losses_and_averages_match_sgb(golden, case):
         assert float(losses[name]) == pytest.approx(float(value), abs=1e-5), name
 
     ours = predictor.state_dict()
-    assert len(expected["buffers"]) == 7  # four of the predictor, three of the Motifs context
+    assert len(expected["buffers"]) == AVERAGES[context]
     for sgb_key, value in expected["buffers"].items():
         # from zero, an average after one step is 0.0005 x the batch mean: compare at that scale
         assert torch.allclose(ours[sgb_causal_key_map(sgb_key)], value, rtol=1e-4, atol=1e-9), sgb_key
 
 
 @pytest.mark.parametrize("effect", EFFECTS)
-@pytest.mark.parametrize("case", CASES)
-def test_test_time_effects_match_sgb(golden, case, effect):
+@pytest.mark.parametrize("context,case", CASES)
+def test_test_time_effects_match_sgb(fixtures, context, case, effect):
+    golden = fixtures[context]
     reference = golden["cases"][case]
-    predictor, _ = build(golden, case, effect, trained_averages=True)
+    predictor, _ = build(golden, context, case, effect, trained_averages=True)
     predictor.eval()
     with torch.no_grad():
         out = predictor(batch(golden["inputs"][:1], case.split("_")[0], False))
@@ -119,10 +124,10 @@ def test_test_time_effects_match_sgb(golden, case, effect):
     assert torch.allclose(out.rel_logits, expected["rel_logits"], atol=1e-5)
 
 
-def test_effects_differ_from_the_factual_logits(golden):
+def test_effects_differ_from_the_factual_logits(fixtures):
     """The fixture discriminates: a predictor that ignored EFFECT_TYPE or mixed two effects would fail above."""
-    for case in CASES:
-        logits = {effect: golden["cases"][case]["eval"][effect]["rel_logits"] for effect in EFFECTS}
+    for context, case in CASES:
+        logits = {effect: fixtures[context]["cases"][case]["eval"][effect]["rel_logits"] for effect in EFFECTS}
         for effect in ("TDE", "TE"):
             assert not torch.allclose(logits[effect], logits["none"], atol=1e-3), (case, effect)
         if case.startswith("predcls"):  # the GT labels are the same in both passes: no indirect effect
@@ -131,13 +136,14 @@ def test_effects_differ_from_the_factual_logits(golden):
             assert logits["NIE"].abs().max() > 1e-3 and not torch.allclose(logits["TDE"], logits["TE"], atol=1e-3)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_sgb_key_map_covers_sgb_checkpoint_keys(golden, case):
+@pytest.mark.parametrize("context,case", CASES)
+def test_sgb_key_map_covers_sgb_checkpoint_keys(fixtures, context, case):
+    golden = fixtures[context]
     sgb_keys = golden["cases"][case]["sgb_keys"]
-    ours = set(build(golden, case, "none")[0].state_dict())
+    ours = set(build(golden, context, case, "none")[0].state_dict())
     mapped = {key: sgb_causal_key_map(key) for key in sgb_keys}
     unmapped = sorted(key for key, ours in mapped.items() if ours is None)
-    assert unmapped == ["context_layer.decoder_rnn.input_linearity.bias"]
+    assert unmapped == (["context_layer.decoder_rnn.input_linearity.bias"] if context == "motifs" else [])
     targets = {ours for ours in mapped.values() if ours is not None}
     if case.startswith("predcls"):  # SGB builds the label decoder in PredCls too, unused; ours builds none
         unused = targets - ours
