@@ -68,6 +68,10 @@ def _check_causal(cfg: SGGConfig) -> None:
             raise ConfigError(f"{key} is {causal.EFFECT_TYPE!r} but MODEL.ROI_RELATION_HEAD.PREDICTOR is "
                               f"{predictor!r}: the causal effects exist only for {CAUSAL_PREDICTOR}; set "
                               f"EFFECT_TYPE none or PREDICTOR {CAUSAL_PREDICTOR}")
+        if causal.SEPARATE_SPATIAL:  # it changes what the union feature extractor returns
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL is True but "
+                              f"MODEL.ROI_RELATION_HEAD.PREDICTOR is {predictor!r}: only {CAUSAL_PREDICTOR} reads "
+                              f"the separate spatial features; set SEPARATE_SPATIAL False")
         if causal.EFFECT_ANALYSIS:
             logger.warning("MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS True has no effect on %s (only %s "
                            "reads it)", predictor, CAUSAL_PREDICTOR)

@@ -19,6 +19,9 @@ Keys with no counterpart (``sgb_causal_key_map`` returns None):
   to zero; a trained one is not, and a converter must fold its first five blocks into ``state_proj.bias`` (the
   gates add both projections) and report the sixth (the highway input, which has no bias here).
 
+SEPARATE_SPATIAL's ``roi_heads.relation.union_feature_extractor.spatial_fc.{0,2}`` are
+``relation_head.union_feature_extractor.spatial_fc.{0,2}`` here (outside the predictor, not covered by this map).
+
 A PredCls model here has no ``context.decoder`` (Motifs) or ``context.pred_layer`` (VTransE): it uses the GT labels.
 SGB builds them in PredCls too, unused; a converter skips those keys.
 """

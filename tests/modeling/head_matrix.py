@@ -93,9 +93,11 @@ HEADS = {
     # Causal TDE: the effect applies at test only, so these rows train as EFFECT_TYPE none and evaluate the effect
     "Causal-Motifs-sum-TDE": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL, HEAD + "CAUSAL.EFFECT_TYPE",
                                               "TDE")),
-    "Causal-VTransE-gate-TE": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL, HEAD + "CAUSAL.EFFECT_TYPE",
-                                               "TE", HEAD + "CAUSAL.CONTEXT_LAYER", "vtranse",
-                                               HEAD + "CAUSAL.FUSION_TYPE", "gate")),
+    "Causal-VTransE-gate-TE-separate": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL,
+                                                        HEAD + "CAUSAL.EFFECT_TYPE", "TE",
+                                                        HEAD + "CAUSAL.CONTEXT_LAYER", "vtranse",
+                                                        HEAD + "CAUSAL.FUSION_TYPE", "gate",
+                                                        HEAD + "CAUSAL.SEPARATE_SPATIAL", True)),
 }
 
 

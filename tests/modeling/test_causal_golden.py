@@ -17,7 +17,8 @@ the other cases use the subset of its keys they have) was copied into SGB's modu
 label decoder kept its own initial weights. ``sgb_keys`` is SGB's state-dict key list of each case.
 
 Cases: Motifs in PredCls and SGCls, VTransE in SGCls (its PredCls differs from SGB's by design, docs/causal_tde.md),
-each with FUSION_TYPE sum and gate.
+each with FUSION_TYPE sum and gate; and Motifs SGCls sum with SEPARATE_SPATIAL True (``*_separate``: SGB's
+predictor then takes the union features as the pair (region, spatial); ``spatial_features`` are the second).
 
 * ``train``: one training step on two images with zero averages (a fresh model): SGB's object and relation logits,
   its ``add_losses`` (auxiliary_ctx / _vis / _frq), ``loss_rel`` = F.cross_entropy of its relation logits (SGB's
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 HEAD = "MODEL.ROI_RELATION_HEAD."
 WIDTH, HIDDEN, EMBED = 12, 8, 6
 CASES = [("motifs", "predcls_sum"), ("motifs", "predcls_gate"), ("motifs", "sgcls_sum"), ("motifs", "sgcls_gate"),
-         ("vtranse", "sgcls_sum"), ("vtranse", "sgcls_gate")]
+         ("motifs", "sgcls_sum_separate"), ("vtranse", "sgcls_sum"), ("vtranse", "sgcls_gate")]
 EFFECTS = ["none", "TDE", "NIE", "TE"]
 AVERAGES = {"motifs": 7, "vtranse": 6}  # the predictor's four and the context's
 
@@ -53,14 +54,15 @@ def fixtures():
 
 def build(golden, context, case, effect, trained_averages=False):
     """Our predictor for ``case`` with the fixture's weights (the keys it has; a missing one fails the load)."""
-    mode, fusion = case.split("_")
+    mode, fusion, *separate = case.split("_")
     cfg = load_config(None, [str(o) for o in [
         HEAD + "PREDICTOR", "CausalAnalysisPredictor", HEAD + "USE_GT_BOX", True,
         HEAD + "USE_GT_OBJECT_LABEL", mode == "predcls", HEAD + "CONTEXT_HIDDEN_DIM", HIDDEN,
         HEAD + "CONTEXT_POOLING_DIM", WIDTH, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", WIDTH, HEAD + "EMBED_DIM", EMBED,
         HEAD + "CONTEXT_DROPOUT_RATE", 0.0, HEAD + "CAUSAL.FUSION_TYPE", fusion, HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
         HEAD + "CAUSAL.SPATIAL_FOR_VISION", True, HEAD + "CAUSAL.EFFECT_TYPE", effect,
-        HEAD + "CAUSAL.CONTEXT_LAYER", context, "GLOVE_DIR", "/nonexistent/glove"]])
+        HEAD + "CAUSAL.CONTEXT_LAYER", context, HEAD + "CAUSAL.SEPARATE_SPATIAL", bool(separate),
+        "GLOVE_DIR", "/nonexistent/glove"]])
     statistics = {"pred_dist": golden["pred_dist"], "obj_classes": golden["obj_classes"],
                   "rel_classes": golden["rel_classes"]}
     predictor = build_predictor(cfg, WIDTH, statistics)
@@ -71,7 +73,8 @@ def build(golden, context, case, effect, trained_averages=False):
     return predictor, cfg
 
 
-def batch(images, mode, training):
+def batch(images, case, training):
+    mode = case.split("_")[0]
     boxes = []
     for image in images:
         box = BoxList(image["boxes"].clone(), image["size"])
@@ -81,7 +84,9 @@ def batch(images, mode, training):
     return RelationBatch(mode=mode, boxes=boxes, pair_idxs=[image["pairs"] for image in images],
                          roi_features=torch.cat([image["roi_features"] for image in images]),
                          union_features=torch.cat([image["union_features"] for image in images]),
-                         rel_labels=[image["rel_labels"] for image in images] if training else None)
+                         rel_labels=[image["rel_labels"] for image in images] if training else None,
+                         union_spatial_features=torch.cat([image["spatial_features"] for image in images])
+                         if case.endswith("separate") else None)
 
 
 @pytest.mark.parametrize("context,case", CASES)
@@ -91,7 +96,7 @@ def test_training_step_logits_losses_and_averages_match_sgb(fixtures, context, c
     predictor, cfg = build(golden, context, case, "none")
     predictor.train()
     images = golden["inputs"]
-    out = predictor(batch(images, case.split("_")[0], True))
+    out = predictor(batch(images, case, True))
     expected = reference["train"]
     assert torch.allclose(out.obj_logits, expected["obj_logits"], atol=1e-5)
     assert torch.allclose(out.rel_logits, expected["rel_logits"], atol=1e-5)
@@ -118,7 +123,7 @@ def test_test_time_effects_match_sgb(fixtures, context, case, effect):
     predictor, _ = build(golden, context, case, effect, trained_averages=True)
     predictor.eval()
     with torch.no_grad():
-        out = predictor(batch(golden["inputs"][:1], case.split("_")[0], False))
+        out = predictor(batch(golden["inputs"][:1], case, False))
     expected = reference["eval"][effect]
     assert torch.allclose(out.obj_logits, expected["obj_logits"], atol=1e-5)
     assert torch.allclose(out.rel_logits, expected["rel_logits"], atol=1e-5)

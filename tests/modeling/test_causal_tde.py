@@ -2,6 +2,7 @@
 logits, the moving averages, the branch losses, and every config path that must fail with a clear message."""
 import logging
 import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from sgg.config import ConfigError, load_config
+from sgg.modeling.roi_heads.relation_head.feature_extractors import RelationFeatureExtractor
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.causal import (CONTEXT_LAYERS, CausalAnalysisPredictor,
@@ -89,6 +91,51 @@ def test_gate_fusion_tde_by_hand():
     sig = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731
     expected = [[0.0, 4 * sig(0.75), 4 * sig(1.0)], [0.0, -4 * sig(0.25), -4 * sig(1.0)]]
     assert torch.allclose(out.rel_logits, torch.tensor(expected), atol=1e-6)
+
+
+SPATIAL = [[2.0, 1.0], [1.0, 0.5]]  # SEPARATE_SPATIAL's per-pair mask features
+
+
+def test_separate_spatial_multiplies_the_context_and_its_average_by_hand():
+    predictor = hand_predictor("sum", "TDE")
+    predictor.separate_spatial = True
+    predictor.untreated_conv_spt.copy_(torch.tensor([3.0, -1.0]))
+    batch = hand_batch()
+    batch.union_spatial_features = torch.tensor(SPATIAL)
+    # ctx [1, 3] * [2, 1] = [2, 3] -> [2, 3, 5]; [-1, -3] * [1, .5] -> [-1, -1.5, -2.5]
+    # counterfactual [1, -1] * [3, -1] = [3, 1] -> [3, 1, 4]; [-1, 1] * [3, -1] -> [-3, -1, -4]
+    out = predictor.eval()(batch)
+    assert torch.allclose(out.rel_logits, torch.tensor([[-1.0, 2.0, 1.0], [2.0, -0.5, 1.5]]), atol=1e-6)
+    predictor.untreated_conv_spt.zero_()
+    batch.rel_labels = [torch.tensor([1, 0])]
+    predictor.train()(batch)
+    assert torch.allclose(predictor.untreated_conv_spt, torch.tensor([0.00075, 0.000375]), atol=1e-9)
+    batch.union_spatial_features = None
+    with pytest.raises(ValueError, match="needs the relation batch's union_spatial_features"):
+        predictor(batch)
+
+
+def test_separate_spatial_extractor_splits_region_and_mask_features():
+    torch.manual_seed(0)
+    boxes = [BoxList(torch.tensor([[0.0, 0.0, 20.0, 20.0], [30.0, 30.0, 60.0, 50.0], [5.0, 40.0, 30.0, 60.0]]),
+                     (64, 64))]
+    pairs = [torch.tensor([[0, 1], [1, 0], [2, 0]])]
+    features = OrderedDict([("0", torch.randn(1, 8, 16, 16)), ("1", torch.randn(1, 8, 8, 8))])
+    separate = RelationFeatureExtractor(8, ["0", "1"], 3, 2, 16, separate_spatial=True).eval()
+    joint = RelationFeatureExtractor(8, ["0", "1"], 3, 2, 16).eval()
+    joint.load_state_dict({k: v for k, v in separate.state_dict().items() if not k.startswith("spatial_fc")})
+    with torch.no_grad():
+        joint.rect_conv[-1].weight.zero_()  # the joint extractor without its mask term: the region features alone
+        joint.rect_conv[-1].bias.zero_()
+        region, spatial = separate(features, boxes, pairs, [(64, 64)], max_pairs_per_chunk=2)
+        assert torch.allclose(region, joint(features, boxes, pairs, [(64, 64)]), atol=1e-6)
+        doubled = OrderedDict((name, 2 * value) for name, value in features.items())
+        region2, spatial2 = separate(doubled, boxes, pairs, [(64, 64)])
+    assert spatial.shape == (3, 16) and torch.allclose(spatial, spatial2, atol=1e-6)  # masks only, not the image
+    assert not torch.allclose(region, region2)
+    assert spatial[0].ne(spatial[1]).any()  # (s, o) and (o, s) draw different masks
+    empty = separate(features, boxes, [pairs[0][:0]], [(64, 64)])
+    assert [tuple(t.shape) for t in empty] == [(0, 16), (0, 16)]
 
 
 def test_effect_definitions_use_only_the_passes_they_need():
@@ -195,6 +242,12 @@ def test_effect_type_with_another_predictor_is_an_error():
                            HEAD + "CAUSAL.EFFECT_ANALYSIS", "True"])
 
 
+def test_separate_spatial_with_another_predictor_is_an_error():
+    with pytest.raises(ConfigError, match="SEPARATE_SPATIAL is True but MODEL.ROI_RELATION_HEAD.PREDICTOR is "
+                                          "'TransformerPredictor'"):
+        load_config(None, [HEAD + "PREDICTOR", "TransformerPredictor", HEAD + "CAUSAL.SEPARATE_SPATIAL", "True"])
+
+
 def test_effect_analysis_with_another_predictor_loads_with_a_warning(caplog):
     # SGB's relation yaml sets EFFECT_ANALYSIS True for every head, and its README trains MotifPredictor with it
     with caplog.at_level(logging.WARNING):
@@ -219,7 +272,6 @@ def test_bad_effect_settings_are_config_errors(opts, message):
                                                 r"yet\); expected one of motifs, vtranse"),
     ([HEAD + "CAUSAL.CONTEXT_LAYER", "imp"], "CONTEXT_LAYER is 'imp'; expected one of motifs, vtranse"),
     ([HEAD + "CAUSAL.FUSION_TYPE", "product"], "FUSION_TYPE is 'product'; expected one of sum, gate"),
-    ([HEAD + "CAUSAL.SEPARATE_SPATIAL", True], "SEPARATE_SPATIAL True is not implemented"),
     ([HEAD + "PREDICT_USE_VISION", False], "PREDICT_USE_VISION is False"),
     ([HEAD + "CONTEXT_POOLING_DIM", 16], r"CONTEXT_POOLING_DIM \(16\) must equal MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM "
                                          r"\(12\)"),

@@ -132,7 +132,7 @@ class CausalAnalysisPredictor(nn.Module):
 
     def __init__(self, context: nn.Module, pair_difference: bool, hidden_dim: int, pooling_dim: int,
                  num_rel_classes: int, pred_dist, fusion_type: str = "sum", spatial_for_vision: bool = False,
-                 effect_analysis: bool = False, effect_type: str = "none"):
+                 effect_analysis: bool = False, effect_type: str = "none", separate_spatial: bool = False):
         super().__init__()
         if fusion_type not in FUSION_TYPES:
             raise ConfigError(f"{KEY}.FUSION_TYPE is {fusion_type!r}; expected one of {', '.join(FUSION_TYPES)}")
@@ -141,6 +141,7 @@ class CausalAnalysisPredictor(nn.Module):
         self.context = context
         self.pair_difference = pair_difference
         self.fusion_type = fusion_type
+        self.separate_spatial = separate_spatial
         self.effect_analysis = effect_analysis
         self.effect_type = effect_type
         self.edge_dim = pooling_dim if pair_difference else hidden_dim
@@ -158,8 +159,7 @@ class CausalAnalysisPredictor(nn.Module):
         if spatial_for_vision:
             self.spt_emb = nn.Sequential(xavier_init(nn.Linear(PAIR_BOX_DIM, hidden_dim)), nn.ReLU(inplace=True),
                                          xavier_init(nn.Linear(hidden_dim, pooling_dim)), nn.ReLU(inplace=True))
-        # untreated averages (SGB registers all four; untreated_conv_spt belongs to SEPARATE_SPATIAL and
-        # avg_post_ctx is kept but never read at test, as in SGB)
+        # untreated averages (SGB registers all four; avg_post_ctx is kept but never read at test, as in SGB)
         self.register_buffer("untreated_spt", torch.zeros(PAIR_BOX_DIM))
         self.register_buffer("untreated_conv_spt", torch.zeros(pooling_dim))
         self.register_buffer("avg_post_ctx", torch.zeros(pooling_dim))
@@ -169,9 +169,6 @@ class CausalAnalysisPredictor(nn.Module):
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
         causal = head.CAUSAL
-        if causal.SEPARATE_SPATIAL:
-            raise ConfigError(f"{KEY}.SEPARATE_SPATIAL True is not implemented (SGB's union spatial branch); set it "
-                              f"to False (SGB's default)")
         if not head.PREDICT_USE_VISION:
             raise ConfigError("MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION is False but CausalAnalysisPredictor's "
                               "visual branch reads the union features; set it to True")
@@ -183,7 +180,7 @@ class CausalAnalysisPredictor(nn.Module):
         context = build_context(cfg, obj_classes, in_channels, statistics, causal.EFFECT_ANALYSIS)
         return cls(context, causal.CONTEXT_LAYER in PAIR_DIFFERENCE_CONTEXTS, head.CONTEXT_HIDDEN_DIM,
                    head.CONTEXT_POOLING_DIM, len(rel_classes), statistics["pred_dist"], causal.FUSION_TYPE,
-                   causal.SPATIAL_FOR_VISION, causal.EFFECT_ANALYSIS, causal.EFFECT_TYPE)
+                   causal.SPATIAL_FOR_VISION, causal.EFFECT_ANALYSIS, causal.EFFECT_TYPE, causal.SEPARATE_SPATIAL)
 
     # ---------------------------------------------------------------------------------------------------- parts
     def pair_context(self, batch: RelationBatch, pairs: torch.Tensor, ctx_average: bool = False) -> PairContext:
@@ -204,23 +201,28 @@ class CausalAnalysisPredictor(nn.Module):
             return ctx_logits * torch.sigmoid(vis_logits + frq_logits + self.ctx_gate_fc(ctx_rep))
         return vis_logits + ctx_logits + frq_logits
 
-    def _union_features(self, batch: RelationBatch, num_pairs: int) -> torch.Tensor:
-        union = batch.union_features
+    def _pair_features(self, batch: RelationBatch, name: str, num_pairs: int) -> torch.Tensor:
+        """``union_features`` or ``union_spatial_features`` of the batch, checked."""
+        values = getattr(batch, name)
         width = self.vis_compress.in_features
-        if union is None:
-            raise ValueError("CausalAnalysisPredictor needs union_features (MODEL.ROI_RELATION_HEAD."
-                             "PREDICT_USE_VISION True)")
-        if union.shape != (num_pairs, width):
-            raise ValueError(f"union_features have shape {tuple(union.shape)}, expected ({num_pairs}, {width})")
-        return union
+        if values is None:
+            raise ValueError(f"CausalAnalysisPredictor needs the relation batch's {name} (MODEL.ROI_RELATION_HEAD."
+                             f"PREDICT_USE_VISION True; CAUSAL.SEPARATE_SPATIAL True for union_spatial_features)")
+        if values.shape != (num_pairs, width):
+            raise ValueError(f"{name} have shape {tuple(values.shape)}, expected ({num_pairs}, {width})")
+        return values
 
     # ---------------------------------------------------------------------------------------------------- forward
     def forward(self, batch: RelationBatch) -> PredictorOutput:
         pairs = global_pair_indices(batch)
-        union = self._union_features(batch, pairs.shape[0])
+        union = self._pair_features(batch, "union_features", pairs.shape[0])
         factual = self.pair_context(batch, pairs)
         pair_boxes = batch_pair_box_info(batch) if self.spt_emb is not None else None
         ctx_rep = factual.ctx_rep
+        spatial = None
+        if self.separate_spatial:
+            spatial = self._pair_features(batch, "union_spatial_features", pairs.shape[0])
+            ctx_rep = ctx_rep * spatial
         if self.spt_emb is not None:
             ctx_rep = ctx_rep * self.spt_emb(pair_boxes)
         pair_labels = factual.obj_preds[pairs]
@@ -232,16 +234,18 @@ class CausalAnalysisPredictor(nn.Module):
             if self.fusion_type != "gate":  # SGB drops the other two branch losses with the gate
                 extras["causal_vis_logits"] = self.vis_compress(union)
                 extras["causal_frq_logits"] = frq_logits
-            self._update_averages(pair_boxes, ctx_rep, union)
+            self._update_averages(pair_boxes, spatial, ctx_rep, union)
         elif self.effect_analysis and self.effect_type != "none":
             rel_logits = self._effect_logits(batch, pairs, union, ctx_rep, factual)
         return PredictorOutput(obj_logits=factual.obj_logits, obj_preds=factual.obj_preds, rel_logits=rel_logits,
                                extras=extras)
 
-    def _update_averages(self, pair_boxes: Optional[torch.Tensor], ctx_rep: torch.Tensor,
-                         union: torch.Tensor) -> None:
+    def _update_averages(self, pair_boxes: Optional[torch.Tensor], spatial: Optional[torch.Tensor],
+                         ctx_rep: torch.Tensor, union: torch.Tensor) -> None:
         if pair_boxes is not None:
             update_moving_average(self.untreated_spt, pair_boxes)
+        if spatial is not None:
+            update_moving_average(self.untreated_conv_spt, spatial)
         update_moving_average(self.avg_post_ctx, ctx_rep)
         update_moving_average(self.untreated_feat, union)
 
@@ -254,6 +258,8 @@ class CausalAnalysisPredictor(nn.Module):
             avg_ctx = untreated.ctx_rep
             if self.spt_emb is not None:
                 avg_ctx = avg_ctx * self.spt_emb(self.untreated_spt.view(1, -1))
+            if self.separate_spatial:
+                avg_ctx = avg_ctx * self.untreated_conv_spt.view(1, -1)
         labels_frq = self.freq_bias.index_with_probability(factual.sub_probs, factual.obj_probs)
         return causal_effect(
             self.effect_type,
