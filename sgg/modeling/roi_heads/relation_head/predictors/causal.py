@@ -6,7 +6,7 @@ A pair's logits fuse three branches: the visual one (``vis_compress`` of the uni
 the pair's labels; ``sum`` adds them, ``gate`` is ``ctx * sigmoid(vis + frq + ctx_gate_fc(ctx))``. Training adds
 one CE per branch (``CausalAuxiliaryCE``) and keeps moving averages of the untreated inputs in buffers. At test,
 EFFECT_TYPE TDE / NIE / TE subtracts the logits of a counterfactual pass where the context (and, for NIE / TE, the
-object label distributions) are replaced by those averages (paper section 4, eq. 6 for TDE).
+object label distributions) are replaced by those averages (the paper's counterfactual inference).
 """
 from __future__ import annotations
 
