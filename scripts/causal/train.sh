@@ -22,7 +22,7 @@ source scripts/lib.sh
 protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) CONFIG=configs/synthetic/causal_motifs.yaml ;;
-  vg150)     CONFIG=configs/e2e_relation_X_101_32_8_FPN_1x.yaml ;;  # SGB's yaml: EFFECT_ANALYSIS True
+  vg150)     CONFIG=configs/causal/causal_motifs.yaml ;;
   *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
 esac
 OUT=$OUTPUT_ROOT/Causal_${CONTEXT}_${FUSION}/$PROTOCOL

@@ -32,6 +32,15 @@ README_TEST = shlex.split(
     '/home/kaihua/checkpoints/causal-motifs-sgcls-exmp OUTPUT_DIR /home/kaihua/checkpoints/causal-motifs-sgcls-exmp')
 
 
+def test_vg150_causal_configs_are_sgbs_yaml_with_the_causal_predictor():
+    for name, effect in (("causal_motifs.yaml", "none"), ("causal_motifs_tde.yaml", "TDE")):
+        cfg = load_config(os.path.join(REPO, "configs", "causal", name))
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        assert head.PREDICTOR == "CausalAnalysisPredictor" and head.CONTEXT_POOLING_DIM == 4096
+        assert (head.CAUSAL.EFFECT_TYPE, head.CAUSAL.EFFECT_ANALYSIS, head.CAUSAL.SPATIAL_FOR_VISION) == (effect, True,
+                                                                                                       True)
+
+
 def test_readme_commands_load_on_the_vg150_yaml():
     vg150 = os.path.join(REPO, "configs", "e2e_relation_X_101_32_8_FPN_1x.yaml")
     for opts, effect in ((README_TRAIN, "none"), (README_TEST, "TDE")):
