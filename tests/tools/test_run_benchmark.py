@@ -297,7 +297,8 @@ RECIPES = ("cce_ranker", "ba_sgg", "cdl", "cdl_ba_sgg", "spl", "spl_ce", "causal
 def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
     spec = load_benchmark_spec(os.path.join(REPO, "configs", name))
     predictors = {e.name for e in spec.experiments}
-    assert {"FREQ", "Motif", "Transformer", "VCTree", "IMP", "LinkNet", "PE-Net", "SPL", "HCA", "IterativeSG"} <= predictors
+    assert {"FREQ", "Motif", "Transformer", "VCTree", "IMP", "LinkNet", "PE-Net", "SPL", "HCA",
+            "IterativeSG"} <= predictors
     assert {"Causal-Motifs", "Motifs-TDE"} <= predictors
     assert {"Transformer+CCE+Ranker", "Transformer+BA-SGG", "Transformer+Reweight", "Transformer+cdl"} <= predictors
     for exp in spec.experiments:
