@@ -9,6 +9,9 @@
 #               cdl_ba_sgg  HCA only: the cdl model of PROTOCOL as stage 1, then BA-SGG's stage 2 with cdl (docs/hca.md)
 #               spl         Transformer PredCls -> visual + conceptual prototypes -> SPL with reweighting
 #               spl_ce      the same, SPL with plain CE (docs/penet_spl.md)
+#               causal_tde  Causal TDE (docs/causal_tde.md): CausalAnalysisPredictor with PREDICTOR's context
+#                           (MotifPredictor: motifs, VCTreePredictor: vctree) trained with EFFECT_TYPE none, then
+#                           the same weights tested with EFFECT_TYPE TDE in OUTPUT_DIR (CE_ROOT: the factual row)
 #   PREDICTOR   MotifPredictor, TransformerPredictor, LinkNetPredictor, HybridCoAttentionPredictor (ignored by spl*)
 #   STAGES (env)   where prerequisites live, shared by every recipe of one seed; default
 #                  <benchmark root>/_stages/seed<SEED> (OUTPUT_DIR is <root>/<name>/<protocol>/seed<SEED>)
@@ -18,7 +21,7 @@
 #                  schedule); prerequisites that already exist are reused as they are.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RECIPE=${1:?recipe: cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl or spl_ce}
+RECIPE=${1:?recipe: cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl, spl_ce or causal_tde}
 PREDICTOR=${2:?predictor, e.g. TransformerPredictor}
 PROTOCOL=${3:?protocol: predcls, sgcls or sgdet}
 DETECTOR=${4:?detector checkpoint}
@@ -33,9 +36,11 @@ source scripts/lib.sh
 protocol_switches "$PROTOCOL"
 case "$DATASET" in
   synthetic) BASE=configs/synthetic/relation_base.yaml; LINKNET=configs/synthetic
-             HCA=configs/synthetic; SPL_RW=configs/synthetic/spl_reweight.yaml; SPL_CE=configs/synthetic/spl_ce.yaml ;;
+             HCA=configs/synthetic; SPL_RW=configs/synthetic/spl_reweight.yaml; SPL_CE=configs/synthetic/spl_ce.yaml
+             CAUSAL=configs/synthetic/causal_motifs.yaml ;;
   vg150)     BASE=configs/e2e_relation_X_101_32_8_FPN_1x.yaml; LINKNET=configs/linknet
-             HCA=configs/hca; SPL_RW=configs/penet/spl.yaml; SPL_CE=configs/penet/spl.yaml ;;
+             HCA=configs/hca; SPL_RW=configs/penet/spl.yaml; SPL_CE=configs/penet/spl.yaml
+             CAUSAL=configs/causal/causal_motifs.yaml ;;
   *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
 esac
 
@@ -133,5 +138,30 @@ print((d['prototypes'] if isinstance(d, dict) else d).shape[1])" "$OUTPUT_ROOT/s
       MODEL.ROI_RELATION_HEAD.CON_PRO_TYPE FILE MODEL.ROI_RELATION_HEAD.CON_PRO_PATH "$OUTPUT_ROOT/spl_concept_protos.pt" \
       MODEL.ROI_RELATION_HEAD.CON_PRO_DIM "$CON_DIM" MODEL.ROI_RELATION_HEAD.CON_VAE_INPUT_DIM "$CON_DIM" \
       MODEL.ROI_RELATION_HEAD.CON_VAE_LATENT_DIM $(( CON_DIM / 4 > 0 ? CON_DIM / 4 : 1 )) "${EXTRA[@]}" "$@" ;;
-  *) echo "unknown recipe '$RECIPE': use cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl or spl_ce" >&2; exit 2 ;;
+  causal_tde)
+    case "$PREDICTOR" in
+      MotifPredictor)  CONTEXT=motifs ;;
+      VCTreePredictor) CONTEXT=vctree ;;
+      *) echo "recipe causal_tde: PREDICTOR names the causal context, MotifPredictor or VCTreePredictor" >&2; exit 2 ;;
+    esac
+    CAUSAL_OPTS=(MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER "$CONTEXT")
+    STAGE=$OUTPUT_ROOT/Causal_$CONTEXT/$PROTOCOL
+    ROW=${CE_ROOT:-}/$PROTOCOL/seed$SEED
+    if [ ! -e "$STAGE" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$ROW/model_final.pth" ]; then
+      echo "== factual stage: Causal $CONTEXT $PROTOCOL <- the benchmark's run $ROW" >&2
+      mkdir -p "$(dirname "$STAGE")"
+      ln -s "$(cd "$ROW" && pwd)" "$STAGE"
+    fi
+    if [ ! -f "$STAGE/model_final.pth" ]; then
+      echo "== factual stage: Causal $CONTEXT $PROTOCOL (EFFECT_TYPE none) -> $STAGE" >&2
+      "$PYTHON" tools/relation_train_net.py --config-file "$CAUSAL" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
+        MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE none MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR" SEED "$SEED" \
+        OUTPUT_DIR "$STAGE" "${OVERRIDES[@]}" >&2
+    fi
+    "$PYTHON" tools/relation_test_net.py --config-file "$CAUSAL" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
+      MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE TDE MODEL.WEIGHT "$STAGE/model_final.pth" SEED "$SEED" \
+      OUTPUT_DIR "$OUTPUT_DIR" "$@"
+    # the model table reads the trained model's description
+    [ -f "$STAGE/model_info.json" ] && cp "$STAGE/model_info.json" "$OUTPUT_DIR/model_info.json" ;;
+  *) echo "unknown recipe '$RECIPE': use cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl, spl_ce or causal_tde" >&2; exit 2 ;;
 esac

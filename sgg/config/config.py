@@ -1,11 +1,14 @@
 """The one path from yaml + command line to a frozen config that every tool shares."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterable, Optional
 
 from .defaults import get_default_config
-from .sgg_config import SGGConfig
+from .sgg_config import ConfigError, SGGConfig
+
+logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("predcls", "sgcls", "sgdet")
 
@@ -45,6 +48,37 @@ def _check(cfg: SGGConfig) -> None:
     if cfg.DTYPE not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"DTYPE must be float32, float16 or bfloat16, got {cfg.DTYPE!r}")
     get_protocol(cfg)
+    _check_causal(cfg)
+
+
+CAUSAL_PREDICTOR = "CausalAnalysisPredictor"
+EFFECT_TYPES = ("none", "TDE", "NIE", "TE")
+
+
+def _check_causal(cfg: SGGConfig) -> None:
+    """The CAUSAL keys act only on CausalAnalysisPredictor: a counterfactual asked of another head is an error, not a
+    silent no-op. EFFECT_ANALYSIS alone is accepted with a warning: SGB's relation yaml sets it for every head."""
+    causal = cfg.MODEL.ROI_RELATION_HEAD.CAUSAL
+    key = "MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE"
+    if causal.EFFECT_TYPE not in EFFECT_TYPES:
+        raise ConfigError(f"{key} is {causal.EFFECT_TYPE!r}; expected one of {', '.join(EFFECT_TYPES)}")
+    predictor = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
+    if predictor != CAUSAL_PREDICTOR:
+        if causal.EFFECT_TYPE != "none":
+            raise ConfigError(f"{key} is {causal.EFFECT_TYPE!r} but MODEL.ROI_RELATION_HEAD.PREDICTOR is "
+                              f"{predictor!r}: the causal effects exist only for {CAUSAL_PREDICTOR}; set "
+                              f"EFFECT_TYPE none or PREDICTOR {CAUSAL_PREDICTOR}")
+        if causal.SEPARATE_SPATIAL:  # it changes what the union feature extractor returns
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL is True but "
+                              f"MODEL.ROI_RELATION_HEAD.PREDICTOR is {predictor!r}: only {CAUSAL_PREDICTOR} reads "
+                              f"the separate spatial features; set SEPARATE_SPATIAL False")
+        if causal.EFFECT_ANALYSIS:
+            logger.warning("MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS True has no effect on %s (only %s "
+                           "reads it)", predictor, CAUSAL_PREDICTOR)
+    elif causal.EFFECT_TYPE != "none" and not causal.EFFECT_ANALYSIS:
+        # SGB silently returns the factual logits here
+        raise ConfigError(f"{key} is {causal.EFFECT_TYPE!r} but MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS is "
+                          f"False: the counterfactual needs the untreated averages; set EFFECT_ANALYSIS True")
 
 
 def load_config(config_file: Optional[str] = None, opts: Iterable = (), freeze: bool = True) -> SGGConfig:

@@ -39,7 +39,6 @@ IGNORED_SGB_KEYS: Dict[str, str] = {
 }
 # Whole SGB groups for components this framework does not have.
 IGNORED_SGB_PREFIXES: Dict[str, str] = {
-    "MODEL.ROI_RELATION_HEAD.CAUSAL.": "CausalAnalysisPredictor (TDE) is not implemented",
     "MODEL.ROI_ATTRIBUTE_HEAD.": "the attribute head is not implemented",
     "MODEL.ROI_MASK_HEAD.": "there is no mask head",
     "MODEL.ROI_KEYPOINT_HEAD.": "there is no keypoint head",

@@ -32,6 +32,8 @@ PENET_SMALL = [HEAD + "PENET.MLP_DIM", 16, HEAD + "PENET.EMBED_DIM", 8]
 HCA_SMALL = [HEAD + "HCA.OBJ_LAYER", 1, HEAD + "HCA.REL_LAYER", 1, HEAD + "HCA.NUM_HEAD", 2, HEAD + "HCA.KEY_DIM", 8,
              HEAD + "HCA.VAL_DIM", 8, HEAD + "HCA.INNER_DIM", 32]
 LINKNET_SMALL = [HEAD + "LINKNET.GEOMETRY_DIM", 16]
+CAUSAL_SMALL = [HEAD + "CONTEXT_POOLING_DIM", 48, HEAD + "CAUSAL.EFFECT_ANALYSIS", True,  # pooling = MLP_HEAD_DIM
+                HEAD + "CAUSAL.SPATIAL_FOR_VISION", True]
 PENET_LOSS = '("RelationCE", "ObjectCE", "PENetEuclidean", "PENetPrototypeL21", "PENetPrototypeDistance")'
 REWEIGHT = ["MODEL.USE_REWEIGHT", "PENET", HEAD + "REWEIGHT.DECAY_ITERS", 2]
 DETR_SMALL = ["MODEL.META_ARCHITECTURE", "IterativeSceneGraph", "MODEL.DETR.FEATURE_STRIDE", 16,
@@ -90,6 +92,14 @@ HEADS = {
     "IterativeSG": (("sgdet",), lambda tmp_path: DETR_SMALL),
     "VCTree": (ALL, _predictor("VCTreePredictor")),  # LOSS gets VCTreeBinary without listing it, as SGB's command
     "IMP": (ALL, _predictor("IMPPredictor", HEAD + "IMP.HIDDEN_DIM", 16)),
+    # Causal TDE: the effect applies at test only, so these rows train as EFFECT_TYPE none and evaluate the effect
+    "Causal-Motifs-sum-TDE": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL, HEAD + "CAUSAL.EFFECT_TYPE",
+                                              "TDE")),
+    "Causal-VTransE-gate-TE-separate": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL,
+                                                        HEAD + "CAUSAL.EFFECT_TYPE", "TE",
+                                                        HEAD + "CAUSAL.CONTEXT_LAYER", "vtranse",
+                                                        HEAD + "CAUSAL.FUSION_TYPE", "gate",
+                                                        HEAD + "CAUSAL.SEPARATE_SPATIAL", True)),
 }
 
 

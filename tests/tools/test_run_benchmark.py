@@ -282,6 +282,7 @@ experiments:
     (["nope", "TransformerPredictor", "predcls"], "unknown recipe 'nope'"),
     (["cdl_ba_sgg", "MotifPredictor", "predcls"], "PREDICTOR must be HybridCoAttentionPredictor"),
     (["cdl", "TransformerPredictor", "predet"], "unknown protocol 'predet'"),
+    (["causal_tde", "TransformerPredictor", "predcls"], "PREDICTOR names the causal context"),
 ])
 def test_recipe_script_rejects_bad_arguments(tmp_path, args, message):
     proc = subprocess.run(["bash", "scripts/benchmark/recipe.sh", *args, "det.pth", str(tmp_path / "r" / "p" / "s0"),
@@ -289,14 +290,16 @@ def test_recipe_script_rejects_bad_arguments(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr
 
 
-RECIPES = ("cce_ranker", "ba_sgg", "cdl", "cdl_ba_sgg", "spl", "spl_ce")
+RECIPES = ("cce_ranker", "ba_sgg", "cdl", "cdl_ba_sgg", "spl", "spl_ce", "causal_tde")
 
 
 @pytest.mark.parametrize("name", ["benchmark_synthetic.yaml", "benchmark_vg150.yaml"])
 def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
     spec = load_benchmark_spec(os.path.join(REPO, "configs", name))
     predictors = {e.name for e in spec.experiments}
-    assert {"FREQ", "Motif", "Transformer", "LinkNet", "PE-Net", "SPL", "HCA", "IterativeSG"} <= predictors
+    assert {"FREQ", "Motif", "Transformer", "VCTree", "IMP", "LinkNet", "PE-Net", "SPL", "HCA",
+            "IterativeSG"} <= predictors
+    assert {"Causal-Motifs", "Motifs-TDE"} <= predictors
     assert {"Transformer+CCE+Ranker", "Transformer+BA-SGG", "Transformer+Reweight", "Transformer+cdl"} <= predictors
     for exp in spec.experiments:
         if exp.command and exp.name.startswith("IterativeSG"):  # DETR, then IterativeSG, in the run folder

@@ -18,6 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     ["scripts/penet/train.sh", "penet"],
     ["scripts/imp/train.sh"],
     ["scripts/sgb/convert_relation.sh", "MotifPredictor"],
+    ["scripts/causal/train.sh"],
 ])
 def test_unknown_protocol_is_refused_before_any_work(script, tmp_path):
     env = dict(os.environ, OUTPUT_ROOT=str(tmp_path))

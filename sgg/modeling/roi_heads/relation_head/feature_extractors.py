@@ -42,10 +42,13 @@ def rect_masks(heads: torch.Tensor, tails: torch.Tensor, image_sizes: torch.Tens
 @ROI_RELATION_FEATURE_EXTRACTORS.register()
 class RelationFeatureExtractor(nn.Module):
     """Union-box RoIAlign (on every FPN level, concatenated and reduced, or on the mapped level) + a small conv on
-    the two box masks, summed, then a two-layer MLP to ``out_dim`` per pair."""
+    the two box masks, summed, then a two-layer MLP to ``out_dim`` per pair.
+
+    ``separate_spatial`` (Causal TDE's SEPARATE_SPATIAL, SGB's ``spatial_fc``): the MLP reads the pooled union alone
+    and the mask features go through their own two-layer MLP; ``forward`` then returns both (region, spatial)."""
 
     def __init__(self, in_channels: int, featmap_names: Sequence[str], resolution: int, sampling_ratio: int,
-                 mlp_dim: int, pool_all_levels: bool = True):
+                 mlp_dim: int, pool_all_levels: bool = True, separate_spatial: bool = False):
         super().__init__()
         self.featmap_names = list(featmap_names)
         self.resolution = resolution
@@ -68,12 +71,20 @@ class RelationFeatureExtractor(nn.Module):
         self.fc6 = nn.Linear(in_channels * resolution * resolution, mlp_dim)
         self.fc7 = nn.Linear(mlp_dim, mlp_dim)
         self.out_channels = mlp_dim
+        self.spatial_fc = None
+        if separate_spatial:  # maskrcnn-benchmark's make_fc layers
+            self.spatial_fc = nn.Sequential(nn.Linear(in_channels * resolution * resolution, mlp_dim // 2),
+                                            nn.ReLU(inplace=True), nn.Linear(mlp_dim // 2, mlp_dim),
+                                            nn.ReLU(inplace=True))
+            for layer in (self.spatial_fc[0], self.spatial_fc[2]):
+                nn.init.kaiming_uniform_(layer.weight, a=1)
+                nn.init.zeros_(layer.bias)
 
     @classmethod
     def from_config(cls, cfg, in_channels: int, featmap_names: Sequence[str]):
         box = cfg.MODEL.ROI_BOX_HEAD
         return cls(in_channels, featmap_names, box.POOLER_RESOLUTION, box.POOLER_SAMPLING_RATIO, box.MLP_HEAD_DIM,
-                   cfg.MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS)
+                   cfg.MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS, cfg.MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL)
 
     def _pool(self, features: Dict[str, torch.Tensor], boxes: List[torch.Tensor],
               image_shapes: List[Tuple[int, int]]) -> torch.Tensor:
@@ -96,7 +107,8 @@ class RelationFeatureExtractor(nn.Module):
         image never hold all pooled maps at once (the results are the same).
         """
         if sum(len(p) for p in pair_idxs) == 0:
-            return features[self.featmap_names[0]].new_zeros(0, self.out_channels)
+            empty = features[self.featmap_names[0]].new_zeros(0, self.out_channels)
+            return (empty, empty) if self.spatial_fc is not None else empty
         if self.training:
             return self._features(features, proposals, pair_idxs, image_shapes)
         outputs = []
@@ -106,6 +118,8 @@ class RelationFeatureExtractor(nn.Module):
                 chunk = list(empty)
                 chunk[image] = pairs[start:start + max_pairs_per_chunk]
                 outputs.append(self._features(features, proposals, chunk, image_shapes))
+        if self.spatial_fc is not None:
+            return torch.cat([region for region, _ in outputs]), torch.cat([spatial for _, spatial in outputs])
         return torch.cat(outputs)
 
     def _features(self, features, proposals, pair_idxs, image_shapes) -> torch.Tensor:
@@ -119,6 +133,10 @@ class RelationFeatureExtractor(nn.Module):
             sizes.append(head.new_tensor(boxes.size).expand(len(pairs), 2))
         pooled = self._pool(features, unions, image_shapes)
         masks = rect_masks(torch.cat(heads), torch.cat(tails), torch.cat(sizes), self.rect_size)
-        combined = pooled + self.rect_conv(masks.to(pooled.dtype))
-        hidden = torch.relu(self.fc6(combined.flatten(1)))
-        return torch.relu(self.fc7(hidden))
+        mask_features = self.rect_conv(masks.to(pooled.dtype))
+        if self.spatial_fc is not None:
+            return self._mlp(pooled), self.spatial_fc(mask_features.flatten(1))
+        return self._mlp(pooled + mask_features)
+
+    def _mlp(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc7(torch.relu(self.fc6(pooled.flatten(1)))))

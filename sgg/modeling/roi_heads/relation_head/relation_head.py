@@ -129,15 +129,17 @@ class RelationHead(nn.Module):
         box_tensors = [b.bbox for b in proposals]
         pooled = self._box_pooler[0](features, box_tensors, [tuple(s) for s in image_sizes])
         roi_features = self.box_feature_extractor(pooled)
-        union_features = None
+        union_features = union_spatial = None
         if self.union_feature_extractor is not None:
             union_features = self.union_feature_extractor(features, proposals, pair_idxs, list(image_sizes))
+            if isinstance(union_features, tuple):  # SEPARATE_SPATIAL: (region, spatial)
+                union_features, union_spatial = union_features
         batch = RelationBatch(
             mode=self.mode, boxes=proposals, pair_idxs=pair_idxs, roi_features=roi_features,
             union_features=union_features,
             rel_labels=[s.labels for s in samples] if samples else None,
             rel_binarys=[s.binary for s in samples] if samples else None,
-            features=features, image_sizes=[tuple(s) for s in image_sizes])
+            features=features, image_sizes=[tuple(s) for s in image_sizes], union_spatial_features=union_spatial)
         output: PredictorOutput = self.predictor(batch)
         if self.transfer is not None:
             output = dataclasses.replace(output, rel_logits=self.transfer(output.rel_logits))

@@ -29,6 +29,7 @@ class RelationBatch:
     rel_binarys: Optional[List[torch.Tensor]] = None  # training: per image (N_i, N_i) symmetric 0/1
     features: Optional[Dict[str, torch.Tensor]] = None  # the backbone's feature maps (image-level context)
     image_sizes: Optional[List[Tuple[int, int]]] = None  # (h, w) of each image before padding
+    union_spatial_features: Optional[torch.Tensor] = None  # (sum P_i, D_union) Causal SEPARATE_SPATIAL, else None
 
     @property
     def num_boxes(self) -> List[int]:

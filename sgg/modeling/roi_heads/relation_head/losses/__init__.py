@@ -4,6 +4,7 @@ from .build import build_relation_losses
 from . import cross_entropy  # noqa: F401  (registers RelationCE, ObjectCE)
 # >>> loss imports (one line per module of the later methods)
 from . import cdl  # noqa: F401  (registers cdl, FGPL's category discriminating loss)
+from . import causal  # noqa: F401  (registers CausalAuxiliaryCE, Causal TDE's branch losses)
 from . import cce, gce_ranker  # noqa: F401  (registers cce, gce, ranker: Huang et al. ACCV 2020)
 from . import prototype, reweight  # noqa: F401  (PE-Net / SPL prototype losses, ReweightedRelationCE)
 from . import vctree_binary  # noqa: F401  (registers VCTreeBinary, VCTree's binary_loss)

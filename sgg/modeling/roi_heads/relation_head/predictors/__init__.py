@@ -11,6 +11,7 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from . import frequency, motifs, transformer  # noqa: F401  (register the baselines)
 # Later heads register themselves here, one import line each (keep alphabetical order of the comments below).
 # >>> head imports
+from . import causal  # noqa: F401  (CausalAnalysisPredictor, Causal TDE)
 from . import hca  # noqa: F401  (HybridCoAttentionPredictor, ReBalance-HCA)
 from . import imp  # noqa: F401  (IMPPredictor, Xu et al. 2017)
 from . import linknet  # noqa: F401  (LinkNetPredictor, Woo et al. 2018)

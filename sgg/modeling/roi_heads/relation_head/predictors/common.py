@@ -233,3 +233,15 @@ def class_counts(statistics) -> Tuple[List[str], List[str]]:
             raise ValueError(f"statistics: pred_dist has shape {shape} but there are {len(obj_classes)} object and "
                              f"{len(rel_classes)} predicate classes")
     return obj_classes, rel_classes
+
+
+UNTREATED_AVERAGE_RATIO = 0.0005  # SGB's average_ratio of the Causal TDE moving averages
+
+
+@torch.no_grad()
+def update_moving_average(average: torch.Tensor, rows: torch.Tensor, ratio: float = UNTREATED_AVERAGE_RATIO) -> None:
+    """In place: ``average <- (1 - ratio) * average + ratio * mean(rows)`` (SGB's ``moving_average``, Causal TDE's
+    untreated features). A batch without rows leaves the average as it is (SGB would write NaN)."""
+    if rows.shape[0] == 0:
+        return
+    average.mul_(1.0 - ratio).add_(rows.detach().float().mean(dim=0).view(-1).to(average.dtype), alpha=ratio)

@@ -15,7 +15,7 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from ..types import PredictorOutput, RelationBatch
 from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
                      class_counts, decode_object_labels, global_pair_indices, gt_labels, label_embedding, to_onehot,
-                     xavier_init)
+                     update_moving_average, xavier_init)
 
 
 def order_by_center_x(batch: RelationBatch) -> Optional[PackedSequence]:
@@ -143,10 +143,15 @@ class HighwayLSTMDecoder(nn.Module):
 
 
 class LSTMContext(nn.Module):
-    """Object and edge context of MotifNet. Object input = [roi feature, label embedding, box position embedding]."""
+    """Object and edge context of MotifNet. Object input = [roi feature, label embedding, box position embedding].
+
+    ``effect_analysis`` (Causal TDE, causal.py): keep SGB's untreated averages of the decoder input, the object input
+    and the edge input [label embedding, roi feature] in buffers, updated in training; ``forward(ctx_average=True)``
+    at test then feeds the averages in place of the decoder input and of the edge input's first part."""
 
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
-                 hidden_dim: int, obj_layers: int, edge_layers: int, dropout: float, later_nms_thresh: float):
+                 hidden_dim: int, obj_layers: int, edge_layers: int, dropout: float, later_nms_thresh: float,
+                 effect_analysis: bool = False):
         super().__init__()
         self.mode = check_mode(mode)
         self.num_obj_classes = len(class_names)
@@ -165,9 +170,17 @@ class LSTMContext(nn.Module):
         self.edge_ctx_rnn = nn.LSTM(embed_dim + in_channels + hidden_dim, hidden_dim, num_layers=edge_layers,
                                     bidirectional=True, dropout=dropout if edge_layers > 1 else 0.0)
         self.lin_edge_h = xavier_init(nn.Linear(hidden_dim * 2, hidden_dim))
+        self.effect_analysis = effect_analysis
+        if effect_analysis:  # SGB's buffer names (they are in its checkpoints)
+            self.register_buffer("untreated_dcd_feat", torch.zeros(obj_input_dim + hidden_dim))
+            self.register_buffer("untreated_obj_feat", torch.zeros(obj_input_dim))
+            self.register_buffer("untreated_edg_feat", torch.zeros(embed_dim + in_channels))
 
-    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))."""
+    def forward(self, batch: RelationBatch,
+                ctx_average: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden)). ``ctx_average``: the
+        counterfactual pass of Causal TDE (test only, needs ``effect_analysis``)."""
+        untreated = ctx_average and self.effect_analysis and not self.training
         roi_features = batch.roi_features
         obj_input = torch.cat([roi_features, self.obj_input_embed(batch),
                                self.pos_embed(batch.boxes, roi_features.device)], dim=1)
@@ -178,6 +191,9 @@ class LSTMContext(nn.Module):
                     roi_features.new_zeros(0, self.hidden_dim))
 
         obj_ctx = self.lin_obj_h(run_packed(self.obj_ctx_rnn, obj_input, order))
+        decoder_input = torch.cat([obj_input, obj_ctx], dim=1)
+        if untreated:
+            decoder_input = self.untreated_dcd_feat.view(1, -1).expand_as(decoder_input)
         if batch.mode == "predcls":
             obj_preds = gt_labels(batch)
             obj_logits = to_onehot(obj_preds, self.num_obj_classes)
@@ -186,11 +202,17 @@ class LSTMContext(nn.Module):
                 raise ValueError(f"this MotifPredictor was built for predcls and has no object decoder for "
                                  f"{batch.mode}; build it with the {batch.mode} config")
             labels = gt_labels(batch) if self.training else None
-            obj_logits, obj_preds = self.decoder(torch.cat([obj_input, obj_ctx], dim=1), order, labels)
+            obj_logits, obj_preds = self.decoder(decoder_input, order, labels)
             if batch.mode == "sgdet" and not self.training:
                 obj_preds = decode_object_labels(obj_logits, batch, False, self.later_nms_thresh)
-        edge_input = torch.cat([self.obj_embed2(obj_preds), roi_features, obj_ctx], dim=1)
-        edge_ctx = self.lin_edge_h(run_packed(self.edge_ctx_rnn, edge_input, order))
+        label_and_roi = torch.cat([self.obj_embed2(obj_preds), roi_features], dim=1)
+        if untreated:
+            label_and_roi = self.untreated_edg_feat.view(1, -1).expand_as(label_and_roi)
+        edge_ctx = self.lin_edge_h(run_packed(self.edge_ctx_rnn, torch.cat([label_and_roi, obj_ctx], dim=1), order))
+        if self.training and self.effect_analysis:
+            update_moving_average(self.untreated_dcd_feat, decoder_input)
+            update_moving_average(self.untreated_obj_feat, obj_input)
+            update_moving_average(self.untreated_edg_feat, label_and_roi)
         return obj_logits, obj_preds, edge_ctx
 
 
