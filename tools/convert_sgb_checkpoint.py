@@ -18,9 +18,9 @@ Every tensor of SGB's detector is renamed onto the detector the config builds (s
 rules); shapes must agree, nothing may be left over, and the anchors stored in the checkpoint are checked against the
 config's. With a relation config (``MODEL.RELATION_ON True``) and a checkpoint that holds SGB's relation head
 (``roi_heads.relation.*``), the relation head is converted too (sgg/utils/sgb_relation_checkpoint.py: the box and
-union feature extractors and the MotifPredictor / TransformerPredictor weights; the predictor is recognised from the
-keys and must be the config's), and the SGB keys without a counterpart here are listed with the reason. Otherwise
-SGB's relation and attribute heads are reported and skipped. The output holds the converted weights and the config
+union feature extractors and the MotifPredictor / TransformerPredictor / VCTreePredictor / IMPPredictor weights; the
+predictor is recognised from the keys and must be the config's), and the SGB keys without a counterpart here are
+listed with the reason. Otherwise SGB's relation and attribute heads are reported and skipped. The output holds the converted weights and the config
 (and the label names when the config's dataset is on this machine), as a checkpoint of tools/detector_pretrain_net.py
 or tools/relation_train_net.py does. docs/detector.md lists the numeric conventions that differ ("SGB's numeric
 conventions") and what the relation mapping does ("SGB checkpoints").
