@@ -347,3 +347,39 @@ def test_the_tool_names_an_unmapped_or_other_predictor(sgb_checkpoint, tmp_path,
     assert tool.main(["--sgb-checkpoint", str(path), "--output", str(out), "--config-file", config, *MODEL_OPTS,
                       HEAD + "PREDICTOR", "TransformerPredictor"]) == 2
     assert "set it to 'MotifPredictor'" in caplog.text and not out.exists()
+
+
+@pytest.mark.parametrize("predictor, dropped_lines", [
+    ("VCTreePredictor", ["dropped 3 SGB tensors (roi_heads.relation.predictor.context_layer.decoder_rnn.decoderLSTM."
+                         "embed_layer.weight", "dropped 3 SGB tensors (roi_heads.relation.predictor.context_layer."
+                         "untreated_dcd_feat"]),
+    ("IMPPredictor", []),
+])
+def test_the_tool_converts_vctree_and_imp_sgcls_checkpoints(sgb_checkpoint, tmp_path, caplog, predictor,
+                                                              dropped_lines):
+    """An SGB VCTree / IMP SGCls run's checkpoint (the same detector) through the tool: every tensor lands."""
+    caplog.set_level(logging.INFO)
+    _, state = sgb_checkpoint
+    detector = {k: v for k, v in state.items() if not k.startswith("roi_heads.relation.")}
+    relation = sgb_relation_shapes(predictor, fpn=FPN, resolution=RES, mlp=MLP, num_obj=NUM_OBJ, num_rel=NUM_REL,
+                                   embed=8, hidden=16, pooling=MLP, imp_hidden=24)
+    sgb_state = {**detector, **tie_sgb_aliases(seeded_sgb_weights(relation, seed=3))}
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in sgb_state.items()}, "iteration": 100}, path)
+    out = tmp_path / "converted.pth"
+    opts = [*MODEL_OPTS, HEAD + "PREDICTOR", predictor, HEAD + "USE_GT_OBJECT_LABEL", "False", HEAD + "IMP.HIDDEN_DIM",
+            "24"]
+    assert tool.main(["--sgb-checkpoint", str(path), "--output", str(out), "--config-file",
+                      os.path.join(CONFIGS, "relation_sgcls.yaml"), *opts]) == 0
+    for line in dropped_lines:
+        assert line in caplog.text
+    model = torch.load(out, weights_only=False)["model"]
+    ours = {k for k in model if k.startswith("relation_head.")}
+    assert len(ours) + len(dropped_lines) * 3 == len(relation)
+    if predictor == "VCTreePredictor":
+        assert torch.equal(model["relation_head.predictor.context.obj_ctx_rnn.downward.0.iofuh.bias"],
+                           sgb_state["roi_heads.relation.predictor.context_layer.obj_ctx_rnn.multi_layer_lstm.0."
+                                     "treeLSTM_backward.treeLSTM.iofuh.bias"])
+    else:
+        assert torch.equal(model["relation_head.predictor.context_layer.obj_fc.weight"],
+                           sgb_state["roi_heads.relation.predictor.context_layer.obj_fc.weight"])
