@@ -1,6 +1,7 @@
 """SGB relation checkpoints (detector + relation head) through tools/convert_sgb_checkpoint.py: the key mapping's
-summary and errors (sgg/utils/sgb_relation_checkpoint.py), then a fabricated SGB MotifPredictor PredCls checkpoint at
-toy size converted, evaluated by tools/relation_test_net.py, run by tools/demo.py and fine-tuned (MODEL.WEIGHT).
+summary and errors (sgg/utils/sgb_relation_checkpoint.py) for Motif, Transformer, VCTree and IMP, then a fabricated
+SGB MotifPredictor PredCls checkpoint at toy size converted, evaluated by tools/relation_test_net.py, run by
+tools/demo.py and fine-tuned (MODEL.WEIGHT), and fabricated VCTree / IMP SGCls checkpoints converted.
 The numbers of the conversion are checked against SGB itself in tests/modeling/test_sgb_relation_golden.py."""
 import json
 import logging
@@ -150,7 +151,7 @@ def test_a_predictor_without_mapping_is_named():
 
 
 def test_a_new_predictor_table_plugs_in_with_one_entry(monkeypatch):
-    """What the VCTree / IMP / Causal mappings do: one registry entry, then the same checks and summary."""
+    """What a Causal mapping will do: one registry entry, then the same checks and summary."""
     relation = {**sgb_relation("MotifPredictor"), "predictor.vis_compress.weight": torch.zeros(6, 24)}
     table = conversion.PredictorKeys(rules=(conversion.Drop(r"^predictor\.vis_compress\.", "not used here"),
                                             *conversion.MOTIF_KEYS.rules))
