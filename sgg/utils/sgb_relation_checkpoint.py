@@ -186,12 +186,30 @@ IMP_KEYS = PredictorKeys(rules=(
     Rule(r"^predictor\.up_dim\.(weight|bias)$", r"predictor.up_dim.\1"),
 ))
 
+# SGB's CausalAnalysisPredictor (predictors/causal.py keeps its names, with ``context`` for ``context_layer``;
+# sgg/utils/sgb_causal_keys.py is the same map key by key). The motifs context maps as MotifPredictor's; the
+# VTransE context and the causal averages keep their names. CONTEXT_LAYER vctree checkpoints are not mapped yet.
+_MOTIF_CONTEXT_RULES = tuple(r for r in MOTIF_KEYS.rules if isinstance(r, Rule) and r.pattern.startswith(_CONTEXT))
+CAUSAL_KEYS = PredictorKeys(rules=(
+    *_MOTIF_CONTEXT_RULES,
+    Rule(_CONTEXT + r"pred_layer\.(weight|bias)$", r"predictor.context.pred_layer.\1", absent_reason=UNUSED_IN_PREDCLS,
+         absent_scope="predictor.context.pred_layer."),
+    Rule(_CONTEXT + r"(obj_embed2|obj_ctx_rnn|edge_ctx_rnn|lin_obj_h|lin_edge_h|fc_layer|pred_layer|pos_embed|"
+         r"obj_embed1|untreated_dcd_feat|untreated_obj_feat|untreated_edg_feat)(.*)$", r"predictor.context.\1\2"),
+    Rule(r"^predictor\.(post_emb|post_cat\.0|ctx_compress|vis_compress|ctx_gate_fc|spt_emb\.[02])\.(weight|bias)$",
+         r"predictor.\1.\2"),
+    Rule(r"^predictor\.freq_bias\.obj_baseline\.weight$", r"predictor.freq_bias.obj_baseline.weight"),
+    Rule(r"^predictor\.(untreated_spt|untreated_conv_spt|avg_post_ctx|untreated_feat)$", r"predictor.\1"),
+    Rule(r"^union_feature_extractor\.spatial_fc\.([02])\.(weight|bias)$", r"union_feature_extractor.spatial_fc.\1.\2"),
+))
+
 # SGB predictor name -> its mapping. Other predictors plug in here with one line each.
 SGB_PREDICTOR_KEYS: Dict[str, PredictorKeys] = {
     "MotifPredictor": MOTIF_KEYS,
     "TransformerPredictor": TRANSFORMER_KEYS,
     "VCTreePredictor": VCTREE_KEYS,
     "IMPPredictor": IMP_KEYS,
+    "CausalAnalysisPredictor": CAUSAL_KEYS,
 }
 
 # How to tell SGB's predictors apart by a key under roi_heads.relation.predictor. (SGB's checkpoints hold no
@@ -305,6 +323,6 @@ def dropped_summary(dropped: Dict[str, str]) -> List[str]:
 
 __all__ = ["Rule", "Drop", "PredictorKeys", "SGB_PREDICTOR_KEYS", "SGB_PREDICTOR_SIGNATURES", "FEATURE_RULES",
            "EDGE_HEAD_RULES", "UNUSED_IN_PREDCLS", "CAUSAL_AVERAGES", "apply_rules", "MOTIF_KEYS",
-           "TRANSFORMER_KEYS", "VCTREE_KEYS", "IMP_KEYS", "CAUSAL_AVERAGES_VCTREE", "DECODER_ALIAS",
+           "TRANSFORMER_KEYS", "VCTREE_KEYS", "IMP_KEYS", "CAUSAL_KEYS", "CAUSAL_AVERAGES_VCTREE", "DECODER_ALIAS",
            "detect_sgb_predictor", "split_relation_state", "convert_sgb_relation_state",
            "dropped_summary", "SGB_RELATION_PREFIX", "OUR_RELATION_PREFIX"]

@@ -158,3 +158,28 @@ def test_sgb_key_map_covers_sgb_checkpoint_keys(fixtures, context, case):
     full = "roi_heads.relation.predictor.context_layer.obj_embed1.weight"
     assert sgb_causal_key_map(full) == "relation_head.predictor.context.obj_input_embed.embedding.weight"
     assert sgb_causal_key_map("roi_heads.relation.union_feature_extractor.fc6.weight") is None
+
+
+@pytest.mark.parametrize("context,case", CASES)
+def test_the_checkpoint_converter_maps_causal_keys_as_the_key_map(fixtures, context, case):
+    """sgg/utils/sgb_relation_checkpoint.py's CAUSAL_KEYS (what tools/convert_sgb_checkpoint.py applies) sends every
+    SGB key of the case to the key ``sgb_causal_key_map`` gives, which the golden values above verify; SGB's label
+    decoder / pred_layer, unused in PredCls, is dropped where our PredCls model has none."""
+    import re
+
+    from sgg.utils.sgb_relation_checkpoint import CAUSAL_KEYS, UNUSED_IN_PREDCLS, apply_rules
+
+    golden = fixtures[context]
+    ours = {f"predictor.{k}": v for k, v in build(golden, context, case, "none")[0].state_dict().items()}
+    relation = {}
+    for key in golden["cases"][case]["sgb_keys"]:
+        mapped = f"predictor.{sgb_causal_key_map(key)}"
+        relation[f"predictor.{key}"] = torch.zeros(ours[mapped].shape) if mapped in ours else torch.zeros(1)
+    converted, dropped, unknown, shapes = apply_rules(relation, CAUSAL_KEYS.rules, ours)
+    assert not unknown and not shapes and set(converted) == set(ours)
+    assert set(dropped.values()) <= {UNUSED_IN_PREDCLS}
+    assert all(re.search(r"context_layer\.(decoder_rnn|pred_layer)\.", key) for key in dropped)
+    for key in relation:
+        rule = next(r for r in CAUSAL_KEYS.rules if re.search(r.pattern, key))
+        if key not in dropped:
+            assert re.sub(rule.pattern, rule.target, key) == f"predictor.{sgb_causal_key_map(key[len('predictor.'):])}"

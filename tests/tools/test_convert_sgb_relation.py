@@ -135,7 +135,8 @@ def test_without_vision_the_union_extractor_and_up_dim_are_dropped():
     assert len(no_vision) == 22  # reduce_channel 2, fc6 / fc7 4, rect_conv 2 + 5 + 2 + 5 (conv, BN, conv, BN), up_dim 2
 
 
-def test_a_predictor_without_mapping_is_named():
+def test_a_predictor_without_mapping_is_named(monkeypatch):
+    monkeypatch.delitem(conversion.SGB_PREDICTOR_KEYS, "CausalAnalysisPredictor")  # as a predictor not mapped yet
     relation = sgb_relation("MotifPredictor")
     causal = {**relation, "predictor.vis_compress.weight": torch.zeros(6, 24)}
     with pytest.raises(CheckpointError, match=r"SGB's CausalAnalysisPredictor \(it has roi_heads\.relation\.predictor"
@@ -151,7 +152,7 @@ def test_a_predictor_without_mapping_is_named():
 
 
 def test_a_new_predictor_table_plugs_in_with_one_entry(monkeypatch):
-    """What a Causal mapping will do: one registry entry, then the same checks and summary."""
+    """What a new mapping does: one registry entry, then the same checks and summary."""
     relation = {**sgb_relation("MotifPredictor"), "predictor.vis_compress.weight": torch.zeros(6, 24)}
     table = conversion.PredictorKeys(rules=(conversion.Drop(r"^predictor\.vis_compress\.", "not used here"),
                                             *conversion.MOTIF_KEYS.rules))
@@ -334,7 +335,8 @@ def test_motif_decoder_state_without_input_bias_loads_with_a_zero_bias():
     assert torch.equal(head.predictor.context.decoder.input_proj.bias, torch.zeros(6 * 12))
 
 
-def test_the_tool_names_an_unmapped_or_other_predictor(sgb_checkpoint, tmp_path, caplog):
+def test_the_tool_names_an_unmapped_or_other_predictor(sgb_checkpoint, tmp_path, caplog, monkeypatch):
+    monkeypatch.delitem(conversion.SGB_PREDICTOR_KEYS, "CausalAnalysisPredictor")  # as a predictor not mapped yet
     path, state = sgb_checkpoint
     config = os.path.join(CONFIGS, "relation_predcls.yaml")
     causal = tmp_path / "causal.pth"
