@@ -46,6 +46,9 @@ MODELS = {  # name: (config, opts, protocols)
     "FREQ": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "FrequencyPredictor"], None),
     "Motif": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor"], None),
     "Transformer": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "TransformerPredictor"], None),
+    "VCTree": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "VCTreePredictor"], None),
+    "IMP": (BASE, ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "IMPPredictor"], None),
+    "Causal-Motifs": ("configs/causal/causal_motifs.yaml", [], None),
     "LinkNet": ("configs/linknet/linknet_ce.yaml", [], None),
     "PE-Net": ("configs/penet/penet.yaml", ["MODEL.USE_REWEIGHT", "none", "MODEL.ROI_RELATION_HEAD.LOSS",
                                             '("RelationCE", "ObjectCE", "PENetEuclidean")'], None),
@@ -59,7 +62,8 @@ COST_MODEL = {"FREQ": "FREQ", "Motif": "Motif", "Transformer": "Transformer", "L
               "LinkNet+CCE+Ranker": "LinkNet", "Transformer+BA-SGG": "Transformer", "Motif+BA-SGG": "Motif",
               "Transformer+Reweight": "Transformer", "PE-Net+Reweight": "PE-Net", "SPL+Reweight": "PE-Net",
               "IterativeSG-no-weights": "IterativeSG", "Transformer+cdl": "Transformer", "HCA+cdl": "HCA",
-              "HCA+cdl+BA-SGG": "HCA"}
+              "HCA+cdl+BA-SGG": "HCA", "VCTree": "VCTree", "IMP": "IMP", "Causal-Motifs": "Causal-Motifs",
+              "Motifs-TDE": "Causal-Motifs"}
 
 
 def fake_statistics(num_classes=151, num_predicates=51):
