@@ -5,7 +5,7 @@ predictors/causal.py), for converting SGB Causal TDE checkpoints.
     context_layer.obj_embed1                          context.obj_input_embed.embedding
     context_layer.pos_embed.{0,1,2}                   context.pos_embed.layers.{0,1,2}
     context_layer.decoder_rnn.obj_embed               context.decoder.label_embed
-    context_layer.decoder_rnn.input_linearity.weight  context.decoder.input_proj.weight
+    context_layer.decoder_rnn.input_linearity         context.decoder.input_proj
     context_layer.decoder_rnn.state_linearity         context.decoder.state_proj
     context_layer.decoder_rnn.out_obj                 context.decoder.out_obj
     context_layer.<anything else>                     context.<the same> (obj_embed2, obj_ctx_rnn, edge_ctx_rnn,
@@ -28,11 +28,7 @@ context keys are instead:
       .embed_out_layer                                decoder's embedding and output layer twice, under both names)
     <anything else>                                   <the same> (obj_embed2, decoder_rnn.*, untreated_*)
 
-Keys with no counterpart (``sgb_causal_key_map`` returns None):
-
-* ``context_layer.decoder_rnn.input_linearity.bias``: our decoder's input projection has no bias. SGB initialises it
-  to zero; a trained one is not, and a converter must fold its first five blocks into ``state_proj.bias`` (the
-  gates add both projections) and report the sixth (the highway input, which has no bias here).
+Every key of SGB's predictor has a counterpart; ``sgb_causal_key_map`` returns None for any other key.
 
 SEPARATE_SPATIAL's ``roi_heads.relation.union_feature_extractor.spatial_fc.{0,2}`` are
 ``relation_head.union_feature_extractor.spatial_fc.{0,2}`` here (outside the predictor, not covered by this map).
@@ -54,7 +50,7 @@ _PREFIXES = (
     ("context_layer.obj_embed1.", "context.obj_input_embed.embedding."),
     ("context_layer.pos_embed.", "context.pos_embed.layers."),
     ("context_layer.decoder_rnn.obj_embed.", "context.decoder.label_embed."),
-    ("context_layer.decoder_rnn.input_linearity.weight", "context.decoder.input_proj.weight"),
+    ("context_layer.decoder_rnn.input_linearity.", "context.decoder.input_proj."),
     ("context_layer.decoder_rnn.state_linearity.", "context.decoder.state_proj."),
     ("context_layer.decoder_rnn.out_obj.", "context.decoder.out_obj."),
     ("context_layer.", "context."),
@@ -73,7 +69,6 @@ _VCTREE_CONTEXT = (
     (r"^context_layer\.decoder_rnn\.decoderLSTM\.embed_out_layer\.", "context.decoder_rnn.out."),
     (r"^context_layer\.", "context."),
 )
-_WITHOUT_COUNTERPART = ("context_layer.decoder_rnn.input_linearity.bias",)
 _SAME_NAME = ("post_emb.", "post_cat.0.", "ctx_compress.", "vis_compress.", "ctx_gate_fc.", "freq_bias.obj_baseline.",
               "spt_emb.0.", "spt_emb.2.", "untreated_spt", "untreated_conv_spt", "avg_post_ctx", "untreated_feat")
 
@@ -89,8 +84,6 @@ def sgb_causal_key_map(sgb_key: str, context_layer: str = "motifs") -> Optional[
         for pattern, ours in _VCTREE_CONTEXT:
             if re.search(pattern, sgb_key):
                 return re.sub(pattern, ours, sgb_key)
-    elif sgb_key in _WITHOUT_COUNTERPART:
-        return None
     for sgb_prefix, ours in _PREFIXES:
         if sgb_key.startswith(sgb_prefix):
             return ours + sgb_key[len(sgb_prefix):]
