@@ -319,3 +319,30 @@ def test_the_vctree_context_adds_the_binary_loss_on_its_pair_scores():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(scores, binary.float())
     assert float(losses["loss_binary"]) == pytest.approx(float(expected), abs=1e-6)
     assert torch.equal(out.extras["vctree_pair_targets"], binary.float().reshape(-1))
+
+
+def test_vctree_context_replaces_only_the_edge_input_part_in_the_counterfactual_pass():
+    """SGB's VCTreeLSTMContext: ctx_average swaps in the averages only at test and only with effect_analysis; in
+    PredCls the labels stay the GT ones, the edge context changes."""
+    cfg = causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
+                        HEAD + "CONTEXT_DROPOUT_RATE", 0.0)
+    predictor = build_predictor(cfg, 12, toy_statistics())
+    context = predictor.context
+    torch.manual_seed(0)
+    with torch.no_grad():
+        context.untreated_edg_feat.copy_(torch.randn_like(context.untreated_edg_feat))
+    boxes = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0], [2.0, 8.0, 30.0, 12.0]]), (40, 40))
+    boxes.add_field("labels", torch.tensor([1, 2, 1]))
+    batch = RelationBatch(mode="predcls", boxes=[boxes], pair_idxs=[torch.tensor([[0, 1]])],
+                          roi_features=torch.rand(3, 12), union_features=torch.rand(1, 12))
+    with torch.no_grad():
+        context.eval()
+        factual, untreated = context(batch), context(batch, ctx_average=True)
+        assert torch.equal(factual[0], untreated[0]) and torch.equal(factual[1], untreated[1])
+        assert not torch.allclose(factual[2], untreated[2], atol=1e-4)
+        context.train()
+        assert torch.equal(context(batch)[2], context(batch, ctx_average=True)[2])  # training ignores it
+    plain = build_predictor(causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", HEAD + "CONTEXT_DROPOUT_RATE", 0.0),
+                            12, toy_statistics()).context.eval()
+    with torch.no_grad():  # without effect_analysis there are no averages to swap in
+        assert torch.equal(plain(batch)[2], plain(batch, ctx_average=True)[2])

@@ -176,7 +176,8 @@ def test_sgb_key_map_covers_sgb_checkpoint_keys(golden, case):
     assert sgb_causal_key_map("context_layer.decoder_rnn.decoderLSTM.embed_layer.weight", "vctree") == \
         sgb_causal_key_map("context_layer.decoder_rnn.obj_embed.weight", "vctree") == \
         "context.decoder_rnn.obj_embed.weight"
-    full = "roi_heads.relation.predictor.context_layer.obj_ctx_rnn.multi_layer_lstm.1.treeLSTM_backward.treeLSTM.px.bias"
+    full = ("roi_heads.relation.predictor.context_layer.obj_ctx_rnn.multi_layer_lstm.1.treeLSTM_backward.treeLSTM."
+            "px.bias")
     assert sgb_causal_key_map(full, "vctree") == "relation_head.predictor.context.obj_ctx_rnn.downward.1.px.bias"
     assert sgb_causal_key_map("context_layer.obj_embed1.weight", "vctree") == "context.obj_embed1.embedding.weight"
     assert sgb_causal_key_map("context_layer.obj_embed1.weight") == "context.obj_input_embed.embedding.weight"
