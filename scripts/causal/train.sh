@@ -4,7 +4,7 @@
 # below) in OUTPUT_DIR/EFFECT/inference.
 # Usage: bash scripts/causal/train.sh PROTOCOL DETECTOR_CKPT [KEY VALUE ...]   (overrides go to both runs)
 #   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default) or vg150.  NPROC (env): torchrun.
-#   CONTEXT (env) motifs (default) | vtranse;  FUSION (env) sum (default) | gate;  EFFECT (env) TDE | NIE | TE.
+#   CONTEXT (env) motifs (default) | vctree | vtranse;  FUSION (env) sum (default) | gate;  EFFECT (env) TDE | NIE | TE.
 #   OUTPUT_DIR: $OUTPUT_ROOT/Causal_<CONTEXT>_<FUSION>/PROTOCOL (OUTPUT_ROOT default output/$DATASET).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

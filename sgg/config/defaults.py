@@ -269,7 +269,7 @@ _C.MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER = 3  # rounds of message passing, >= 1 (
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL = CN()
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS = False  # keep the untreated averages and run counterfactuals at test
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.FUSION_TYPE = "sum"  # "sum": vis + ctx + frq logits | "gate": ctx * sigmoid(...)
-_C.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER = "motifs"  # "motifs" | "vtranse" ("vctree" once VCTree is merged)
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER = "motifs"  # "motifs" | "vctree" | "vtranse"
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL = False  # union box masks get their own MLP, multiplying the context
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.SPATIAL_FOR_VISION = False  # multiply the context by an embedding of the pair boxes
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE = "none"  # test-time logits: "none" | "TDE" | "NIE" | "TE"

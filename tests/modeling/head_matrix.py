@@ -100,6 +100,9 @@ HEADS = {
                                                         HEAD + "CAUSAL.CONTEXT_LAYER", "vtranse",
                                                         HEAD + "CAUSAL.FUSION_TYPE", "gate",
                                                         HEAD + "CAUSAL.SEPARATE_SPATIAL", True)),
+    # VCTree context: also trains its pair scores with VCTreeBinary (added without listing it, as SGB)
+    "Causal-VCTree-sum-TDE": (ALL, _predictor("CausalAnalysisPredictor", *CAUSAL_SMALL, HEAD + "CAUSAL.EFFECT_TYPE",
+                                              "TDE", HEAD + "CAUSAL.CONTEXT_LAYER", "vctree")),
 }
 
 

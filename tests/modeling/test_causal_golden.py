@@ -12,9 +12,10 @@ replaced by the fixture's ``pred_dist`` and zero vectors (the weights are overwr
 
 Weights: this project's seeded SGCls gate predictor of each context (``weights``, with random BatchNorm statistics;
 the other cases use the subset of its keys they have) was copied into SGB's module key by key through
-``sgb_causal_key_map`` (sgg/utils/sgb_causal_keys.py). ``context_layer.decoder_rnn.input_linearity.bias``, which
-our decoder did not have when the fixture was made, was set to zero (SGB's initial value and ours); in PredCls SGB's
-unused label decoder kept its own initial weights. ``sgb_keys`` is SGB's state-dict key list of each case.
+``sgb_causal_key_map`` (sgg/utils/sgb_causal_keys.py). The fixture's weights predate the bias of our decoder's
+``input_proj``: SGB's ``context_layer.decoder_rnn.input_linearity.bias`` was set to zero (SGB's initial value), and
+ours loads as zero from them; in PredCls SGB's unused label decoder kept its own initial weights. ``sgb_keys`` is
+SGB's state-dict key list of each case.
 
 Cases: Motifs in PredCls and SGCls, VTransE in SGCls (its PredCls differs from SGB's by design, docs/causal_tde.md),
 each with FUSION_TYPE sum and gate; and Motifs SGCls sum with SEPARATE_SPATIAL True (``*_separate``: SGB's

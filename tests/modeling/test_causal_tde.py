@@ -268,9 +268,9 @@ def test_bad_effect_settings_are_config_errors(opts, message):
 
 
 @pytest.mark.parametrize("opts,message", [
-    ([HEAD + "CAUSAL.CONTEXT_LAYER", "vctree"], r"CONTEXT_LAYER is 'vctree' \(the VCTree context is not merged "
-                                                r"yet\); expected one of motifs, vtranse"),
-    ([HEAD + "CAUSAL.CONTEXT_LAYER", "imp"], "CONTEXT_LAYER is 'imp'; expected one of motifs, vtranse"),
+    ([HEAD + "CAUSAL.CONTEXT_LAYER", "imp"], "CONTEXT_LAYER is 'imp'; expected one of motifs, vctree, vtranse"),
+    ([HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", HEAD + "CONTEXT_HIDDEN_DIM", 7],
+     "CONTEXT_HIDDEN_DIM must be even for MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER vctree"),
     ([HEAD + "CAUSAL.FUSION_TYPE", "product"], "FUSION_TYPE is 'product'; expected one of sum, gate"),
     ([HEAD + "PREDICT_USE_VISION", False], "PREDICT_USE_VISION is False"),
     ([HEAD + "CONTEXT_POOLING_DIM", 16], r"CONTEXT_POOLING_DIM \(16\) must equal MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM "
@@ -282,8 +282,10 @@ def test_bad_predictor_settings_are_config_errors_naming_the_key(opts, message):
 
 
 def test_context_layers_are_a_table_and_the_averages_are_checkpointed():
-    assert set(CONTEXT_LAYERS) == {"motifs", "vtranse"}
+    assert set(CONTEXT_LAYERS) == {"motifs", "vctree", "vtranse"}
     for layer, extra in (("motifs", {"context.untreated_dcd_feat", "context.untreated_obj_feat",
+                                     "context.untreated_edg_feat"}),
+                         ("vctree", {"context.untreated_dcd_feat", "context.untreated_obj_feat",
                                      "context.untreated_edg_feat"}),
                          ("vtranse", {"context.untreated_obj_feat", "context.untreated_edg_feat"})):
         cfg = causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", layer, HEAD + "CAUSAL.EFFECT_ANALYSIS", True)
@@ -291,3 +293,56 @@ def test_context_layers_are_a_table_and_the_averages_are_checkpointed():
         buffers = {"untreated_spt", "untreated_conv_spt", "avg_post_ctx", "untreated_feat"} | extra
         assert buffers <= set(predictor.state_dict())
         assert buffers <= {name for name, _ in predictor.named_buffers()}
+
+
+def test_the_vctree_context_adds_the_binary_loss_on_its_pair_scores():
+    """SGB's Causal predictor trains the VCTree context's pair scores with binary_loss: VCTreeBinary comes without
+    being listed in LOSS (weight 1), only for that context; without EFFECT_ANALYSIS the context keeps no averages."""
+    cfg = causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", "vctree")
+    assert CausalAnalysisPredictor.required_loss_terms(cfg) == ("CausalAuxiliaryCE", "VCTreeBinary")
+    assert CausalAnalysisPredictor.required_loss_terms(causal_config()) == ("CausalAuxiliaryCE",)
+    predictor = build_predictor(cfg, 12, toy_statistics()).train()
+    assert not [name for name, _ in predictor.context.named_buffers() if "untreated" in name]
+    boxes = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0], [2.0, 8.0, 30.0, 12.0]]), (40, 40))
+    boxes.add_field("labels", torch.tensor([1, 2, 1]))
+    binary = torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]])
+    labels = torch.tensor([2, 0])
+    batch = RelationBatch(mode="predcls", boxes=[boxes], pair_idxs=[torch.tensor([[0, 1], [2, 1]])],
+                          roi_features=torch.rand(3, 12), union_features=torch.rand(2, 12), rel_labels=[labels],
+                          rel_binarys=[binary])
+    out = predictor(batch)
+    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras,
+                                                           num_pairs_per_image=[2]))
+    assert {"auxiliary_ctx", "loss_binary"} <= set(losses)
+    with torch.no_grad():
+        scores = predictor.context(batch, return_pair_scores=True)[3][0]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(scores, binary.float())
+    assert float(losses["loss_binary"]) == pytest.approx(float(expected), abs=1e-6)
+    assert torch.equal(out.extras["vctree_pair_targets"], binary.float().reshape(-1))
+
+
+def test_vctree_context_replaces_only_the_edge_input_part_in_the_counterfactual_pass():
+    """SGB's VCTreeLSTMContext: ctx_average swaps in the averages only at test and only with effect_analysis; in
+    PredCls the labels stay the GT ones, the edge context changes."""
+    cfg = causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
+                        HEAD + "CONTEXT_DROPOUT_RATE", 0.0)
+    predictor = build_predictor(cfg, 12, toy_statistics())
+    context = predictor.context
+    torch.manual_seed(0)
+    with torch.no_grad():
+        context.untreated_edg_feat.copy_(torch.randn_like(context.untreated_edg_feat))
+    boxes = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0], [2.0, 8.0, 30.0, 12.0]]), (40, 40))
+    boxes.add_field("labels", torch.tensor([1, 2, 1]))
+    batch = RelationBatch(mode="predcls", boxes=[boxes], pair_idxs=[torch.tensor([[0, 1]])],
+                          roi_features=torch.rand(3, 12), union_features=torch.rand(1, 12))
+    with torch.no_grad():
+        context.eval()
+        factual, untreated = context(batch), context(batch, ctx_average=True)
+        assert torch.equal(factual[0], untreated[0]) and torch.equal(factual[1], untreated[1])
+        assert not torch.allclose(factual[2], untreated[2], atol=1e-4)
+        context.train()
+        assert torch.equal(context(batch)[2], context(batch, ctx_average=True)[2])  # training ignores it
+    plain = build_predictor(causal_config(HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", HEAD + "CONTEXT_DROPOUT_RATE", 0.0),
+                            12, toy_statistics()).context.eval()
+    with torch.no_grad():  # without effect_analysis there are no averages to swap in
+        assert torch.equal(plain(batch)[2], plain(batch, ctx_average=True)[2])

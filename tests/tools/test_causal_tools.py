@@ -11,6 +11,8 @@ import torch
 
 from sgg.config import load_config
 from sgg.evaluation.prediction_file import read_prediction_file
+from sgg.modeling.roi_heads.relation_head.losses.build import with_required_terms
+from sgg.modeling.roi_heads.relation_head.losses.reweight import resolve_loss_spec
 
 from test_relation_tools import CONFIGS, REPO, _opts, _run, data_root, detector_ckpt  # noqa: F401  (fixtures)
 
@@ -71,3 +73,16 @@ def test_readme_train_then_tde_test_run_on_synthetic(data_root, detector_ckpt, t
     tde_scores = [r.prediction["rel_scores"] for r in read_prediction_file(str(folder / "predictions.sgg"))]
     assert len(tde_scores) == len(factual_scores) == 12
     assert not all(a.shape == b.shape and np.allclose(a, b) for a, b in zip(factual_scores, tde_scores))
+
+
+
+def test_synthetic_vctree_configs_are_the_motifs_ones_with_the_vctree_context_and_its_binary_loss():
+    for name, effect in (("causal_vctree.yaml", "none"), ("causal_vctree_tde.yaml", "TDE")):
+        cfg = load_config(os.path.join(CONFIGS, name))
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        assert head.PREDICTOR == "CausalAnalysisPredictor" and head.CAUSAL.CONTEXT_LAYER == "vctree"
+        assert (head.CAUSAL.EFFECT_TYPE, head.CAUSAL.EFFECT_ANALYSIS, head.CAUSAL.SPATIAL_FOR_VISION) == (effect, True,
+                                                                                                       True)
+        assert head.CONTEXT_POOLING_DIM == cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM and head.CONTEXT_HIDDEN_DIM % 2 == 0
+        terms = [term for term, _ in with_required_terms(resolve_loss_spec(cfg), cfg)]
+        assert terms == ["RelationCE", "ObjectCE", "CausalAuxiliaryCE", "VCTreeBinary"]

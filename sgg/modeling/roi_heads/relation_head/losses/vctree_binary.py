@@ -27,7 +27,8 @@ class VCTreeBinary(nn.Module):
         missing = [key for key in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE) if key not in inputs.extras]
         if missing:
             raise KeyError(f"loss term VCTreeBinary needs extras {missing}, which the predictor did not produce "
-                           f"(use it with VCTreePredictor, in training with rel_binarys)")
+                           f"(use it with VCTreePredictor or CausalAnalysisPredictor with CAUSAL.CONTEXT_LAYER "
+                           f"vctree, in training with rel_binarys)")
         logits, targets, image = (inputs.extras[k] for k in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE))
         if logits.numel() == 0:
             return {"loss_binary": inputs.rel_logits.sum() * 0.0}

@@ -2,16 +2,17 @@
 CausalAnalysisPredictor (roi_relation_predictors.py; docs/causal_tde.md).
 
 A pair's logits fuse three branches: the visual one (``vis_compress`` of the union feature), the context one
-(``ctx_compress`` of the pair representation built from a context layer: Motifs, VTransE) and the frequency bias of
-the pair's labels; ``sum`` adds them, ``gate`` is ``ctx * sigmoid(vis + frq + ctx_gate_fc(ctx))``. Training adds
-one CE per branch (``CausalAuxiliaryCE``) and keeps moving averages of the untreated inputs in buffers. At test,
+(``ctx_compress`` of the pair representation built from a context layer: Motifs, VCTree, VTransE) and the frequency
+bias of the pair's labels; ``sum`` adds them, ``gate`` is ``ctx * sigmoid(vis + frq + ctx_gate_fc(ctx))``. Training adds
+one CE per branch (``CausalAuxiliaryCE``), with the VCTree context also SGB's ``binary_loss`` on its pair scores
+(``VCTreeBinary``), and keeps moving averages of the untreated inputs in buffers. At test,
 EFFECT_TYPE TDE / NIE / TE subtracts the logits of a counterfactual pass where the context (and, for NIE / TE, the
 object label distributions) are replaced by those averages (the paper's counterfactual inference).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from ..frequency_bias import FrequencyBias
 from ..types import PredictorOutput, RelationBatch
 from .common import class_counts, global_pair_indices, normal_init, update_moving_average, xavier_init
 from .motifs import LSTMContext
+from .vctree import VCTreeContext, pair_score_extras
 from .vtranse import VTransEContext
 
 KEY = "MODEL.ROI_RELATION_HEAD.CAUSAL"
@@ -46,20 +48,33 @@ def _vtranse_context(cfg, obj_classes: Sequence[str], in_channels: int, statisti
                           head.CONTEXT_HIDDEN_DIM, effect_analysis)
 
 
+def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    if head.CONTEXT_HIDDEN_DIM % 2:
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM must be even for {KEY}.CONTEXT_LAYER vctree "
+                          f"(the Bi-TreeLSTMs split it into two directions), got {head.CONTEXT_HIDDEN_DIM}")
+    return VCTreeContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
+                         head.CONTEXT_HIDDEN_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,
+                         head.CONTEXT_DROPOUT_RATE, statistics["pred_dist"], effect_analysis)
+
+
 # CONTEXT_LAYER -> builder(cfg, obj_classes, in_channels, statistics, effect_analysis). A context's forward takes
 # (batch, ctx_average=False) and returns (obj_logits, obj_preds, edge_ctx (sum N, CONTEXT_HIDDEN_DIM)).
 CONTEXT_LAYERS: Dict[str, Callable[..., nn.Module]] = {
     "motifs": _motifs_context,
+    "vctree": _vctree_context,
     "vtranse": _vtranse_context,
 }
 PAIR_DIFFERENCE_CONTEXTS = ("vtranse",)  # pair representation head_s - tail_o (SGB's use_vtranse), no post_cat
+# contexts whose forward(..., return_pair_scores=True) also returns the per-image pair score logits, trained with
+# SGB's binary_loss (the VCTreeBinary loss term)
+PAIR_SCORE_CONTEXTS = ("vctree",)
 
 
 def build_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool) -> nn.Module:
     name = cfg.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER
     if name not in CONTEXT_LAYERS:
-        hint = " (the VCTree context is not merged yet)" if name == "vctree" else ""
-        raise ConfigError(f"{KEY}.CONTEXT_LAYER is {name!r}{hint}; expected one of {', '.join(CONTEXT_LAYERS)}")
+        raise ConfigError(f"{KEY}.CONTEXT_LAYER is {name!r}; expected one of {', '.join(CONTEXT_LAYERS)}")
     return CONTEXT_LAYERS[name](cfg, obj_classes, in_channels, statistics, effect_analysis)
 
 
@@ -122,6 +137,7 @@ class PairContext(NamedTuple):
     ctx_rep: torch.Tensor  # (sum P, pooling_dim) after post_cat (or head - tail for VTransE)
     sub_probs: torch.Tensor  # (sum P, C) softmax of the subject's object logits
     obj_probs: torch.Tensor  # (sum P, C) softmax of the object's object logits
+    pair_scores: Optional[List[torch.Tensor]] = None  # per image (N_i, N_i) pair score logits (VCTree context)
 
 
 @ROI_RELATION_PREDICTORS.register("CausalAnalysisPredictor")
@@ -129,12 +145,16 @@ class CausalAnalysisPredictor(nn.Module):
     """Module and buffer names are SGB's (``context`` is its ``context_layer``), see sgg/utils/sgb_causal_keys.py."""
 
     @staticmethod
-    def required_loss_terms(cfg):
-        return ("CausalAuxiliaryCE",)  # SGB's add_losses auxiliary_ctx / _vis / _frq, always on
+    def required_loss_terms(cfg) -> Tuple[str, ...]:
+        """SGB's add_losses: auxiliary_ctx / _vis / _frq always, binary_loss with a VCTree context."""
+        if cfg.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER in PAIR_SCORE_CONTEXTS:
+            return ("CausalAuxiliaryCE", "VCTreeBinary")
+        return ("CausalAuxiliaryCE",)
 
     def __init__(self, context: nn.Module, pair_difference: bool, hidden_dim: int, pooling_dim: int,
                  num_rel_classes: int, pred_dist, fusion_type: str = "sum", spatial_for_vision: bool = False,
-                 effect_analysis: bool = False, effect_type: str = "none", separate_spatial: bool = False):
+                 effect_analysis: bool = False, effect_type: str = "none", separate_spatial: bool = False,
+                 pair_scores: bool = False):
         super().__init__()
         if fusion_type not in FUSION_TYPES:
             raise ConfigError(f"{KEY}.FUSION_TYPE is {fusion_type!r}; expected one of {', '.join(FUSION_TYPES)}")
@@ -142,6 +162,7 @@ class CausalAnalysisPredictor(nn.Module):
             raise ConfigError(f"{KEY}.EFFECT_TYPE is {effect_type!r}; expected one of {', '.join(EFFECT_TYPES)}")
         self.context = context
         self.pair_difference = pair_difference
+        self.pair_scores = pair_scores  # the context also returns pair scores (VCTree's, for VCTreeBinary)
         self.fusion_type = fusion_type
         self.separate_spatial = separate_spatial
         self.effect_analysis = effect_analysis
@@ -182,18 +203,25 @@ class CausalAnalysisPredictor(nn.Module):
         context = build_context(cfg, obj_classes, in_channels, statistics, causal.EFFECT_ANALYSIS)
         return cls(context, causal.CONTEXT_LAYER in PAIR_DIFFERENCE_CONTEXTS, head.CONTEXT_HIDDEN_DIM,
                    head.CONTEXT_POOLING_DIM, len(rel_classes), statistics["pred_dist"], causal.FUSION_TYPE,
-                   causal.SPATIAL_FOR_VISION, causal.EFFECT_ANALYSIS, causal.EFFECT_TYPE, causal.SEPARATE_SPATIAL)
+                   causal.SPATIAL_FOR_VISION, causal.EFFECT_ANALYSIS, causal.EFFECT_TYPE, causal.SEPARATE_SPATIAL,
+                   causal.CONTEXT_LAYER in PAIR_SCORE_CONTEXTS)
 
     # ---------------------------------------------------------------------------------------------------- parts
     def pair_context(self, batch: RelationBatch, pairs: torch.Tensor, ctx_average: bool = False) -> PairContext:
         """SGB's ``pair_feature_generate``: the context layer, then each pair's [head_s; tail_o] through
         ``post_cat`` (or head_s - tail_o for VTransE)."""
-        obj_logits, obj_preds, edge_ctx = self.context(batch, ctx_average=ctx_average)
+        pair_scores = None
+        if self.pair_scores:
+            obj_logits, obj_preds, edge_ctx, pair_scores = self.context(batch, return_pair_scores=True,
+                                                                        ctx_average=ctx_average)
+        else:
+            obj_logits, obj_preds, edge_ctx = self.context(batch, ctx_average=ctx_average)
         edge_rep = self.post_emb(edge_ctx).view(-1, 2, self.edge_dim)
         head, tail = edge_rep[pairs[:, 0], 0], edge_rep[pairs[:, 1], 1]
         ctx_rep = head - tail if self.pair_difference else self.post_cat(torch.cat([head, tail], dim=-1))
         obj_probs = F.softmax(obj_logits, dim=-1)
-        return PairContext(obj_logits, obj_preds, ctx_rep, obj_probs[pairs[:, 0]], obj_probs[pairs[:, 1]])
+        return PairContext(obj_logits, obj_preds, ctx_rep, obj_probs[pairs[:, 0]], obj_probs[pairs[:, 1]],
+                           pair_scores)
 
     def fuse(self, vis_rep: torch.Tensor, ctx_rep: torch.Tensor, frq_logits: torch.Tensor) -> torch.Tensor:
         """SGB's ``calculate_logits`` given the frequency logits."""
@@ -237,6 +265,8 @@ class CausalAnalysisPredictor(nn.Module):
                 extras["causal_vis_logits"] = self.vis_compress(union)
                 extras["causal_frq_logits"] = frq_logits
             self._update_averages(pair_boxes, spatial, ctx_rep, union)
+            if factual.pair_scores is not None:
+                extras.update(pair_score_extras(factual.pair_scores, batch.rel_binarys, union.device))
         elif self.effect_analysis and self.effect_type != "none":
             rel_logits = self._effect_logits(batch, pairs, union, ctx_rep, factual)
         return PredictorOutput(obj_logits=factual.obj_logits, obj_preds=factual.obj_preds, rel_logits=rel_logits,

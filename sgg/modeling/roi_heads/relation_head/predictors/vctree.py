@@ -25,7 +25,7 @@ from ..losses.vctree_binary import PAIR_IMAGE, PAIR_LOGITS, PAIR_TARGETS
 from ..types import PredictorOutput, RelationBatch
 from .common import (BoxPositionEncoder, ObjectInputEmbedding, SmallBatchNorm1d, check_mode, class_counts,
                      detector_logits, encode_box_geometry, global_pair_indices, gt_labels, label_embedding,
-                     normal_init, to_onehot, xavier_init)
+                     normal_init, to_onehot, update_moving_average, xavier_init)
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
 
@@ -120,10 +120,17 @@ class VCTreeContext(nn.Module):
     ``forward(batch)`` -> ``(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))``;
     ``forward(batch, return_pair_scores=True)`` adds the per-image (N_i, N_i) pair score logits (list), which
     ``pair_score_extras`` turns into what the VCTreeBinary loss term reads.
+
+    ``effect_analysis`` (Causal TDE, causal.py; SGB's VCTreeLSTMContext with EFFECT_ANALYSIS): keep SGB's untreated
+    averages of the decoder input, the object input and the edge input [label embedding, roi feature] in buffers,
+    updated in training (the decoder input once per image, as SGB's per-tree loop; never in PredCls, which has no
+    decoder); ``forward(ctx_average=True)`` at test feeds the averages in place of the decoder input and of the edge
+    input's first part. The tree is built from the real inputs in both passes, as in SGB.
     """
 
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
-                 hidden_dim: int, obj_layers: int, edge_layers: int, dropout: float, pred_dist):
+                 hidden_dim: int, obj_layers: int, edge_layers: int, dropout: float, pred_dist,
+                 effect_analysis: bool = False):
         super().__init__()
         self.mode = check_mode(mode)
         self.num_obj_classes = len(class_names)
@@ -139,8 +146,15 @@ class VCTreeContext(nn.Module):
             class_names, glove_dir, embed_dim, obj_input_dim + hidden_dim, hidden_dim, dropout)
         self.edge_ctx_rnn = BiTreeLSTM(embed_dim + in_channels + hidden_dim, hidden_dim, edge_layers,
                                        dropout if edge_layers > 1 else 0.0)
+        self.effect_analysis = effect_analysis
+        if effect_analysis:  # SGB's buffer names (they are in its checkpoints)
+            self.register_buffer("untreated_dcd_feat", torch.zeros(obj_input_dim + hidden_dim))
+            self.register_buffer("untreated_obj_feat", torch.zeros(obj_input_dim))
+            self.register_buffer("untreated_edg_feat", torch.zeros(embed_dim + in_channels))
 
-    def forward(self, batch: RelationBatch, return_pair_scores: bool = False):
+    def forward(self, batch: RelationBatch, return_pair_scores: bool = False, ctx_average: bool = False):
+        """``ctx_average``: the counterfactual pass of Causal TDE (test only, needs ``effect_analysis``)."""
+        untreated = ctx_average and self.effect_analysis and not self.training
         roi_features = batch.roi_features
         if batch.mode == "predcls":
             obj_labels = gt_labels(batch)
@@ -160,9 +174,20 @@ class VCTreeContext(nn.Module):
         if batch.mode == "predcls":
             obj_logits, obj_preds = input_logits, obj_labels
         else:
-            obj_logits, obj_preds = self.decoder_rnn(forest, torch.cat([obj_input, obj_ctx], dim=1), num_images)
-        edge_input = torch.cat([self.obj_embed2(obj_preds), roi_features, obj_ctx], dim=1)
-        edge_ctx = self.edge_ctx_rnn(forest, edge_input, num_images)
+            decoder_input = torch.cat([obj_input, obj_ctx], dim=1)
+            if untreated:
+                decoder_input = self.untreated_dcd_feat.view(1, -1).expand_as(decoder_input)
+            if self.training and self.effect_analysis:
+                for image_input in decoder_input.split(batch.num_boxes):
+                    update_moving_average(self.untreated_dcd_feat, image_input)
+            obj_logits, obj_preds = self.decoder_rnn(forest, decoder_input, num_images)
+        label_and_roi = torch.cat([self.obj_embed2(obj_preds), roi_features], dim=1)
+        if untreated:
+            label_and_roi = self.untreated_edg_feat.view(1, -1).expand_as(label_and_roi)
+        edge_ctx = self.edge_ctx_rnn(forest, torch.cat([label_and_roi, obj_ctx], dim=1), num_images)
+        if self.training and self.effect_analysis:
+            update_moving_average(self.untreated_obj_feat, obj_input)
+            update_moving_average(self.untreated_edg_feat, label_and_roi)
         if return_pair_scores:
             return obj_logits, obj_preds, edge_ctx, pair_scores
         return obj_logits, obj_preds, edge_ctx
