@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sgg.utils.errors import CheckpointError, one_line  # noqa: E402
 from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # noqa: E402
 
 logger = logging.getLogger("sgg.tools.convert_sgb_checkpoint")
@@ -49,11 +50,12 @@ def convert(sgb_path: str, config_file: str, opts=()):
     try:
         checkpoint = torch.load(sgb_path, map_location="cpu", weights_only=False)
     except Exception as err:  # pickle / zip errors of a damaged or foreign file
-        raise ValueError(f"--sgb-checkpoint: {sgb_path} could not be read as a torch checkpoint: {err}") from None
+        raise CheckpointError(f"--sgb-checkpoint: {sgb_path} could not be read as a torch checkpoint: "
+                              f"{one_line(err)}") from None
     try:
         state = sgb_state_dict(checkpoint)
     except ValueError as err:
-        raise ValueError(f"--sgb-checkpoint: {sgb_path}: {err}") from None
+        raise CheckpointError(f"--sgb-checkpoint: {sgb_path}: {err}") from None
     cfg, detector = build_detector(config_file, opts)
     anchors = detector.rpn.anchor_generator.num_anchors_per_location()
     converted, skipped = convert_sgb_state_dict(state, detector.state_dict(), len(anchors), anchors[0])

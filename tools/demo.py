@@ -20,8 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sgg.config.sgg_config import ConfigError  # noqa: E402
 from sgg.predict import SceneGraphPredictor, read_image  # noqa: E402
-from sgg.utils.errors import RunError  # noqa: E402
+from sgg.utils.errors import DataError, RunError  # noqa: E402
 from sgg.utils.visualize import draw_scene_graph, save_picture  # noqa: E402
 
 logger = logging.getLogger("sgg.tools.demo")
@@ -38,7 +39,7 @@ def list_images(inputs):
         else:
             raise FileNotFoundError(f"--input: {item} does not exist")
     if not files:
-        raise ValueError(f"--input: no image files in {', '.join(inputs)}")
+        raise DataError(f"--input: no image files in {', '.join(inputs)}")
     return files
 
 
@@ -76,9 +77,9 @@ def load_boxes(path: str):
         try:
             boxes = json.load(f)
         except ValueError as err:
-            raise ValueError(f"--boxes: {path} is not valid JSON: {err}") from None
+            raise DataError(f"--boxes: {path} is not valid JSON: {err}") from None
     if not isinstance(boxes, dict):
-        raise ValueError(f"--boxes: {path} must map image file names to {{'boxes': [...], 'labels': [...]}}")
+        raise DataError(f"--boxes: {path} must map image file names to {{'boxes': [...], 'labels': [...]}}")
     return boxes
 
 
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.top_k < 1:
-            raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+            raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
         images = list_images(args.input)
         check_output_folder(images, args.output)
         stems = output_stems(images, args.output)

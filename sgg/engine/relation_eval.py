@@ -16,7 +16,7 @@ from sgg.config import get_protocol
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator, write_results
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
 from sgg.utils import comm
-from sgg.utils.errors import EvaluationError
+from sgg.utils.errors import DataError, EvaluationError
 
 from .inference import run_inference
 
@@ -40,7 +40,7 @@ def groundtruth_lookup(dataset) -> Callable:
     def lookup(image_id):
         if image_id not in index_of:
             raise EvaluationError(f"image id {image_id!r} of the predictions is not in dataset {name} "
-                           f"({len(index_of)} images); was it written for another split or filter setting?")
+                                  f"({len(index_of)} images); was it written for another split or filter setting?")
         return groundtruth_to_eval_fields(dataset.get_groundtruth(index_of[image_id], evaluation=True))
 
     return lookup
@@ -54,7 +54,7 @@ def load_zeroshot_triplets(path: Optional[str]) -> Optional[np.ndarray]:
     triplets = torch.load(path, map_location="cpu", weights_only=False)
     array = np.asarray(triplets, dtype=np.int64)
     if array.ndim != 2 or array.shape[1] != 3:
-        raise ValueError(f"{path}: zero-shot triplets must have shape (M, 3), got {array.shape}")
+        raise DataError(f"{path}: zero-shot triplets must have shape (M, 3), got {array.shape}")
     return array
 
 

@@ -67,7 +67,7 @@ def param_groups(cfg, model: nn.Module) -> List[Dict]:
         groups[key]["param_names"].append(name)
         groups[key]["kinds"].add(("backbone " if is_backbone else "") + kind)
     if not groups:
-        raise ValueError("the model has no trainable parameters (all are frozen: check SOLVER.FREEZE_PATTERNS)")
+        raise ConfigError("the model has no trainable parameters (all are frozen: check SOLVER.FREEZE_PATTERNS)")
     out = []
     for group in groups.values():
         group["kinds"] = sorted(group["kinds"])
