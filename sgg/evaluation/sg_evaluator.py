@@ -55,12 +55,12 @@ class SceneGraphEvaluator:
                  split_rule: str = "thirds", relation_nms_iou: float = 0.6):
         self.mode = check_mode(mode)
         if int(num_predicates) < 2:
-            raise EvaluationError(f"num_predicates (MODEL.ROI_RELATION_HEAD.NUM_CLASSES) counts background too and "
-                                  f"must be >= 2, got {num_predicates}")
+            raise EvaluationError(f"num_predicates counts background too and must be >= 2 "
+                                  f"(MODEL.ROI_RELATION_HEAD.NUM_CLASSES), got {num_predicates}")
         self.num_predicates = int(num_predicates)
         ks = sorted({int(k) for k in ks})
         if not ks or ks[0] < 1:
-            raise EvaluationError(f"ks (TEST.RELATION.RECALL_KS) must be positive integers, got {ks}")
+            raise EvaluationError(f"ks must be positive integers (TEST.RELATION.RECALL_KS), got {ks}")
         self.ks = tuple(ks)
         self.top_k = self.ks[-1]
         if predicate_names is not None:
