@@ -20,7 +20,7 @@ import torch
 
 from sgg.config import get_protocol
 from sgg.utils.checkpoint import load_checkpoint_file
-from sgg.utils.errors import CheckpointError, DataError
+from sgg.utils.errors import CheckpointError, DataError, one_line
 
 PROTOCOL_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
 
@@ -145,7 +145,7 @@ class SceneGraphPredictor:
             missing, unexpected = self.model.load_state_dict(checkpoint["model"], strict=False)
         except RuntimeError as err:  # tensors of another shape
             raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the model its config builds: "
-                                  f"{err}") from None
+                                  f"{one_line(err)}") from None
         if missing or unexpected:
             raise CheckpointError(f"checkpoint {checkpoint_path} does not fit the model its config builds: missing "
                                   f"{list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
@@ -160,17 +160,17 @@ class SceneGraphPredictor:
         if self.protocol == "sgdet":
             return BoxList(torch.zeros(0, 4), size, "xyxy")
         if boxes is None:
-            raise ValueError(f"this checkpoint is a {self.protocol} model: give the object boxes (and, for PredCls, "
-                             f"their labels), or use an SGDet checkpoint")
+            raise DataError(f"this checkpoint is a {self.protocol} model: give the object boxes (and, for PredCls, "
+                            f"their labels), or use an SGDet checkpoint")
         box_tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
         if self.protocol == "predcls" and (labels is None or len(labels) != len(box_tensor)):
-            raise ValueError(f"a PredCls model needs one label per box: {len(box_tensor)} boxes, "
-                             f"{0 if labels is None else len(labels)} labels")
+            raise DataError(f"a PredCls model needs one label per box: {len(box_tensor)} boxes, "
+                            f"{0 if labels is None else len(labels)} labels")
         label_ids = []
         for label in labels if labels is not None else [self.obj_classes[1]] * len(box_tensor):
             if isinstance(label, str):
                 if label not in self._label_index:
-                    raise ValueError(f"unknown object label {label!r}; the model knows {self.obj_classes[1:6]} ...")
+                    raise DataError(f"unknown object label {label!r}; the model knows {self.obj_classes[1:6]} ...")
                 label = self._label_index[label]
             label_ids.append(int(label))
         target = BoxList(box_tensor, size, "xyxy")
@@ -190,7 +190,7 @@ class SceneGraphPredictor:
         source = image if isinstance(image, str) else None
         array = read_image(image) if isinstance(image, str) else np.asarray(image)
         if array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"image array of shape {array.shape}, expected (H, W, 3) RGB")
+            raise DataError(f"image array of shape {array.shape}, expected (H, W, 3) RGB")
         height, width = array.shape[:2]
         target = self._target(boxes, labels, (width, height))
         tensor, target = self.transforms(Image.fromarray(array.astype(np.uint8)), target)

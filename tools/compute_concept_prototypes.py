@@ -29,6 +29,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import DataError
+
 logger = logging.getLogger("sgg.tools.compute_concept_prototypes")
 
 SENTENCE_MODULE = "sentence_transformers"
@@ -47,13 +50,13 @@ def read_descriptions(path: str) -> Tuple[List[str], List[str]]:
                 continue
             name, sep, description = line.partition(":")
             if not sep or not name.strip() or not description.strip():
-                raise ValueError(f"{path}:{line_no}: expected 'predicate: description', got {line!r}")
+                raise DataError(f"{path}:{line_no}: expected 'predicate: description', got {line!r}")
             names.append(name.strip())
             descriptions.append(description.strip())
     if not names or names[0] != "__background__":
-        raise ValueError(f"{path}: the first entry must be '__background__: <description>' (class 0)")
+        raise DataError(f"{path}: the first entry must be '__background__: <description>' (class 0)")
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: a predicate is described twice")
+        raise DataError(f"{path}: a predicate is described twice")
     return names, descriptions
 
 
@@ -63,8 +66,8 @@ def check_against_dataset(names: Sequence[str], dict_file: str) -> None:
     expected = ["__background__"] + [idx_to_predicate[str(i)] for i in range(1, len(idx_to_predicate) + 1)]
     if list(names) != expected:
         diff = [(i, a, b) for i, (a, b) in enumerate(zip(names, expected)) if a != b][:3]
-        raise ValueError(f"the descriptions name {len(names)} predicates but {dict_file} has {len(expected)}; first "
-                         f"differences (index, described, dataset): {diff}")
+        raise DataError(f"the descriptions name {len(names)} predicates but {dict_file} has {len(expected)}; first "
+                        f"differences (index, described, dataset): {diff}")
 
 
 def load_reference_file(path: str) -> torch.Tensor:
@@ -76,11 +79,11 @@ def load_reference_file(path: str) -> torch.Tensor:
         data = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(data, dict):
             if "prototypes" not in data:
-                raise ValueError(f"--input: {path} holds a dict without 'prototypes' (keys: {sorted(data)})")
+                raise DataError(f"--input: {path} holds a dict without 'prototypes' (keys: {sorted(data)})")
             data = data["prototypes"]
     data = torch.as_tensor(data).float()
     if data.ndim != 2:
-        raise ValueError(f"--input: {path} has shape {tuple(data.shape)}, expected (predicate classes, features)")
+        raise DataError(f"--input: {path} has shape {tuple(data.shape)}, expected (predicate classes, features)")
     return data
 
 
@@ -109,27 +112,27 @@ def glove_embeddings(descriptions: Sequence[str], glove_dir: str, dim: int) -> t
 def compute(source: str, descriptions_file: Optional[str], input_file: Optional[str], glove_dir: str, dim: int,
             dataset_dict: Optional[str] = None, device: str = "cpu", sentence_model: str = ""):
     if source not in SOURCES:
-        raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
+        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
     names = descriptions = None
     if descriptions_file:
         names, descriptions = read_descriptions(descriptions_file)
         if dataset_dict:
             check_against_dataset(names, dataset_dict)
     elif source != "file":
-        raise ValueError(f"--source {source} needs --descriptions (one 'predicate: description' line per class)")
+        raise ConfigError(f"--source {source} needs --descriptions (one 'predicate: description' line per class)")
     if source == "file":
         if not input_file:
-            raise ValueError("--source file needs --input (a reference CLIP / LLaMA prototype file)")
+            raise ConfigError("--source file needs --input (a reference CLIP / LLaMA prototype file)")
         prototypes = load_reference_file(input_file)
         if names is not None and prototypes.shape[0] != len(names):
-            raise ValueError(f"--input: {input_file} has {prototypes.shape[0]} rows but {descriptions_file} "
-                             f"describes {len(names)} predicate classes")
+            raise DataError(f"--input: {input_file} has {prototypes.shape[0]} rows but {descriptions_file} "
+                            f"describes {len(names)} predicate classes")
     elif source == "sentence":
         prototypes = sentence_embeddings(descriptions, sentence_model, device)
     else:
         prototypes = glove_embeddings(descriptions, glove_dir, dim)
     if not torch.isfinite(prototypes).all():
-        raise ValueError("the prototypes contain non-finite values")
+        raise DataError("the prototypes contain non-finite values")
     return prototypes, names
 
 

@@ -18,8 +18,10 @@ import os
 
 import torch
 
+from sgg.config.sgg_config import ConfigError
 from sgg.engine import default_setup, load_trained_weights, resolve_device
 from sgg.engine.relation import build_scene_graph_model, load_statistics
+from sgg.utils.errors import DataError
 
 logger = logging.getLogger("sgg.tools.compute_visual_prototypes")
 
@@ -40,8 +42,8 @@ def accumulate_union_features(model, loader, num_classes: int, device):
 
     head = model.relation_head
     if head.union_feature_extractor is None:
-        raise ValueError("the baseline model has no union-feature extractor (PREDICT_USE_VISION False, or a "
-                         "predictor that reads no union features such as FrequencyPredictor): use a visual baseline")
+        raise ConfigError("the baseline model has no union-feature extractor (PREDICT_USE_VISION False, or a "
+                          "predictor that reads no union features such as FrequencyPredictor): use a visual baseline")
     dim = head.union_feature_extractor.out_channels
     sums = torch.zeros(num_classes, dim, dtype=torch.float64)
     counts = torch.zeros(num_classes, dtype=torch.long)
@@ -57,7 +59,7 @@ def accumulate_union_features(model, loader, num_classes: int, device):
                                              list(images.image_sizes))
         labels = torch.cat(relations)[:, 2].cpu()
         if labels.numel() and int(labels.max()) >= num_classes:
-            raise ValueError(f"a GT predicate label {int(labels.max())} exceeds the {num_classes} predicate classes")
+            raise DataError(f"a GT predicate label {int(labels.max())} exceeds the {num_classes} predicate classes")
         sums.index_add_(0, labels, union.double().cpu())
         counts += torch.bincount(labels, minlength=num_classes)
     return sums, counts

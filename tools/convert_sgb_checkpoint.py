@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sgg.utils.errors import CheckpointError  # noqa: E402
+from sgg.utils.errors import CheckpointError, one_line  # noqa: E402
 from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # noqa: E402
 from sgg.utils.sgb_relation_checkpoint import (convert_sgb_relation_state, dropped_summary,  # noqa: E402
                                                split_relation_state)
@@ -112,11 +112,12 @@ def read_sgb_checkpoint(sgb_path: str):
     try:
         checkpoint = torch.load(sgb_path, map_location="cpu", weights_only=False)
     except Exception as err:  # pickle / zip errors of a damaged or foreign file
-        raise ValueError(f"--sgb-checkpoint: {sgb_path} could not be read as a torch checkpoint: {err}") from None
+        raise CheckpointError(f"--sgb-checkpoint: {sgb_path} could not be read as a torch checkpoint: "
+                              f"{one_line(err)}") from None
     try:
         return sgb_state_dict(checkpoint)
     except ValueError as err:
-        raise ValueError(f"--sgb-checkpoint: {sgb_path}: {err}") from None
+        raise CheckpointError(f"--sgb-checkpoint: {sgb_path}: {err}") from None
 
 
 def convert(sgb_path: str, config_file: str, opts=()):

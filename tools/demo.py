@@ -18,8 +18,9 @@ import logging
 import os
 import sys
 
+from sgg.config.sgg_config import ConfigError
 from sgg.predict import SceneGraphPredictor, read_image
-from sgg.utils.errors import RunError
+from sgg.utils.errors import DataError, RunError
 from sgg.utils.visualize import draw_scene_graph, save_picture
 
 logger = logging.getLogger("sgg.tools.demo")
@@ -36,7 +37,7 @@ def list_images(inputs):
         else:
             raise FileNotFoundError(f"--input: {item} does not exist")
     if not files:
-        raise ValueError(f"--input: no image files in {', '.join(inputs)}")
+        raise DataError(f"--input: no image files in {', '.join(inputs)}")
     return files
 
 
@@ -74,9 +75,9 @@ def load_boxes(path: str):
         try:
             boxes = json.load(f)
         except ValueError as err:
-            raise ValueError(f"--boxes: {path} is not valid JSON: {err}") from None
+            raise DataError(f"--boxes: {path} is not valid JSON: {err}") from None
     if not isinstance(boxes, dict):
-        raise ValueError(f"--boxes: {path} must map image file names to {{'boxes': [...], 'labels': [...]}}")
+        raise DataError(f"--boxes: {path} must map image file names to {{'boxes': [...], 'labels': [...]}}")
     return boxes
 
 
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.top_k < 1:
-            raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+            raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
         images = list_images(args.input)
         check_output_folder(images, args.output)
         stems = output_stems(images, args.output)

@@ -14,6 +14,7 @@ Predicates are in decreasing frequency order in every figure.
 import argparse
 import logging
 
+from sgg.config.sgg_config import ConfigError
 from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
                                     plot_predicate_distribution, plot_recall_change)
 
@@ -27,7 +28,7 @@ def split_counts(config_file: str, split: str, opts):
     cfg = load_config(config_file or None, list(opts))
     names = list(getattr(cfg.DATASETS, SPLIT_TO_KEY[split]))
     if not names:
-        raise ValueError(f"DATASETS.{SPLIT_TO_KEY[split]} of {config_file} is empty")
+        raise ConfigError(f"DATASETS.{SPLIT_TO_KEY[split]} of {config_file} is empty")
     dataset = build_dataset(cfg, names[0], check_images=False)
     counts = predicate_counts(dataset)
     return list(dataset.ind_to_predicates)[1:], counts[1:], f"{names[0]}: predicate distribution"
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     try:
         if args.figure == "distribution":
             if bool(args.results) == bool(args.config_file):
-                raise ValueError("distribution: give exactly one of --results and --config-file")
+                raise ConfigError("distribution: give exactly one of --results and --config-file")
             if args.results:
                 block = load_per_predicate(args.results)
                 names, counts, title = block["names"], block["gt_count"], "predicate distribution (evaluated split)"

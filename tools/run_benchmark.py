@@ -22,8 +22,10 @@ import time
 
 from tqdm import tqdm
 
+from sgg.config.sgg_config import ConfigError
 from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,
                                   run_dir, run_one, summarise, train_command, write_tables)
+from sgg.utils.errors import RunError
 
 logger = logging.getLogger("sgg.tools.run_benchmark")
 
@@ -38,7 +40,7 @@ def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
     """The detector weights: trained with ``detector.config`` when missing, then tested once (AP@0.5)."""
     weights = spec.detector_weights
     if not weights:
-        raise ValueError(f"{spec.path}: detector.weights is required (the detector checkpoint every run shares)")
+        raise ConfigError(f"{spec.path}: detector.weights is required (the detector checkpoint every run shares)")
     folder = os.path.dirname(weights) or "."
     if not os.path.isfile(weights):
         if not spec.detector_config:
@@ -99,8 +101,8 @@ def main(argv=None) -> int:
                 continue
             seconds = run_one(command, output_dir, env=script_env())
             if not find_results(output_dir):
-                raise RuntimeError(f"{exp.name} {protocol} seed {seed} finished but left no "
-                                   f"{output_dir}/inference/<dataset>/results.json (see {output_dir}/run.log)")
+                raise RunError(f"{exp.name} {protocol} seed {seed} finished but left no "
+                               f"{output_dir}/inference/<dataset>/results.json (see {output_dir}/run.log)")
             logger.info("%s %s seed %d: done in %.0f s", exp.name, protocol, seed, seconds)
         logger.info("all runs done in %.0f s", time.time() - start)
     if args.dry_run:

@@ -23,8 +23,8 @@ def protocol_name(use_gt_box: bool, use_gt_object_label: bool) -> str:
     if use_gt_box:
         return "predcls" if use_gt_object_label else "sgcls"
     if use_gt_object_label:
-        raise ValueError("MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True needs USE_GT_BOX True "
-                         "(GT labels without GT boxes is not a protocol)")
+        raise ConfigError("MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True needs USE_GT_BOX True "
+                          "(GT labels without GT boxes is not a protocol)")
     return "sgdet"
 
 
@@ -36,17 +36,17 @@ def get_protocol(cfg) -> str:
 def _check(cfg: SGGConfig) -> None:
     """Cross-key rules that a single key's type cannot express."""
     if cfg.MODEL.ATTRIBUTE_ON:
-        raise ValueError("MODEL.ATTRIBUTE_ON True: the attribute head is not implemented; set it to False")
+        raise ConfigError("MODEL.ATTRIBUTE_ON True: the attribute head is not implemented; set it to False")
     if cfg.MODEL.FLIP_AUG and cfg.INPUT.FLIP_PROB_TRAIN == 0:
         cfg.INPUT.FLIP_PROB_TRAIN = 0.5
     if not 0.0 <= cfg.INPUT.FLIP_PROB_TRAIN <= 1.0:
-        raise ValueError(f"INPUT.FLIP_PROB_TRAIN must be in [0, 1], got {cfg.INPUT.FLIP_PROB_TRAIN}")
+        raise ConfigError(f"INPUT.FLIP_PROB_TRAIN must be in [0, 1], got {cfg.INPUT.FLIP_PROB_TRAIN}")
     if cfg.SOLVER.IMS_PER_BATCH <= 0 or cfg.TEST.IMS_PER_BATCH <= 0:
-        raise ValueError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
+        raise ConfigError("SOLVER.IMS_PER_BATCH and TEST.IMS_PER_BATCH must be positive")
     if list(cfg.SOLVER.STEPS) != sorted(cfg.SOLVER.STEPS):
-        raise ValueError(f"SOLVER.STEPS must be increasing, got {tuple(cfg.SOLVER.STEPS)}")
+        raise ConfigError(f"SOLVER.STEPS must be increasing, got {tuple(cfg.SOLVER.STEPS)}")
     if cfg.DTYPE not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"DTYPE must be float32, float16 or bfloat16, got {cfg.DTYPE!r}")
+        raise ConfigError(f"DTYPE must be float32, float16 or bfloat16, got {cfg.DTYPE!r}")
     get_protocol(cfg)
     _check_causal(cfg)
 

@@ -9,6 +9,8 @@ import difflib
 import os
 from typing import Dict
 
+from .sgg_config import ConfigError
+
 DEFAULT_DATA_DIR = "datasets"
 SPLITS = ("train", "val", "test")
 
@@ -61,9 +63,9 @@ def split_name(name: str):
     if collection not in COLLECTIONS or split not in SPLITS:
         close = difflib.get_close_matches(name, all_dataset_names(), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown dataset name {name!r} (in DATASETS.TRAIN/VAL/TEST or --dataset).{hint} "
-                       f"Known: {', '.join(f'{c}_{{train,val,test}}' for c in COLLECTIONS)} "
-                       f"(SGB's VG_stanford_filtered_with_attribute_* are aliases of VG150_*)")
+        raise ConfigError(f"unknown dataset name {name!r} (in DATASETS.TRAIN/VAL/TEST or --dataset).{hint} "
+                          f"Known: {', '.join(f'{c}_{{train,val,test}}' for c in COLLECTIONS)} "
+                          f"(SGB's VG_stanford_filtered_with_attribute_* are aliases of VG150_*)")
     return collection, split
 
 

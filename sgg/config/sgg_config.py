@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List
 import yaml
 from yacs.config import CfgNode
 
-from sgg.utils.errors import SggError
+from sgg.utils.errors import SggError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def ignored_reason(key: str):
 
 
 class ConfigError(SggError, KeyError):
-    """An unknown, renamed or badly typed config key. A KeyError so callers that catch yacs errors still work."""
+    """An unknown, renamed or badly typed config key, keys that contradict each other, or a bad command-line argument
+    of a tool. A KeyError so callers that catch yacs errors still work."""
 
 
 def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -178,7 +179,7 @@ class SGGConfig(CfgNode):
         except FileNotFoundError:
             raise FileNotFoundError(f"config file {cfg_filename} does not exist") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"{cfg_filename}: not valid YAML: {err}") from None
+            raise ConfigError(f"{cfg_filename}: not valid YAML: {one_line(err)}") from None
         if isinstance(tree, dict) and "_BASE_" in tree:
             # detectron2-style inheritance: the base file (relative to this one) is merged first.
             base = tree.pop("_BASE_")

@@ -29,6 +29,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
+from sgg.config.sgg_config import ConfigError
+
 from .synthetic_render import COLOURS, SHAPES, STYLES, render_images
 from .vg_format import IMAGE_DIR, SPLIT_TEST, SPLIT_TRAIN, ZEROSHOT_FILE
 from .vg_writer import VGAnnotations, default_image_ids, write_vg_annotations, zero_shot_triplets
@@ -369,7 +371,8 @@ def sample_scenes(num_train: int, num_test: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     n = num_train + num_test
     if num_train < 1 or num_test < 0:
-        raise ValueError(f"synthetic VG: need num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
+        raise ConfigError(f"synthetic VG: need num_train >= 1 and num_test >= 0 (--num-train / --num-test), got "
+                          f"{num_train} and {num_test}")
     widths = rng.integers(profile.side_range[0], profile.side_range[1] + 1, size=n)
     heights = rng.integers(profile.side_range[0], profile.side_range[1] + 1, size=n)
     counts = _object_counts(rng, n, profile)

@@ -37,6 +37,9 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
+from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import RunError
+
 PROTOCOLS = ("predcls", "sgcls", "sgdet")
 PROTOCOL_SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 LIST_KEYS = ("name", "config", "opts", "command", "protocols", "seeds")
@@ -67,13 +70,13 @@ def _check_protocols(protocols, where: str) -> List[str]:
     protocols = [str(p).lower() for p in protocols]
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
-        raise ValueError(f"{where}: protocols must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols}")
+        raise ConfigError(f"{where}: protocols must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols}")
     return protocols
 
 
 def _check_opts(opts, where: str) -> List[str]:
     if not isinstance(opts, (list, tuple)) or len(opts) % 2:
-        raise ValueError(f"{where}: opts must be a list of KEY VALUE pairs (an even number of items), got {opts!r}")
+        raise ConfigError(f"{where}: opts must be a list of KEY VALUE pairs (an even number of items), got {opts!r}")
     return [str(o) for o in opts]
 
 
@@ -84,13 +87,13 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with an 'experiments' list at the top level")
+        raise ConfigError(f"{path}: expected a mapping with an 'experiments' list at the top level")
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {unknown}; allowed: {', '.join(TOP_KEYS)}")
+        raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed: {', '.join(TOP_KEYS)}")
     entries = raw.get("experiments")
     if not entries or not isinstance(entries, list):
-        raise ValueError(f"{path}: 'experiments' must be a non-empty list")
+        raise ConfigError(f"{path}: 'experiments' must be a non-empty list")
     detector = raw.get("detector") or {}
     protocols = _check_protocols(raw.get("protocols", PROTOCOLS), f"{path}: protocols")
     seeds = [int(s) for s in raw.get("seeds", [0])]
@@ -102,20 +105,20 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
     for index, entry in enumerate(entries):
         where = f"{path}: experiments[{index}]"
         if not isinstance(entry, dict) or not entry.get("name"):
-            raise ValueError(f"{where}: each experiment needs a 'name'")
+            raise ConfigError(f"{where}: each experiment needs a 'name'")
         unknown = sorted(set(entry) - set(LIST_KEYS))
         if unknown:
-            raise ValueError(f"{where} ({entry['name']}): unknown keys {unknown}; allowed: {', '.join(LIST_KEYS)}")
+            raise ConfigError(f"{where} ({entry['name']}): unknown keys {unknown}; allowed: {', '.join(LIST_KEYS)}")
         name = str(entry["name"])
         if not re.fullmatch(r"[A-Za-z0-9_.+\-]+", name):
-            raise ValueError(f"{where}: name {name!r} must be letters, digits and _ . + - (it becomes a folder)")
+            raise ConfigError(f"{where}: name {name!r} must be letters, digits and _ . + - (it becomes a folder)")
         if name in names:
-            raise ValueError(f"{where}: the name {name!r} is used twice")
+            raise ConfigError(f"{where}: the name {name!r} is used twice")
         names.add(name)
         config = str(entry.get("config", base_config))
         command = str(entry.get("command", ""))
         if not command and not config:
-            raise ValueError(f"{where} ({name}): give a 'config' (or a top-level base_config) or a 'command'")
+            raise ConfigError(f"{where} ({name}): give a 'config' (or a top-level base_config) or a 'command'")
         spec.experiments.append(Experiment(
             name=name, config=config, opts=common_opts + _check_opts(entry.get("opts", []), f"{where} ({name}): opts"),
             command=command,
@@ -163,7 +166,7 @@ def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] =
     if code != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-15:])
-        raise RuntimeError(f"run failed (exit {code}); log {log_path}:\n{tail}")
+        raise RunError(f"run failed (exit {code}); log {log_path}:\n{tail}")
     with open(os.path.join(output_dir, "wall_time.json"), "w") as f:
         json.dump({"seconds": seconds}, f)
     return seconds

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 from torch import nn
 
 from sgg.config import DatasetCatalog, check_class_counts
+from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
 
 from .inference import evaluate_detector
@@ -42,7 +43,7 @@ def test_detector(cfg, model: nn.Module, split: str = "test") -> Dict:
     from sgg.data import build_data_loader
 
     if split not in SPLITS_TO_TEST:
-        raise ValueError(f"detector testing runs on {' or '.join(SPLITS_TO_TEST)} (DATASETS.TO_TEST), got {split!r}")
+        raise ConfigError(f"detector testing runs on {' or '.join(SPLITS_TO_TEST)} (DATASETS.TO_TEST), got {split!r}")
     loaders = build_data_loader(cfg, split, is_distributed=comm.get_world_size() > 1)
     results = {}
     for loader in loaders:

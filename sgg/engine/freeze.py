@@ -8,6 +8,8 @@ from typing import Iterable, List
 
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,7 +26,7 @@ def freeze_by_patterns(model: nn.Module, patterns: Iterable[str], key: str = "SO
         try:
             compiled.append(re.compile(pattern))
         except re.error as err:
-            raise ValueError(f"{key}: {pattern!r} is not a valid regular expression: {err}") from None
+            raise ConfigError(f"{key}: {pattern!r} is not a valid regular expression: {err}") from None
     names = [name for name, _ in model.named_parameters()]
     used = set()
     frozen = []
@@ -38,7 +40,7 @@ def freeze_by_patterns(model: nn.Module, patterns: Iterable[str], key: str = "SO
     unmatched = [p for i, p in enumerate(patterns) if i not in used]
     if unmatched:
         prefixes = sorted({n.split(".")[0] for n in names})
-        raise ValueError(f"{key}: pattern(s) {unmatched} match no parameter name (matched from the start of the "
-                         f"name). Top-level modules: {', '.join(prefixes)}; e.g. {', '.join(names[:5])}")
+        raise ConfigError(f"{key}: pattern(s) {unmatched} match no parameter name (matched from the start of the "
+                          f"name). Top-level modules: {', '.join(prefixes)}; e.g. {', '.join(names[:5])}")
     logger.info("Froze %d of %d parameter tensors matching %s", len(frozen), len(names), patterns)
     return frozen

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
 from sgg.utils.miscellaneous import max_memory_mb
 
@@ -120,8 +121,8 @@ class EvalHook(HookBase):
         model.train()
         results = _flatten_metrics(comm.broadcast_object(results if comm.is_main_process() else None))
         if self.metric_name and self.metric_name not in results:
-            raise KeyError(f"validation metric {self.metric_name!r} (SOLVER.BEST_METRIC) is not among the "
-                           f"validation results: {', '.join(sorted(results)) or 'none'}")
+            raise ConfigError(f"validation metric {self.metric_name!r} (SOLVER.BEST_METRIC) is not among the "
+                              f"validation results: {', '.join(sorted(results)) or 'none'}")
         shown = ", ".join(f"{k}: {v:.4f}" for k, v in sorted(results.items()))
         logger.info("Validation at iteration %d (%.1f s): %s", self.trainer.completed_iter,
                     time.perf_counter() - start, shown)

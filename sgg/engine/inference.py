@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from sgg.utils import comm
+from sgg.utils.errors import DataError
 
 from .trainer import autocast_context
 
@@ -58,8 +59,8 @@ def run_inference(model: nn.Module, data_loader, device: Optional[torch.device] 
     name = _dataset_name(dataset)
     total = len(data_loader)
     if len(dataset) == 0 or total == 0:
-        raise ValueError(f"inference: dataset {name} has no images (is the split empty after filtering, or "
-                         "DATASETS.NUM_IM 0?)")
+        raise DataError(f"inference: dataset {name} has no images (is the split empty after filtering, or "
+                        "DATASETS.NUM_IM 0?)")
     world = comm.get_world_size()
     logger.info("Start inference on %s: %d images on %d process(es)", name, len(dataset), world)
     num_warmup = min(NUM_WARMUP_BATCHES, total - 1)

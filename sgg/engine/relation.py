@@ -8,6 +8,7 @@ from typing import Callable, Dict
 from torch import nn
 
 from sgg.config import get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
 from sgg.utils.checkpoint import Checkpointer
 
@@ -35,8 +36,8 @@ def build_scene_graph_model(cfg, statistics: Dict) -> nn.Module:
     from sgg.modeling.registry import META_ARCHITECTURES
 
     if not cfg.MODEL.RELATION_ON:
-        raise ValueError("relation training and testing need MODEL.RELATION_ON True (the detector alone is "
-                         "tools/detector_pretrain_net.py)")
+        raise ConfigError("relation training and testing need MODEL.RELATION_ON True (the detector alone is "
+                          "tools/detector_pretrain_net.py)")
     return META_ARCHITECTURES.get(meta_architecture_name(cfg)).from_config(cfg, statistics)
 
 
@@ -51,8 +52,8 @@ def load_pretrained_detector(cfg, model: nn.Module) -> None:
         return
     if not path:
         if get_protocol(cfg) == "sgdet":
-            raise ValueError("SGDet needs a trained detector: set MODEL.PRETRAINED_DETECTOR_CKPT to the output of "
-                             "tools/detector_pretrain_net.py (e.g. <detector OUTPUT_DIR>/model_final.pth)")
+            raise ConfigError("SGDet needs a trained detector: set MODEL.PRETRAINED_DETECTOR_CKPT to the output of "
+                              "tools/detector_pretrain_net.py (e.g. <detector OUTPUT_DIR>/model_final.pth)")
         logger.warning("MODEL.PRETRAINED_DETECTOR_CKPT is empty: the relation head trains on features of a randomly "
                        "initialised detector")
         return
@@ -107,7 +108,7 @@ def test_relations(cfg, model: nn.Module, statistics: Dict, split: str = "test")
     from sgg.data import build_data_loader
 
     if split not in SPLITS:
-        raise ValueError(f"DATASETS.TO_TEST must be one of {', '.join(SPLITS)} (or empty for test), got {split!r}")
+        raise ConfigError(f"DATASETS.TO_TEST must be one of {', '.join(SPLITS)} (or empty for test), got {split!r}")
     results = {}
     for loader in build_data_loader(cfg, split, is_distributed=comm.get_world_size() > 1, for_training=False):
         name = getattr(loader.dataset, "name", split)

@@ -40,7 +40,7 @@ def groundtruth_lookup(dataset) -> Callable:
     def lookup(image_id):
         if image_id not in index_of:
             raise EvaluationError(f"image id {image_id!r} of the predictions is not in dataset {name} "
-                           f"({len(index_of)} images); was it written for another split or filter setting?")
+                                  f"({len(index_of)} images); was it written for another split or filter setting?")
         return groundtruth_to_eval_fields(dataset.get_groundtruth(index_of[image_id], evaluation=True))
 
     return lookup
@@ -58,7 +58,7 @@ def load_zeroshot_triplets(path: Optional[str]) -> Optional[np.ndarray]:
                         f"{type(err).__name__}: {err}") from None
     array = np.asarray(triplets, dtype=np.int64)
     if array.ndim != 2 or array.shape[1] != 3:
-        raise ValueError(f"{path}: zero-shot triplets must have shape (M, 3), got {array.shape}")
+        raise DataError(f"{path}: zero-shot triplets must have shape (M, 3), got {array.shape}")
     return array
 
 

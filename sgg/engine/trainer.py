@@ -24,6 +24,7 @@ from sgg.modeling.model_info import describe_model, parameter_summary
 from sgg.solver import clip_grad_norm, make_lr_scheduler, make_optimizer
 from sgg.utils import comm
 from sgg.utils.checkpoint import Checkpointer, remove_orphan_temporaries
+from sgg.utils.errors import DataError
 from sgg.utils.metric_logger import MetricLogger
 
 from . import hooks
@@ -196,8 +197,8 @@ class SimpleTrainer(TrainerBase):
         try:
             images, targets, _ = next(self.data_iter)
         except StopIteration:
-            raise RuntimeError(f"the training data loader ran out of batches at iteration {self.iter + 1} of "
-                               f"{self.max_iter}; is the training dataset empty?") from None
+            raise DataError(f"the training data loader ran out of batches at iteration {self.iter + 1} of "
+                            f"{self.max_iter}; is the training dataset empty?") from None
         return images.to(self.device), [t.to(self.device) for t in targets]
 
     def _check_losses(self, loss_dict) -> torch.Tensor:
@@ -324,9 +325,9 @@ class Trainer:
         loader = self.build_train_loader(self.start_iter)
         dataset = getattr(loader, "dataset", None)
         if dataset is not None and len(dataset) == 0:
-            raise ValueError(f"the training dataset {getattr(dataset, 'name', '')} is empty: no image to train on "
-                             f"(check DATASETS.TRAIN {tuple(self.cfg.DATASETS.TRAIN)}, DATASETS.NUM_IM and the "
-                             "dataset filters)")
+            raise DataError(f"the training dataset {getattr(dataset, 'name', '')} is empty: no image to train on "
+                            f"(check DATASETS.TRAIN {tuple(self.cfg.DATASETS.TRAIN)}, DATASETS.NUM_IM and the "
+                            "dataset filters)")
         if self.checkpointer.label_names is None and dataset is not None:
             names = {k: list(getattr(dataset, k)) for k in ("ind_to_classes", "ind_to_predicates")
                      if hasattr(dataset, k)}

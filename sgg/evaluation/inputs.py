@@ -11,12 +11,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sgg.utils.errors import EvaluationError
+
 MODES = ("predcls", "sgcls", "sgdet", "phrdet")
 
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
+        raise EvaluationError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
     return mode
 
 
@@ -58,7 +60,7 @@ class _Checker:
         self.source = source
 
     def fail(self, field: str, message: str) -> None:
-        raise ValueError(f"image {self.image_id!r}: {self.source} field {field!r}: {message}")
+        raise EvaluationError(f"image {self.image_id!r}: {self.source} field {field!r}: {message}")
 
     def get(self, mapping: Mapping, field: str, required: bool = True):
         if field in mapping and mapping[field] is not None:
@@ -108,8 +110,8 @@ class _Checker:
 def parse_groundtruth(mapping: Mapping, num_predicates: int, image_id=None) -> GroundTruth:
     check = _Checker(image_id, "groundtruth")
     if not isinstance(mapping, Mapping):
-        raise ValueError(f"image {image_id!r}: groundtruth must be a mapping with boxes, labels, relations; "
-                         f"got {type(mapping).__name__}")
+        raise EvaluationError(f"image {image_id!r}: groundtruth must be a mapping with boxes, labels, relations; "
+                              f"got {type(mapping).__name__}")
     boxes = check.finite("boxes", check.get(mapping, "boxes"))
     check.shape("boxes", boxes, (None, 4), "(N, 4) xyxy")
     labels = check.integers("labels", check.get(mapping, "labels"))
@@ -131,8 +133,8 @@ def parse_prediction(mapping: Mapping, mode: str, num_predicates: int, num_gt_bo
     them) and pair indices refer to the ground-truth boxes."""
     check = _Checker(image_id, "prediction")
     if not isinstance(mapping, Mapping):
-        raise ValueError(f"image {image_id!r}: prediction must be a mapping with boxes, labels, scores, "
-                         f"rel_pair_idxs, rel_scores; got {type(mapping).__name__}")
+        raise EvaluationError(f"image {image_id!r}: prediction must be a mapping with boxes, labels, scores, "
+                              f"rel_pair_idxs, rel_scores; got {type(mapping).__name__}")
     objects_required = mode != "predcls"
     boxes = check.get(mapping, "boxes", objects_required)
     labels = check.get(mapping, "labels", objects_required)

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from sgg.utils.errors import EvaluationError
+
 from .inputs import check_mode, parse_groundtruth, parse_prediction, to_numpy
 from .matching import NOT_MATCHED, first_match_ranks_of_lists, sorted_contains, triplet_keys
 from .metrics import compute_metrics
@@ -53,25 +55,26 @@ class SceneGraphEvaluator:
                  split_rule: str = "thirds", relation_nms_iou: float = 0.6):
         self.mode = check_mode(mode)
         if int(num_predicates) < 2:
-            raise ValueError(f"num_predicates counts background too and must be >= 2, got {num_predicates}")
+            raise EvaluationError(f"num_predicates counts background too and must be >= 2 "
+                                  f"(MODEL.ROI_RELATION_HEAD.NUM_CLASSES), got {num_predicates}")
         self.num_predicates = int(num_predicates)
         ks = sorted({int(k) for k in ks})
         if not ks or ks[0] < 1:
-            raise ValueError(f"ks must be positive integers, got {ks}")
+            raise EvaluationError(f"ks must be positive integers (TEST.RELATION.RECALL_KS), got {ks}")
         self.ks = tuple(ks)
         self.top_k = self.ks[-1]
         if predicate_names is not None:
             predicate_names = [str(n) for n in predicate_names]
             if len(predicate_names) != self.num_predicates:
-                raise ValueError(f"predicate_names has {len(predicate_names)} names, expected num_predicates="
-                                 f"{self.num_predicates} (background first)")
+                raise EvaluationError(f"predicate_names has {len(predicate_names)} names, expected num_predicates="
+                                      f"{self.num_predicates} (background first)")
         self.predicate_names = predicate_names
         self.zeroshot_triplets = None
         self._zeroshot_keys = None
         if zeroshot_triplets is not None:
             z = to_numpy(zeroshot_triplets).astype(np.int64).reshape(-1, 3)
             if z.size and z.min() < 0:
-                raise ValueError("zeroshot_triplets must hold non-negative (subject, object, predicate) classes")
+                raise EvaluationError("zeroshot_triplets must hold non-negative (subject, object, predicate) classes")
             self.zeroshot_triplets = z
             self._zeroshot_keys = np.unique(triplet_keys(z[:, 0], z[:, 1], z[:, 2]))
         self.predicate_counts = None
@@ -80,7 +83,7 @@ class SceneGraphEvaluator:
         if predicate_counts is not None:
             counts = to_numpy(predicate_counts).astype(np.float64).reshape(-1)
             if counts.shape[0] != self.num_predicates:
-                raise ValueError(f"predicate_counts has {counts.shape[0]} entries, expected {self.num_predicates}")
+                raise EvaluationError(f"predicate_counts has {counts.shape[0]} entries, expected {self.num_predicates}")
             self.predicate_counts = counts
             self.groups = split_head_body_tail(counts, rule=split_rule)
         self.iou_threshold = float(iou_threshold)
@@ -167,8 +170,8 @@ class SceneGraphEvaluator:
         if image_id in self._records:
             if from_merge and np.array_equal(self._records[image_id], record):
                 return
-            raise ValueError(f"image {image_id!r} was evaluated twice" +
-                             (" with different results" if from_merge else "") + "; image ids must be unique")
+            raise EvaluationError(f"image {image_id!r} was evaluated twice" +
+                                  (" with different results" if from_merge else "") + "; image ids must be unique")
         self._records[image_id] = record
 
     # ------------------------------------------------------------------ per image
@@ -185,8 +188,8 @@ class SceneGraphEvaluator:
         if isinstance(prediction, RankedPrediction):
             ranked = prediction
             if ranked.top_k < self.top_k:
-                raise ValueError(f"image {image_id!r}: the ranked prediction keeps the top {ranked.top_k}, "
-                                 f"fewer than the largest K={self.top_k}")
+                raise EvaluationError(f"image {image_id!r}: the ranked prediction keeps the top {ranked.top_k}, "
+                                      f"fewer than the largest K={self.top_k}")
             if len(gt.relations) == 0:
                 return
         else:
@@ -210,8 +213,8 @@ class SceneGraphEvaluator:
             boxes, labels = gt.boxes, gt.labels
         else:
             if ranked.boxes is None or ranked.labels is None:
-                raise ValueError(f"image {image_id!r}: prediction field 'boxes'/'labels': missing (mode "
-                                 f"{self.mode} needs the predicted objects)")
+                raise EvaluationError(f"image {image_id!r}: prediction field 'boxes'/'labels': missing (mode "
+                                      f"{self.mode} needs the predicted objects)")
             boxes = np.asarray(ranked.boxes, dtype=np.float32)
             labels = np.asarray(ranked.labels, dtype=np.int64)
         columns, lists = [], []
@@ -220,8 +223,8 @@ class SceneGraphEvaluator:
                 continue
             rows = rows[:self.top_k]
             if len(rows) and (rows[:, :2].max() >= len(labels)):
-                raise ValueError(f"image {image_id!r}: prediction field 'rel_pair_idxs': index outside the "
-                                 f"{len(labels)} boxes")
+                raise EvaluationError(f"image {image_id!r}: prediction field 'rel_pair_idxs': index outside the "
+                                      f"{len(labels)} boxes")
             columns.append(column)
             lists.append(rows)
         record[:, columns] = first_match_ranks_of_lists(rels, gt.boxes, gt.labels, lists, boxes, labels,

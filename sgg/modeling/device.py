@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 
+from sgg.config.sgg_config import ConfigError
+
 
 def resolve_device(cfg, local_rank: Optional[int] = None) -> torch.device:
     """The device the model and batches go to.
@@ -18,14 +20,14 @@ def resolve_device(cfg, local_rank: Optional[int] = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise RuntimeError(f"MODEL.DEVICE {name!r} is not a device name; use 'cpu', 'cuda' or 'cuda:N'") from None
+        raise ConfigError(f"MODEL.DEVICE {name!r} is not a device name; use 'cpu', 'cuda' or 'cuda:N'") from None
     if device.type == "cpu":
         return device
     if device.type != "cuda":
-        raise RuntimeError(f"MODEL.DEVICE {name!r}: only 'cpu' and 'cuda[:N]' are supported")
+        raise ConfigError(f"MODEL.DEVICE {name!r}: only 'cpu' and 'cuda[:N]' are supported")
     if not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise RuntimeError(
+        raise ConfigError(
             f"MODEL.DEVICE is {name!r} but no CUDA GPU is available (torch {torch.__version__}, {build}; "
             "torch.cuda.is_available() is False). Run with MODEL.DEVICE cpu, or install a CUDA build of PyTorch "
             "on a machine with an NVIDIA GPU.")
@@ -36,6 +38,6 @@ def resolve_device(cfg, local_rank: Optional[int] = None) -> torch.device:
         index = local_rank if local_rank is not None else torch.cuda.current_device()
     count = torch.cuda.device_count()
     if index >= count:
-        raise RuntimeError(f"MODEL.DEVICE {name!r} asks for GPU {index} but only {count} GPU(s) are visible "
-                           "(check CUDA_VISIBLE_DEVICES and --nproc_per_node)")
+        raise ConfigError(f"MODEL.DEVICE {name!r} asks for GPU {index} but only {count} GPU(s) are visible "
+                          "(check CUDA_VISIBLE_DEVICES and --nproc_per_node)")
     return torch.device("cuda", index)

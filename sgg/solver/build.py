@@ -86,7 +86,7 @@ def param_groups(cfg, model: nn.Module) -> List[Dict]:
         prefix = ("backbone " if is_backbone else "") + (f"slow feature (lr/{slow_divisor:g}) " if is_slow else "")
         groups[key]["kinds"].add(prefix + kind)
     if not groups:
-        raise ValueError("the model has no trainable parameters (all are frozen: check SOLVER.FREEZE_PATTERNS)")
+        raise ConfigError("the model has no trainable parameters (all are frozen: check SOLVER.FREEZE_PATTERNS)")
     out = []
     for group in groups.values():
         group["kinds"] = sorted(group["kinds"])

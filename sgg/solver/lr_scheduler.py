@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 from torch.optim import Optimizer
 
 from sgg.config.sgg_config import ConfigError
+from sgg.utils.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ class _WarmupSchedule:
     def load_state_dict(self, state: Dict) -> None:
         unknown = set(state) - set(self.__dict__)
         if unknown:
-            raise KeyError(f"{type(self).__name__}: the saved schedule state has keys {sorted(unknown)} this schedule "
-                           "does not know; was the checkpoint made with another SOLVER.SCHEDULE.TYPE?")
+            raise CheckpointError(f"{type(self).__name__}: the saved schedule state has keys {sorted(unknown)} this "
+                                  "schedule does not know; was the checkpoint made with another SOLVER.SCHEDULE.TYPE?")
         self.__dict__.update(state)
         self._apply()
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from sgg.utils import comm
-from sgg.utils.errors import CheckpointError
+from sgg.utils.errors import CheckpointError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +134,9 @@ def load_checkpoint_file(path: str, key: str = "checkpoint") -> Dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
         raise CheckpointUnreadableError(
-            f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {err}. It must be a file written by "
-            "torch.save holding a state dict or a dict with a 'model' entry (only tensors, numbers and strings are "
-            "loaded)") from None
+            f"{key}: cannot read checkpoint file {path}: {type(err).__name__}: {one_line(err)}. It must be a file "
+            "written by torch.save holding a state dict or a dict with a 'model' entry (only tensors, numbers and "
+            "strings are loaded)") from None
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         checkpoint = dict(data)
     elif isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch.distributed as dist
 
+from .errors import RunError
+
 
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -59,8 +61,8 @@ def init_distributed_from_env(device_type: str = "cpu", timeout_minutes: float =
         return True
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: launch multi-process runs with "
-                           "`torchrun --nproc_per_node N tools/<tool>.py ...`")
+        raise RunError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: launch multi-process runs with "
+                       "`torchrun --nproc_per_node N tools/<tool>.py ...`")
     backend = "nccl" if device_type == "cuda" else "gloo"
     if device_type == "cuda":
         torch.cuda.set_device(get_local_rank())

@@ -17,7 +17,8 @@ class SggError(ValueError):
 
 
 class DataError(SggError):
-    """A dataset file (h5, json, image) is missing, damaged or inconsistent."""
+    """A data file (a dataset's h5, json or image; word vectors; a results or boxes file given to a tool) is missing,
+    damaged or inconsistent, or the data selected for a run is empty."""
 
 
 class CheckpointError(SggError):
@@ -30,3 +31,15 @@ class EvaluationError(SggError):
 
 class RunError(SggError):
     """An output directory or run state conflicts with the requested run (resume refused, results would be lost)."""
+
+
+def one_line(err: BaseException) -> str:
+    """The message of a library's exception on one line, to quote inside an SggError (the tools print one line).
+
+    torch's weights-only unpickling failure wraps its reason ("Unsupported operand 0", "Unsupported global: ...") in
+    several lines of advice about ``weights_only=False`` that does not apply to a damaged file: only the reason is
+    kept. Other messages (YAML positions, ``load_state_dict`` mismatch lists) have their lines joined with "; ".
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("Unsupported ")), None)
+    return reason if reason is not None else "; ".join(lines)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Dict, Iterator, Optional
 
+from sgg.config.sgg_config import ConfigError
+
 
 class Registry:
     """``@REGISTRY.register()`` (under the object's own name) or ``@REGISTRY.register("Name")``."""
@@ -28,7 +30,8 @@ class Registry:
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             where = f" (config key {self.config_key})" if self.config_key else ""
-            raise KeyError(f"unknown {self.name} {name!r}{where}.{hint} Registered: {', '.join(sorted(self._entries))}")
+            raise ConfigError(f"unknown {self.name} {name!r}{where}.{hint} "
+                              f"Registered: {', '.join(sorted(self._entries))}")
         return self._entries[name]
 
     def __contains__(self, name: str) -> bool:

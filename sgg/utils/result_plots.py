@@ -14,6 +14,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from .errors import DataError
+
 
 def _pyplot():
     try:
@@ -36,11 +38,11 @@ def load_per_predicate(path: str) -> Dict:
         try:
             results = json.load(f)
         except ValueError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from None
+            raise DataError(f"{path} is not valid JSON: {err}") from None
     block = results.get("per_predicate") if isinstance(results, dict) else None
     if not isinstance(block, dict) or "names" not in block or "gt_count" not in block:
-        raise ValueError(f"{path} has no 'per_predicate' block with 'names' and 'gt_count' (is it an evaluator "
-                         f"results.json?)")
+        raise DataError(f"{path} has no 'per_predicate' block with 'names' and 'gt_count' (is it an evaluator "
+                        f"results.json?)")
     return block
 
 
@@ -48,7 +50,7 @@ def _recall(block: Dict, k: int, path: str) -> np.ndarray:
     key = f"R@{k}"
     if key not in block:
         available = sorted(x for x in block if x.startswith("R@"))
-        raise KeyError(f"{path}: no per-predicate {key}; available: {', '.join(available)}")
+        raise DataError(f"{path}: no per-predicate {key}; available: {', '.join(available)}")
     return np.asarray(block[key], dtype=np.float64)
 
 
@@ -104,7 +106,7 @@ def plot_recall_change(results_a: str, results_b: str, path: str, k: int = 100, 
     """Per-predicate R@K of B minus A; both runs must cover the same predicates."""
     block_a, block_b = load_per_predicate(results_a), load_per_predicate(results_b)
     if list(block_a["names"]) != list(block_b["names"]):
-        raise ValueError(f"{results_a} and {results_b} evaluate different predicate lists")
+        raise DataError(f"{results_a} and {results_b} evaluate different predicate lists")
     change = _recall(block_b, k, results_b) - _recall(block_a, k, results_a)
     order = frequency_order(block_a["gt_count"])
     values = change[order]

@@ -24,6 +24,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import torch
 
+from .errors import DataError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEED = 0
@@ -60,10 +62,10 @@ def _load_torch_cache(path: str, wanted: Set[str], dim: int) -> Dict[str, torch.
         if isinstance(index, (list, tuple)):
             index = {word: i for i, word in enumerate(index)}
     else:
-        raise ValueError(f"{path}: expected (word_to_index, vectors, dim) or {{'itos', 'vectors'}}")
+        raise DataError(f"{path}: expected (word_to_index, vectors, dim) or {{'itos', 'vectors'}}")
     vectors = torch.as_tensor(vectors, dtype=torch.float32)
     if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise ValueError(f"{path}: vectors have shape {tuple(vectors.shape)}, expected (V, {dim})")
+        raise DataError(f"{path}: vectors have shape {tuple(vectors.shape)}, expected (V, {dim})")
     return {word: vectors[index[word]] for word in wanted if word in index}
 
 
@@ -77,7 +79,7 @@ def _load_text(path: str, wanted: Set[str], dim: int) -> Dict[str, torch.Tensor]
                 continue
             values = rest.split()
             if len(values) != dim:
-                raise ValueError(f"{path}:{line_no}: {len(values)} values for {word!r}, expected {dim}")
+                raise DataError(f"{path}:{line_no}: {len(values)} values for {word!r}, expected {dim}")
             found[word] = torch.tensor([float(v) for v in values], dtype=torch.float32)
             if len(found) == len(wanted):
                 break

@@ -86,4 +86,15 @@ def test_class_count_mismatch_is_a_clear_error(data_dir, tmp_path):
     opts = _opts(data_dir, tmp_path / "bad", 2)
     opts[opts.index("MODEL.ROI_BOX_HEAD.NUM_CLASSES") + 1] = "151"
     code, log = _run(["tools/detector_pretrain_net.py", "--config-file", CONFIG, *opts], expect_ok=False)
-    assert code != 0 and "MODEL.ROI_BOX_HEAD.NUM_CLASSES is 151 but SyntheticVG_train has 4 object classes" in log
+    assert code == 2 and "MODEL.ROI_BOX_HEAD.NUM_CLASSES is 151 but SyntheticVG_train has 4 object classes" in log
+
+
+def test_test_tool_checks_the_class_count_before_building_the_model(data_dir, tmp_path):
+    # no weights exist in OUTPUT_DIR or MODEL.WEIGHT: only the class-count check can produce this message
+    opts = _opts(data_dir, tmp_path / "bad", 2)
+    opts[opts.index("MODEL.ROI_BOX_HEAD.NUM_CLASSES") + 1] = "7"
+    code, log = _run(["tools/detector_test_net.py", "--config-file", CONFIG, *opts], expect_ok=False)
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "Traceback" not in log, log[-3000:]
+    assert errors == ["error: MODEL.ROI_BOX_HEAD.NUM_CLASSES is 7 but SyntheticVG_train has 4 object classes (with "
+                      "the background): the dataset decides the class counts; set MODEL.ROI_BOX_HEAD.NUM_CLASSES 4"]

@@ -1,6 +1,7 @@
 """Nothing lost, nothing silently wrong (issue 25): when a run resumes and when it refuses, extending a finished run,
 config.yaml, failed and interrupted checkpoint writes, metrics.json after a resume, Ctrl-C."""
 import json
+import logging
 import math
 import os
 import re
@@ -266,3 +267,22 @@ def test_ctrl_c_saves_the_completed_iteration_and_exits_130_without_traceback(tm
     straight.resume_or_load()
     straight.train()
     assert _same_parameters(straight.model, resumed.model)
+
+
+def test_an_interrupt_inside_an_iteration_says_that_it_saved_nothing_and_where_the_next_run_starts(tmp_path, caplog):
+    # SIGINT between iterations saves (test above); a KeyboardInterrupt inside one cannot, and must say so
+    with caplog.at_level(logging.ERROR, logger="sgg.engine.trainer"):
+        with pytest.raises(TrainingInterrupted) as stop:
+            _run(tmp_path / "early", [StopAt(2)])  # before the first checkpoint (CHECKPOINT_PERIOD 4)
+        assert stop.value.code == 130
+        assert ("Interrupted during iteration 3: no checkpoint saved for it; there is no checkpoint yet: the next "
+                "run starts afresh") in caplog.text
+        assert not (tmp_path / "early" / "last_checkpoint").exists()
+        caplog.clear()
+        with pytest.raises(TrainingInterrupted):
+            _run(tmp_path / "later", [StopAt(6)])
+        checkpoint = tmp_path / "later" / "model_0000004.pth"
+        assert (f"Interrupted during iteration 7: no checkpoint saved for it; the next run resumes from "
+                f"{checkpoint}") in caplog.text
+    assert (tmp_path / "later" / "last_checkpoint").read_text() == "model_0000004.pth"
+    assert not (tmp_path / "later" / "model_0000006.pth").exists()

@@ -9,6 +9,7 @@ from sgg.config import get_cfg
 from sgg.engine import freeze_by_patterns
 from sgg.solver import (WarmupCosineLR, WarmupMultiStepLR, WarmupReduceLROnPlateau, clip_grad_norm,
                         make_lr_scheduler, make_optimizer)
+from sgg.utils.errors import CheckpointError
 
 
 def _optimizer(lr=0.1):
@@ -89,7 +90,7 @@ def test_scheduler_state_round_trip():
     assert other.stage_count == sched.stage_count > 0 and other.last_epoch == 4
     assert other.optimizer.param_groups[0]["lr"] == pytest.approx(sched.optimizer.param_groups[0]["lr"])
     multi = make_lr_scheduler(_cfg(), _optimizer())
-    with pytest.raises(KeyError, match="SOLVER.SCHEDULE.TYPE"):
+    with pytest.raises(CheckpointError, match="SOLVER.SCHEDULE.TYPE"):
         multi.load_state_dict(state)
 
 

@@ -5,10 +5,11 @@ import os
 import pytest
 import torch
 
-from sgg.config import get_cfg
+from sgg.config import ConfigError, get_cfg
 from sgg.modeling import build_detection_model, resolve_device
 from sgg.modeling.backbone import BackboneWeightsError, build_backbone
 from sgg.modeling.registry import BACKBONES
+from sgg.utils.errors import CheckpointError
 
 BACKBONE_NAMES = ["R-50-FPN", "R-101-FPN", "X-101-32x8d-FPN", "VGG-16", "tiny-FPN"]
 
@@ -85,6 +86,8 @@ def test_neither_weights_nor_random_init_names_both_keys(monkeypatch, tmp_path):
     text = str(err.value)
     assert "MODEL.PRETRAINED_BACKBONE_PATH" in text and "MODEL.RANDOM_INIT_BACKBONE" in text
     assert "download.pytorch.org" in text  # where to get the file
+    assert isinstance(err.value, CheckpointError)  # the tools print it as one line (and it stays a RuntimeError)
+    assert isinstance(err.value, RuntimeError)
     with pytest.raises(BackboneWeightsError, match="MODEL.RANDOM_INIT_BACKBONE"):
         build_detection_model(small_head_cfg("tiny-FPN", "MODEL.RANDOM_INIT_BACKBONE", False))
 
@@ -117,9 +120,9 @@ def test_weights_file_is_loaded_and_a_wrong_one_is_reported(tmp_path):
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = small_head_cfg("tiny-FPN", "MODEL.DEVICE", "cuda")
-    with pytest.raises(RuntimeError, match="MODEL.DEVICE.*no CUDA GPU"):
+    with pytest.raises(ConfigError, match="MODEL.DEVICE.*no CUDA GPU"):
         build_detection_model(cfg)
-    with pytest.raises(RuntimeError, match="MODEL.DEVICE"):
+    with pytest.raises(ConfigError, match="MODEL.DEVICE"):
         resolve_device(small_head_cfg("tiny-FPN", "MODEL.DEVICE", "tpu"))
     assert resolve_device(small_head_cfg("tiny-FPN")) == torch.device("cpu")
 

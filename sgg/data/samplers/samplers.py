@@ -5,6 +5,8 @@ from typing import Iterator, List, Sequence
 
 from torch.utils.data import BatchSampler, Sampler
 
+from sgg.utils.errors import DataError
+
 
 class GroupedBatchSampler(BatchSampler):
     """Batches whose images share a group id (e.g. landscape vs portrait), in the order ``sampler`` gives.
@@ -72,7 +74,8 @@ class IterationBasedBatchSampler(BatchSampler):
                 if iteration > self.start_iter:
                     yield batch
             if not produced:
-                raise ValueError("IterationBasedBatchSampler: the dataset produced no batch (is it empty?)")
+                raise DataError("the training data produced no batch: the dataset is empty (check DATASETS.TRAIN, "
+                                "DATASETS.NUM_IM and the dataset filters)")
             epoch += 1
 
     def __len__(self) -> int:

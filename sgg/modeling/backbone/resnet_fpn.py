@@ -60,7 +60,7 @@ def build_resnet_fpn(cfg, name: str, depth: int, groups: int, width_per_group: i
     """A ResNet(-Xt)-FPN from the config; ``name`` is the registered name used in messages."""
     out_channels = cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS
     if cfg.MODEL.BACKBONE.OUT_CHANNELS != out_channels:
-        raise ValueError(
+        raise ConfigError(
             f"backbone {name}: MODEL.BACKBONE.OUT_CHANNELS ({cfg.MODEL.BACKBONE.OUT_CHANNELS}) and SGB's "
             f"MODEL.RESNETS.BACKBONE_OUT_CHANNELS ({out_channels}) both give the FPN width and disagree; set both")
     freeze_at = cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT
@@ -96,7 +96,7 @@ def build_r101_fpn(cfg):
 def build_x101_32x8d_fpn(cfg):
     groups, width = cfg.MODEL.RESNETS.NUM_GROUPS, cfg.MODEL.RESNETS.WIDTH_PER_GROUP
     if (groups, width) not in ((1, 64), (32, 8)):  # the defaults, or SGB's values for this body
-        raise ValueError(f"backbone X-101-32x8d-FPN is ResNeXt-101 with 32 groups of width 8, but "
-                         f"MODEL.RESNETS.NUM_GROUPS/WIDTH_PER_GROUP are {groups}/{width}; use R-101-FPN for other "
-                         "group settings")
+        raise ConfigError(f"backbone X-101-32x8d-FPN is ResNeXt-101 with 32 groups of width 8, but "
+                          f"MODEL.RESNETS.NUM_GROUPS/WIDTH_PER_GROUP are {groups}/{width}; use R-101-FPN for other "
+                          "group settings")
     return build_resnet_fpn(cfg, "X-101-32x8d-FPN", 101, 32, 8)

@@ -18,11 +18,14 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from sgg.utils.errors import CheckpointError, one_line
+
 logger = logging.getLogger(__name__)
 
 
-class BackboneWeightsError(RuntimeError):
-    """ImageNet weights asked for but not available, or a weights file that does not fit the trunk."""
+class BackboneWeightsError(CheckpointError, RuntimeError):
+    """ImageNet weights asked for but not available, or a weights file that does not fit the trunk (a CheckpointError
+    the tools print as one line; still a RuntimeError for code written against the older contract)."""
 
 
 def torchvision_weights(enum_name: Optional[str]):
@@ -90,7 +93,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
         raise BackboneWeightsError(f"MODEL.PRETRAINED_BACKBONE_PATH {path!r} is not a readable torch state dict "
-                                   f"file: {err}") from None
+                                   f"file: {one_line(err)}") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

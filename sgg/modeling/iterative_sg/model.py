@@ -45,8 +45,8 @@ def predicate_counts_from_statistics(statistics: Dict, num_rel_classes: int) -> 
         raise ConfigError("MODEL.DETR.REWEIGHT_RELATIONS needs the training statistics' 'predicate_counts' (or "
                           f"'fg_matrix'); the statistics have {sorted(statistics)}")
     if counts.numel() != num_rel_classes:
-        raise ValueError(f"the statistics count {counts.numel()} predicates (with background) but the model has "
-                         f"{num_rel_classes} (MODEL.ROI_RELATION_HEAD.NUM_CLASSES)")
+        raise ConfigError(f"the statistics count {counts.numel()} predicates (with background) but the model has "
+                          f"{num_rel_classes} (MODEL.ROI_RELATION_HEAD.NUM_CLASSES)")
     counts = counts.clone()
     counts[0] = 0
     return counts
@@ -79,9 +79,9 @@ class IterativeSceneGraph(nn.Module):
     def from_config(cls, cfg, statistics: Optional[Dict] = None) -> "IterativeSceneGraph":
         mode = get_protocol(cfg)
         if mode != "sgdet":
-            raise ValueError(f"IterativeSceneGraph predicts boxes, labels and predicates from the image (SGDet); "
-                             f"{mode} (GT boxes) is not supported: set MODEL.ROI_RELATION_HEAD.USE_GT_BOX False and "
-                             "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False")
+            raise ConfigError(f"IterativeSceneGraph predicts boxes, labels and predicates from the image (SGDet); "
+                              f"{mode} (GT boxes) is not supported: set MODEL.ROI_RELATION_HEAD.USE_GT_BOX False and "
+                              "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False")
         if statistics is None:
             raise TypeError("IterativeSceneGraph needs the training statistics (class names, predicate distribution): build it with sgg.engine.relation.build_scene_graph_model(cfg, statistics) or "
                             "build_detection_model(cfg, statistics=sgg.data.get_dataset_statistics(cfg))")

@@ -113,9 +113,9 @@ def check_anchor_strides(cfg, feature_strides: Tuple[int, ...]) -> Tuple[int, ..
     """``MODEL.RPN.ANCHOR_STRIDE`` as the backbone's feature strides (SGB's anchors are shifted by it)."""
     strides = tuple(int(s) for s in cfg.MODEL.RPN.ANCHOR_STRIDE)
     if strides != tuple(feature_strides):
-        raise ValueError(f"MODEL.RPN.ANCHOR_STRIDE {strides} must list the strides of the backbone "
-                         f"{cfg.MODEL.BACKBONE.CONV_BODY}'s feature maps {tuple(feature_strides)} with "
-                         "MODEL.RPN.LEGACY_ANCHORS True (SGB's anchors are shifted by these strides)")
+        raise ConfigError(f"MODEL.RPN.ANCHOR_STRIDE {strides} must list the strides of the backbone "
+                          f"{cfg.MODEL.BACKBONE.CONV_BODY}'s feature maps {tuple(feature_strides)} with "
+                          "MODEL.RPN.LEGACY_ANCHORS True (SGB's anchors are shifted by these strides)")
     return strides
 
 
@@ -149,8 +149,8 @@ def build_rpn(cfg, backbone) -> ProposalNetwork:
     anchor_generator = build_anchor_generator(cfg, num_levels, tuple(backbone.feature_strides.values()))
     num_anchors = anchor_generator.num_anchors_per_location()
     if len(set(num_anchors)) != 1:
-        raise ValueError(f"the RPN head shares its layers over levels and needs the same anchor count per level, got "
-                         f"{num_anchors} from MODEL.RPN.ANCHOR_SIZES / ASPECT_RATIOS")
+        raise ConfigError(f"the RPN head shares its layers over levels and needs the same anchor count per level, got "
+                          f"{num_anchors} from MODEL.RPN.ANCHOR_SIZES / ASPECT_RATIOS")
     head = RPNHeadWithMidChannels(backbone.out_channels, rpn_cfg.RPN_MID_CHANNEL, num_anchors[0])
     per_level_cap = None
     if num_levels > 1:

@@ -60,7 +60,8 @@ class WeightedLosses(nn.Module):
             for weight, term in zip(self.weights, self.terms):
                 for key, value in term(inputs).items():
                     if key in losses:
-                        raise KeyError(f"two relation losses both produce the term {key!r}")
+                        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LOSS: two of its losses both produce the term "
+                                          f"{key!r}; list each loss once")
                     losses[key] = value * weight
         return losses
 

@@ -125,9 +125,9 @@ class CategoryDiscriminatingLoss(nn.Module):
     def from_config(cls, cfg, statistics=None):
         cdl = cfg.MODEL.ROI_RELATION_HEAD.CDL
         if not cdl.CONFUSION_MATRIX_PATH:
-            raise ValueError("the cdl loss needs a predicate confusion matrix: set "
-                             "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH to the (R, R) .npy written by "
-                             "tools/relation_confusion_matrix.py from a trained model")
+            raise ConfigError("the cdl loss needs a predicate confusion matrix: set "
+                              "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH to the (R, R) .npy written by "
+                              "tools/relation_confusion_matrix.py from a trained model")
         num_predicates = len(statistics["rel_classes"]) if statistics and "rel_classes" in statistics \
             else cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
         names = statistics.get("rel_classes") if statistics else None
@@ -145,8 +145,8 @@ class CategoryDiscriminatingLoss(nn.Module):
         logits, labels = inputs.rel_logits, inputs.rel_labels.long()
         num_predicates = self.correlation.shape[0]
         if logits.dim() != 2 or logits.shape[1] != num_predicates:
-            raise ValueError(f"cdl: relation logits have shape {tuple(logits.shape)} but the predicate lattice "
-                             f"(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH) has {num_predicates} classes")
+            raise ConfigError(f"cdl: relation logits have shape {tuple(logits.shape)} but the predicate lattice "
+                              f"(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH) has {num_predicates} classes")
         if logits.numel() == 0 or not (labels > 0).any():
             return {"loss_rel_cdl": logits.sum() * 0.0}
         if labels.max() >= num_predicates or labels.min() < 0:

@@ -45,9 +45,9 @@ class GlobalContextLoss(nn.Module):
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
         logits, targets = inputs.extras.get("gce_logits"), inputs.extras.get("gce_targets")
         if logits is None or targets is None:
-            raise KeyError(f"LOSS term 'gce' needs the predictor's global context logits and targets "
-                           f"(output.extras['gce_logits'] / ['gce_targets'], e.g. LinkNetPredictor); PREDICTOR "
-                           f"{self.predictor or '?'} gives none: remove 'gce' from MODEL.ROI_RELATION_HEAD.LOSS")
+            raise ConfigError(f"LOSS term 'gce' needs the predictor's global context logits and targets "
+                              f"(output.extras['gce_logits'] / ['gce_targets'], e.g. LinkNetPredictor); PREDICTOR "
+                              f"{self.predictor or '?'} gives none: remove 'gce' from MODEL.ROI_RELATION_HEAD.LOSS")
         if logits.numel() == 0:
             return {"loss_gce": logits.sum() * 0.0}
         logits, targets = logits.float(), targets.float()
@@ -90,8 +90,8 @@ class RankerLoss(nn.Module):
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
         logits = inputs.extras.get("ranker_logits")
         if logits is None:
-            raise KeyError("LOSS term 'ranker' needs the Ranker's pair scores (output.extras['ranker_logits']): set "
-                           "MODEL.ROI_RELATION_HEAD.RESCORER \"Ranker\"")
+            raise ConfigError("LOSS term 'ranker' needs the Ranker's pair scores (output.extras['ranker_logits']): set "
+                              "MODEL.ROI_RELATION_HEAD.RESCORER \"Ranker\"")
         if logits.shape != inputs.rel_labels.shape:
             raise ValueError(f"ranker loss: {tuple(logits.shape)} ranker scores for {tuple(inputs.rel_labels.shape)} "
                              f"pair labels; the Ranker must score every sampled pair once")

@@ -28,8 +28,8 @@ from .base import RelationLossInputs
 
 def _extra(inputs: RelationLossInputs, key: str, term: str) -> torch.Tensor:
     if key not in inputs.extras:
-        raise KeyError(f"loss term {term} needs extras[{key!r}], which the predictor did not produce (use it with "
-                       f"PrototypeEmbeddingNetwork; SPL terms need the SPL branch switched on)")
+        raise ConfigError(f"loss term {term} needs extras[{key!r}], which the predictor did not produce (use it with "
+                          f"PrototypeEmbeddingNetwork; SPL terms need the SPL branch switched on)")
     return inputs.extras[key]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from sgg.config.config import get_protocol
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from ..frequency_bias import FrequencyBias
@@ -36,8 +37,8 @@ class FrequencyPredictor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
         if not cfg.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS:
-            raise ValueError("FrequencyPredictor is the frequency bias alone: it needs "
-                             "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS True")
+            raise ConfigError("FrequencyPredictor is the frequency bias alone: it needs "
+                              "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS True")
         obj_classes, _ = class_counts(statistics)
         return cls(get_protocol(cfg), statistics["pred_dist"], len(obj_classes),
                    cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)

@@ -67,8 +67,8 @@ def global_image_features(features: Optional[Dict[str, torch.Tensor]],
     the largest image padded to ``size_divisibility`` (loader, then detector), so a map of height H covers
     ``padded / H`` pixels per cell and an image of height h the first ``ceil(h * H / padded)`` rows."""
     if region not in GLOBAL_POOLING_REGIONS:
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
-                         f"got {region!r}")
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
+                          f"got {region!r}")
     if not features:
         raise ValueError("the global image feature needs the backbone feature maps (RelationBatch.features is empty)")
     if not image_sizes:
@@ -76,7 +76,7 @@ def global_image_features(features: Optional[Dict[str, torch.Tensor]],
     names = list(map_names) or list(features)
     unknown = [n for n in names if n not in features]
     if unknown:
-        raise KeyError(f"{key}: feature map(s) {unknown} do not exist; the backbone returns {list(features)}")
+        raise ConfigError(f"{key}: feature map(s) {unknown} do not exist; the backbone returns {list(features)}")
     padded_h = padded_length(max(h for h, _ in image_sizes), size_divisibility)
     padded_w = padded_length(max(w for _, w in image_sizes), size_divisibility)
     pooled = []
@@ -181,8 +181,8 @@ class GlobalContextEncoding(nn.Module):
                                         "MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_FEATURE_MAPS", self.region,
                                         self.size_divisibility)
         if context.shape[1] != self.context_dim:
-            raise ValueError(f"LinkNetPredictor: the backbone maps have {context.shape[1]} channels, but the global "
-                             f"context encoding was built for {self.context_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
+            raise ConfigError(f"LinkNetPredictor: the backbone maps have {context.shape[1]} channels, but the global "
+                              f"context encoding was built for {self.context_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
         context = context.to(batch.roi_features.device, batch.roi_features.dtype)
         return context, self.multi_label(context)
 

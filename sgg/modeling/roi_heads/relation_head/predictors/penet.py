@@ -173,7 +173,7 @@ class PrototypeEmbeddingTrunk(nn.Module):
         fused = F.relu(s + o) - (s - o) ** 2
         if self.union_gate is not None:
             if batch.union_features is None:
-                raise ValueError("PE-Net needs union features: set MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
+                raise ConfigError("PE-Net needs union features: set MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
             fused = self.union_gate(fused, self.vis2sem(self.union_mlp(batch.union_features)))
         return self.relation_block(fused)
 

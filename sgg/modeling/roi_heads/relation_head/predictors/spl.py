@@ -114,9 +114,9 @@ class VAE(nn.Module):
     def __init__(self, input_dim: int, latent_dim: int, name: str = "VAE", init_std: float = REFERENCE_VAE_STD):
         super().__init__()
         if latent_dim < 1 or latent_dim > input_dim:
-            raise ValueError(f"{name}: the latent size {latent_dim} must be between 1 and the input size {input_dim}")
+            raise ConfigError(f"{name}: the latent size {latent_dim} must be between 1 and the input size {input_dim}")
         if init_std <= 0:
-            raise ValueError(f"{name}: the weight init std must be positive, got {init_std}")
+            raise ConfigError(f"{name}: the weight init std must be positive, got {init_std}")
         half = max(input_dim // 2, 1)
         act = lambda: nn.LeakyReLU(0.1)  # noqa: E731
         self.encoder = nn.Sequential(nn.Linear(input_dim, input_dim), act(), nn.Linear(input_dim, half), act(),
@@ -223,8 +223,8 @@ class SPLBranches(nn.Module):
             extras["spl_sem_prototypes"] = semantic_prototypes
         if "vis" in self.branches:
             if union_features is None:
-                raise ValueError("the SPL visual branch needs union features: set "
-                                 "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
+                raise ConfigError("the SPL visual branch needs union features: set "
+                                  "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
             # the reference lets the VAE loss reach the union-feature extractor (it can shrink the features);
             # DETACH_VAE_INPUT feeds the VAE a detached copy instead
             vae_input = union_features.detach() if self.detach_vae_input else union_features

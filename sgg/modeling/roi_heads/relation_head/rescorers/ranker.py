@@ -122,14 +122,14 @@ class Ranker(nn.Module):
     def _relation_features(self, output: PredictorOutput, num_pairs: int) -> torch.Tensor:
         features = output.extras.get("rel_features")
         if features is None:
-            raise ValueError(f"RESCORER Ranker reads the predictor's relation features (output.extras"
-                             f"['rel_features']), but PREDICTOR {self.predictor or type(output).__name__} exposes "
-                             "none (e.g. FrequencyPredictor has no relation representation); use a predictor with "
-                             "relation features or set MODEL.ROI_RELATION_HEAD.RESCORER \"\"")
+            raise ConfigError(f"RESCORER Ranker reads the predictor's relation features (output.extras"
+                              f"['rel_features']), but PREDICTOR {self.predictor or type(output).__name__} exposes "
+                              "none (e.g. FrequencyPredictor has no relation representation); use a predictor with "
+                              "relation features or set MODEL.ROI_RELATION_HEAD.RESCORER \"\"")
         if features.shape != (num_pairs, self.rel_feature_dim):
-            raise ValueError(f"RESCORER Ranker: extras['rel_features'] has shape {tuple(features.shape)}, expected "
-                             f"({num_pairs}, {self.rel_feature_dim}); set MODEL.ROI_RELATION_HEAD.RANKER."
-                             f"REL_FEATURE_DIM to the predictor's relation feature width")
+            raise ConfigError(f"RESCORER Ranker: extras['rel_features'] has shape {tuple(features.shape)}, expected "
+                              f"({num_pairs}, {self.rel_feature_dim}); set MODEL.ROI_RELATION_HEAD.RANKER."
+                              f"REL_FEATURE_DIM to the predictor's relation feature width")
         return features
 
     def score_logits(self, batch: RelationBatch, output: PredictorOutput) -> torch.Tensor:
@@ -146,8 +146,8 @@ class Ranker(nn.Module):
                                                "MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS", "image",
                                                self.size_divisibility)  # g: the image's own extent (code unreleased)
         if image_features.shape[1] != self.image_feature_dim:
-            raise ValueError(f"RESCORER Ranker: the backbone maps have {image_features.shape[1]} channels, but it was "
-                             f"built for {self.image_feature_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
+            raise ConfigError(f"RESCORER Ranker: the backbone maps have {image_features.shape[1]} channels, but it was "
+                              f"built for {self.image_feature_dim} (MODEL.BACKBONE.OUT_CHANNELS)")
         image_features = image_features.detach().to(hidden.device, hidden.dtype)  # the detector is not trained here
         image = torch.repeat_interleave(torch.arange(len(num_pairs), device=hidden.device),
                                         torch.as_tensor(num_pairs, device=hidden.device, dtype=torch.long))
