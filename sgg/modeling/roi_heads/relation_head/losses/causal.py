@@ -6,6 +6,7 @@ from typing import Dict
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -27,8 +28,8 @@ class CausalAuxiliaryCE(nn.Module):
     def forward(self, inputs: RelationLossInputs) -> Dict:
         present = {name: key for name, key in BRANCH_LOGITS.items() if key in inputs.extras}
         if not present:
-            raise KeyError("LOSS term CausalAuxiliaryCE needs the branch logits extras['causal_ctx_logits'] (and "
-                           "'causal_vis_logits', 'causal_frq_logits') that only CausalAnalysisPredictor produces")
+            raise ConfigError("LOSS term CausalAuxiliaryCE needs the branch logits extras['causal_ctx_logits'] (and "
+                              "'causal_vis_logits', 'causal_frq_logits') that only CausalAnalysisPredictor produces")
         losses = {}
         for name, key in present.items():
             logits = inputs.extras[key]

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
 from .base import RelationLossInputs
@@ -26,9 +27,9 @@ class VCTreeBinary(nn.Module):
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
         missing = [key for key in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE) if key not in inputs.extras]
         if missing:
-            raise KeyError(f"loss term VCTreeBinary needs extras {missing}, which the predictor did not produce "
-                           f"(use it with VCTreePredictor or CausalAnalysisPredictor with CAUSAL.CONTEXT_LAYER "
-                           f"vctree, in training with rel_binarys)")
+            raise ConfigError(f"loss term VCTreeBinary needs extras {missing}, which the predictor did not produce "
+                              f"(use it with VCTreePredictor or CausalAnalysisPredictor with CAUSAL.CONTEXT_LAYER "
+                              f"vctree, in training with rel_binarys)")
         logits, targets, image = (inputs.extras[k] for k in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE))
         if logits.numel() == 0:
             return {"loss_binary": inputs.rel_logits.sum() * 0.0}
