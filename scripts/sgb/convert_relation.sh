@@ -2,7 +2,8 @@
 # A trained SGB relation model (its model_final.pth: detector + relation head) as this framework's checkpoint, then
 # its VG150 test with tools/relation_test_net.py (docs/detector.md, "SGB checkpoints"):
 #   bash scripts/sgb/convert_relation.sh PREDICTOR PROTOCOL SGB_CKPT OUTPUT.pth [KEY VALUE ...]
-# PREDICTOR: the SGB run's (MotifPredictor, TransformerPredictor, VCTreePredictor or IMPPredictor); PROTOCOL: predcls, sgcls or sgdet. The options
+# PREDICTOR: the SGB run's (MotifPredictor, TransformerPredictor, VCTreePredictor, IMPPredictor or
+# CausalAnalysisPredictor, with its CAUSAL keys among the options); PROTOCOL: predcls, sgcls or sgdet. The options
 # must give the SGB run's sizes where they differ from configs/e2e_relation_X_101_32_8_FPN_1x.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

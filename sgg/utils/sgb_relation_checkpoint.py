@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from sgg.utils.errors import CheckpointError
+from sgg.utils.sgb_causal_keys import sgb_causal_key_map
 
 SGB_RELATION_PREFIX = "roi_heads.relation."
 OUR_RELATION_PREFIX = "relation_head."
@@ -186,20 +187,40 @@ IMP_KEYS = PredictorKeys(rules=(
     Rule(r"^predictor\.up_dim\.(weight|bias)$", r"predictor.up_dim.\1"),
 ))
 
-# SGB's CausalAnalysisPredictor (predictors/causal.py keeps its names, with ``context`` for ``context_layer``;
-# sgg/utils/sgb_causal_keys.py is the same map key by key). The motifs context maps as MotifPredictor's; the
-# VTransE context and the causal averages keep their names. CONTEXT_LAYER vctree checkpoints are not mapped yet.
-_MOTIF_CONTEXT_RULES = tuple(r for r in MOTIF_KEYS.rules if isinstance(r, Rule) and r.pattern.startswith(_CONTEXT))
-CAUSAL_KEYS = PredictorKeys(rules=(
-    *_MOTIF_CONTEXT_RULES,
-    Rule(_CONTEXT + r"pred_layer\.(weight|bias)$", r"predictor.context.pred_layer.\1", absent_reason=UNUSED_IN_PREDCLS,
-         absent_scope="predictor.context.pred_layer."),
-    Rule(_CONTEXT + r"(obj_embed2|obj_ctx_rnn|edge_ctx_rnn|lin_obj_h|lin_edge_h|fc_layer|pred_layer|pos_embed|"
-         r"obj_embed1|untreated_dcd_feat|untreated_obj_feat|untreated_edg_feat)(.*)$", r"predictor.context.\1\2"),
-    Rule(r"^predictor\.(post_emb|post_cat\.0|ctx_compress|vis_compress|ctx_gate_fc|spt_emb\.[02])\.(weight|bias)$",
-         r"predictor.\1.\2"),
-    Rule(r"^predictor\.freq_bias\.obj_baseline\.weight$", r"predictor.freq_bias.obj_baseline.weight"),
-    Rule(r"^predictor\.(untreated_spt|untreated_conv_spt|avg_post_ctx|untreated_feat)$", r"predictor.\1"),
+# SGB's CausalAnalysisPredictor: its predictor keys are renamed by sgg/utils/sgb_causal_keys.py's map (which the
+# Causal golden tests verify against SGB on its key lists; the VCTree context has its own names) in ``prepare``, as
+# "mapped:<our key>"; the rules then only place them, drop what our PredCls model does not build and the VCTree
+# decoder's second names, and map SEPARATE_SPATIAL's union-box MLP.
+_MAPPED = "mapped:"
+_ALIAS = "alias:"
+
+
+def prepare_causal(relation: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    context = "vctree" if any(k.startswith("predictor.context_layer.score_pre.") for k in relation) else "motifs"
+    relation = check_vctree_aliases(relation)
+    aliases = {"predictor.context_layer." + alias for alias in _ALIASES}
+    prepared = {}
+    for key, value in relation.items():
+        if key in aliases:
+            prepared[_ALIAS + key] = value
+            continue
+        mapped = sgb_causal_key_map(key[len("predictor."):], context) if key.startswith("predictor.") else None
+        prepared[f"{_MAPPED}predictor.{mapped}|{key}" if mapped else key] = value
+    return prepared
+
+
+def sgb_name(key: str) -> str:
+    """The SGB key behind a prepared key (``mapped:<ours>|<sgb>`` or ``alias:<sgb>``), for messages."""
+    if key.startswith(_MAPPED):
+        return key.rsplit("|", 1)[1]
+    return key[len(_ALIAS):] if key.startswith(_ALIAS) else key
+
+
+CAUSAL_KEYS = PredictorKeys(prepare=prepare_causal, rules=(
+    Drop("^" + _ALIAS, DECODER_ALIAS),
+    *(Rule(f"^{_MAPPED}(predictor\\.context\\.{module}\\.[^|]*)\\|.*$", r"\1", absent_reason=UNUSED_IN_PREDCLS,
+           absent_scope=f"predictor.context.{module}.") for module in ("decoder", "decoder_rnn", "pred_layer")),
+    Rule(f"^{_MAPPED}([^|]*)\\|.*$", r"\1"),
     Rule(r"^union_feature_extractor\.spatial_fc\.([02])\.(weight|bias)$", r"union_feature_extractor.spatial_fc.\1.\2"),
 ))
 
@@ -303,12 +324,12 @@ def convert_sgb_relation_state(relation: Dict[str, torch.Tensor], target: Dict[s
         raise CheckpointError(f"{len(shapes)} SGB relation tensors have another shape here, e.g. {shapes[:3]}: {hint}")
     if unknown:
         raise CheckpointError(f"{len(unknown)} SGB relation keys have no counterpart here, e.g. "
-                              f"{[SGB_RELATION_PREFIX + k for k in unknown[:4]]}: {hint}")
+                              f"{[SGB_RELATION_PREFIX + sgb_name(k) for k in unknown[:4]]}: {hint}")
     missing = sorted(k for k in target if k not in converted)
     if missing:
         raise CheckpointError(f"the checkpoint does not provide {len(missing)} tensors of this relation head, e.g. "
                               f"{[OUR_RELATION_PREFIX + k for k in missing[:4]]}: {hint}")
-    return converted, {SGB_RELATION_PREFIX + k: why for k, why in dropped.items()}
+    return converted, {SGB_RELATION_PREFIX + sgb_name(k): why for k, why in dropped.items()}
 
 
 def dropped_summary(dropped: Dict[str, str]) -> List[str]:
@@ -323,6 +344,7 @@ def dropped_summary(dropped: Dict[str, str]) -> List[str]:
 
 __all__ = ["Rule", "Drop", "PredictorKeys", "SGB_PREDICTOR_KEYS", "SGB_PREDICTOR_SIGNATURES", "FEATURE_RULES",
            "EDGE_HEAD_RULES", "UNUSED_IN_PREDCLS", "CAUSAL_AVERAGES", "apply_rules", "MOTIF_KEYS",
-           "TRANSFORMER_KEYS", "VCTREE_KEYS", "IMP_KEYS", "CAUSAL_KEYS", "CAUSAL_AVERAGES_VCTREE", "DECODER_ALIAS",
+           "TRANSFORMER_KEYS", "VCTREE_KEYS", "IMP_KEYS", "CAUSAL_KEYS", "prepare_causal", "sgb_name",
+           "CAUSAL_AVERAGES_VCTREE", "DECODER_ALIAS",
            "detect_sgb_predictor", "split_relation_state", "convert_sgb_relation_state",
            "dropped_summary", "SGB_RELATION_PREFIX", "OUR_RELATION_PREFIX"]

@@ -181,3 +181,12 @@ def test_sgb_key_map_covers_sgb_checkpoint_keys(golden, case):
     assert sgb_causal_key_map(full, "vctree") == "relation_head.predictor.context.obj_ctx_rnn.downward.1.px.bias"
     assert sgb_causal_key_map("context_layer.obj_embed1.weight", "vctree") == "context.obj_embed1.embedding.weight"
     assert sgb_causal_key_map("context_layer.obj_embed1.weight") == "context.obj_input_embed.embedding.weight"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_checkpoint_converter_maps_causal_vctree_keys_as_the_key_map(golden, case):
+    from test_causal_golden import check_converter_follows_the_key_map
+
+    reasons = check_converter_follows_the_key_map(golden["cases"][case]["sgb_keys"],
+                                                  build(golden, case, "none")[0].state_dict(), "vctree")
+    assert any("decoderLSTM.embed_layer" in key for key in reasons)  # the decoder's second names, always dropped
