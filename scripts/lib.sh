@@ -12,6 +12,25 @@ protocol_switches() {
   esac
 }
 
+# The VG-like profile (DATASET=vglike) has its own detector and relation_base yamls in configs/synthetic_vglike/;
+# the method yamls exist for the small profile only (configs/synthetic/), so the scripts run them with these KEY VALUE
+# pairs: the profile's catalog entries, image sizes and SGB's per-image caps. They repeat the values of
+# configs/synthetic_vglike/relation_base.yaml (tests/tools/test_scripts.py checks that they agree); the solver
+# schedule stays the method yaml's.
+VGLIKE_DATA=(DATASETS.TRAIN '("SyntheticVGLike_train",)' DATASETS.VAL '("SyntheticVGLike_val",)'
+             DATASETS.TEST '("SyntheticVGLike_test",)' INPUT.MIN_SIZE_TRAIN '(384,)' INPUT.MAX_SIZE_TRAIN 448
+             INPUT.MIN_SIZE_TEST 384 INPUT.MAX_SIZE_TEST 448 MODEL.ROI_HEADS.DETECTIONS_PER_IMG 80
+             MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE 256)
+
+# dataset_data DATASET: sets the array DATA to the KEY VALUE pairs that move a configs/synthetic yaml onto DATASET
+# (VGLIKE_DATA for vglike, none for synthetic and vg150, whose yamls are their own).
+dataset_data() {
+  case "$1" in
+    vglike) DATA=("${VGLIKE_DATA[@]}") ;;
+    *)      DATA=() ;;
+  esac
+}
+
 # run_unless_done RUN_DIR COMMAND...: runs COMMAND unless RUN_DIR holds a finished run (model_final.pth and a
 # results.json under inference/), so that a method's run_all.sh resumes where it stopped.
 run_unless_done() {

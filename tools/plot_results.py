@@ -6,17 +6,20 @@
     python tools/plot_results.py recall  --results <run>/.../results.json --k 100 --output r.png
     python tools/plot_results.py compare --results-a <CE run>/.../results.json --results-b <CCE run>/.../results.json \
         --label-a CE --label-b CCE --k 100 --output change.png
+    python tools/plot_results.py curves --run detector=<run>/metrics.json --run Motif=<run>/metrics.json \
+        --key loss --window 10 --output curves.png
 
 ``distribution``: annotated instances per predicate, sorted (from a results file: the evaluated split; from a config:
 any split of its datasets). ``recall``: per-predicate R@K of one run. ``compare``: per-predicate R@K of B minus A.
-Predicates are in decreasing frequency order in every figure.
+Predicates are in decreasing frequency order in every figure. ``curves``: logged training values (``metrics.json``
+keys such as ``loss``, ``loss_rel``, ``val/AP50``) against the iteration, one panel per key, one line per run.
 """
 import argparse
 import logging
 
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
-                                    plot_predicate_distribution, plot_recall_change)
+                                    plot_predicate_distribution, plot_recall_change, plot_training_curves)
 
 logger = logging.getLogger("sgg.tools.plot_results")
 
@@ -32,6 +35,17 @@ def split_counts(config_file: str, split: str, opts):
     dataset = build_dataset(cfg, names[0], check_images=False)
     counts = predicate_counts(dataset)
     return list(dataset.ind_to_predicates)[1:], counts[1:], f"{names[0]}: predicate distribution"
+
+
+def parse_runs(specs):
+    """``LABEL=PATH`` strings as (label, path) pairs."""
+    runs = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"--run {spec!r}: expected LABEL=PATH to a metrics.json, e.g. Motif=out/metrics.json")
+        runs.append((label, path))
+    return runs
 
 
 def parse_args(argv=None):
@@ -50,7 +64,14 @@ def parse_args(argv=None):
     compare.add_argument("--results-b", required=True)
     compare.add_argument("--label-a", default="A")
     compare.add_argument("--label-b", default="B")
-    for p in (dist, recall, compare):
+    curves = sub.add_parser("curves", help="training curves from metrics.json files")
+    curves.add_argument("--run", action="append", required=True, metavar="LABEL=METRICS_JSON",
+                        help="a run's label and its OUTPUT_DIR/metrics.json (repeat for several runs)")
+    curves.add_argument("--key", action="append", default=None,
+                        help="logged value to plot, one panel each (repeatable; default: loss)")
+    curves.add_argument("--window", type=int, default=1, help="moving average over this many log lines")
+    curves.add_argument("--title", default=None)
+    for p in (dist, recall, compare, curves):
         p.add_argument("--output", required=True, help="PNG (or any format matplotlib writes) to create")
     for p in (recall, compare):
         p.add_argument("--k", type=int, default=100, help="the K of R@K")
@@ -70,6 +91,9 @@ def main(argv=None) -> int:
             else:
                 names, counts, title = split_counts(args.config_file, args.split, args.opts)
             plot_predicate_distribution(names, counts, args.output, log=args.log, title=title)
+        elif args.figure == "curves":
+            plot_training_curves(parse_runs(args.run), args.output, keys=args.key or ["loss"], window=args.window,
+                                 title=args.title)
         elif args.figure == "recall":
             plot_per_predicate_recall(args.results, args.output, k=args.k)
         else:

@@ -5,7 +5,7 @@
 #   -> stage 2 (specific model: Semantic Adjustment + Balanced Predicate Learning) in OUTPUT_DIR.
 # Usage: bash scripts/ba_sgg/train.sh PREDICTOR PROTOCOL DETECTOR_CKPT [OUTPUT_DIR] [SEED] [KEY VALUE ...]
 #   OUTPUT_DIR default $OUTPUT_ROOT/PREDICTOR_BASGG/PROTOCOL; SEED default 0 ('' keeps the config's).
-#   DATASET (env) synthetic (default) | vg150; OUTPUT_ROOT default output/$DATASET; NPROC > 1 uses torchrun.
+#   DATASET (env) synthetic (default) | vglike | vg150; OUTPUT_ROOT default output/$DATASET; NPROC > 1 uses torchrun.
 #   Overrides go to stage 2 only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,10 +21,11 @@ SEED=${5:-0}
 shift $(( $# < 5 ? $# : 5 ))
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
-  synthetic) CONFIG=configs/synthetic/ba_sgg_stage2.yaml ;;
+  synthetic|vglike) CONFIG=configs/synthetic/ba_sgg_stage2.yaml ;;
   vg150)     CONFIG=configs/ba_sgg/stage2.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 # stage 1 in this protocol and in PredCls (the confusion matrix is counted with GT boxes and labels, as the reference)
 for P in "$PROTOCOL" predcls; do
@@ -42,7 +43,7 @@ if [ ! -f "$CONF_MAT" ]; then
     MODEL.WEIGHT "$OUTPUT_ROOT/$PREDICTOR/predcls/model_final.pth"
 fi
 echo "== BA-SGG stage 2: $PREDICTOR $PROTOCOL -> $OUTPUT_DIR"
-ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" MODEL.ROI_RELATION_HEAD.PREDICTOR "$PREDICTOR"
+ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" MODEL.ROI_RELATION_HEAD.PREDICTOR "$PREDICTOR"
       MODEL.PRETRAINED_MODEL_CKPT "$STAGE1" MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH "$CONF_MAT"
       OUTPUT_DIR "$OUTPUT_DIR")
 [ -n "$SEED" ] && ARGS+=(SEED "$SEED")

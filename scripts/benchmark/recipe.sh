@@ -17,8 +17,8 @@
 #                  <benchmark root>/_stages/seed<SEED> (OUTPUT_DIR is <root>/<name>/<protocol>/seed<SEED>)
 #   CE_ROOT (env)  the benchmark's own CE row of PREDICTOR (<root>/<row name>): a finished run of it,
 #                  <CE_ROOT>/<protocol>/seed<SEED>, is linked as the CE prerequisite instead of training it again
-#   DATASET (env)  synthetic (default) | vg150.   KEY VALUE overrides go to every stage a recipe trains (data paths,
-#                  schedule); prerequisites that already exist are reused as they are.
+#   DATASET (env)  synthetic (default) | vglike | vg150.   KEY VALUE overrides go to every stage a recipe trains
+#                  (data paths, schedule); prerequisites that already exist are reused as they are.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RECIPE=${1:?recipe: cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl, spl_ce or causal_tde}
@@ -34,14 +34,18 @@ export DATASET=${DATASET:-synthetic}
 export OUTPUT_ROOT=${STAGES:-$(dirname "$(dirname "$(dirname "$OUTPUT_DIR")")")/_stages/seed$SEED}
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
   synthetic) BASE=configs/synthetic/relation_base.yaml; LINKNET=configs/synthetic
+             HCA=configs/synthetic; SPL_RW=configs/synthetic/spl_reweight.yaml; SPL_CE=configs/synthetic/spl_ce.yaml
+             CAUSAL=configs/synthetic/causal_motifs.yaml ;;
+  vglike)    BASE=configs/synthetic_vglike/relation_base.yaml; LINKNET=configs/synthetic
              HCA=configs/synthetic; SPL_RW=configs/synthetic/spl_reweight.yaml; SPL_CE=configs/synthetic/spl_ce.yaml
              CAUSAL=configs/synthetic/causal_motifs.yaml ;;
   vg150)     BASE=configs/e2e_relation_X_101_32_8_FPN_1x.yaml; LINKNET=configs/linknet
              HCA=configs/hca; SPL_RW=configs/penet/spl.yaml; SPL_CE=configs/penet/spl.yaml
              CAUSAL=configs/causal/causal_motifs.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 
 # The CE model of PREDICTOR in PROTOCOL (trained once per seed); prints its folder.
@@ -83,7 +87,7 @@ confusion_matrix() {  # the confusion matrix of the CE PredCls model; prints its
 final() {  # CONFIG [KEY VALUE ...]: the last stage, in OUTPUT_DIR
   local config=$1
   shift
-  "$PYTHON" tools/relation_train_net.py --config-file "$config" "${SWITCHES[@]}" \
+  "$PYTHON" tools/relation_train_net.py --config-file "$config" "${DATA[@]}" "${SWITCHES[@]}" \
     MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR" SEED "$SEED" OUTPUT_DIR "$OUTPUT_DIR" "$@"
 }
 

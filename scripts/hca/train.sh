@@ -5,7 +5,7 @@
 #             cdl       HCA + predicate reweighting (cdl loss)        -> $OUTPUT_ROOT/HCA_CDL/PROTOCOL
 #             two_stage HCA + reweighting, BA-SGG stage 2 (clean classifier on the BPL split, the rest frozen),
 #                       from the cdl model of the same protocol       -> $OUTPUT_ROOT/HCA_CDL_BASGG/PROTOCOL
-#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default) or vg150.  NPROC (env): torchrun.
+#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default), vglike or vg150.  NPROC (env): torchrun.
 #   CONF_MAT (env)  confusion matrix for cdl / two_stage; default $OUTPUT_ROOT/HCA_CE/predcls/conf_mat_freq_train.npy
 #                   (scripts/hca/confusion_matrix.sh writes it)
 #   STAGE1 (env)    stage-1 weights for two_stage; default $OUTPUT_ROOT/HCA_CDL/PROTOCOL/model_final.pth
@@ -23,10 +23,11 @@ CONF_MAT=${CONF_MAT:-$OUTPUT_ROOT/HCA_CE/predcls/conf_mat_freq_train.npy}
 STAGE1=${STAGE1:-$OUTPUT_ROOT/HCA_CDL/$PROTOCOL/model_final.pth}
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
-  synthetic) CONFIG_DIR=configs/synthetic; PREFIX=hca_ ;;
+  synthetic|vglike) CONFIG_DIR=configs/synthetic; PREFIX=hca_ ;;
   vg150)     CONFIG_DIR=configs/hca; PREFIX=hca_ ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 need_file() {
   [ -f "$1" ] || { echo "$VARIANT needs $2: $1 does not exist ($3)" >&2; exit 2; }
@@ -44,7 +45,7 @@ case "$VARIANT" in
        METHOD=(MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH "$CONF_MAT" MODEL.PRETRAINED_MODEL_CKPT "$STAGE1") ;;
   *) echo "unknown variant '$VARIANT': use ce, cdl or two_stage" >&2; exit 2 ;;
 esac
-ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" "${METHOD[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
+ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${METHOD[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
       OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL")
 if [ "$NPROC" -gt 1 ]; then
   "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \

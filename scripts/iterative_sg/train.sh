@@ -4,7 +4,8 @@
 # One process, or torchrun when NPROC > 1.
 # Usage: bash scripts/iterative_sg/train.sh [DETECTOR_CKPT] [KEY VALUE ...]
 #   DETECTOR_CKPT: a Faster R-CNN checkpoint whose backbone starts the DETR ("" = ImageNet/random backbone weights)
-#   DATASET (env): synthetic (default: configs/synthetic/detr.yaml, iterative_sg.yaml) or vg150
+#   DATASET (env): synthetic (default: configs/synthetic/detr.yaml, iterative_sg.yaml), vglike (the same yamls on
+#                  the VG-like profile: scripts/lib.sh's VGLIKE_DATA) or vg150
 #                  (configs/iterative_sg/vg150_detr_R101.yaml, vg150_R101.yaml)
 #   DETR_CKPT (env): auto (default: $DETR_DIR/model_final.pth, trained if missing), a DETR checkpoint to start
 #                  from, or none (no DETR: IterativeSG starts from DETECTOR_CKPT's backbone alone)
@@ -26,10 +27,12 @@ DETR_DIR=${DETR_DIR:-$ROOT/DETR}
 DETECTOR=${1:-}
 shift || true
 case "$DATASET" in
-  synthetic) DETR_CONFIG=configs/synthetic/detr.yaml; CONFIG=configs/synthetic/iterative_sg.yaml ;;
+  synthetic|vglike) DETR_CONFIG=configs/synthetic/detr.yaml; CONFIG=configs/synthetic/iterative_sg.yaml ;;
   vg150)     DETR_CONFIG=configs/iterative_sg/vg150_detr_R101.yaml; CONFIG=configs/iterative_sg/vg150_R101.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
+source scripts/lib.sh
+dataset_data "$DATASET"
 
 run() {  # TOOL ARGS...: one process or torchrun
   local tool=$1
@@ -48,7 +51,7 @@ case "$DETR_CKPT" in
     START=$DETR_DIR/model_final.pth
     if [ ! -f "$START" ]; then
       echo "== DETR pre-training -> $DETR_DIR" >&2
-      DETR_ARGS=(--config-file "$DETR_CONFIG" OUTPUT_DIR "$DETR_DIR")
+      DETR_ARGS=(--config-file "$DETR_CONFIG" "${DATA[@]}" OUTPUT_DIR "$DETR_DIR")
       [ -n "$DETECTOR" ] && DETR_ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
       read -r -a DETR_EXTRA <<< "${DETR_OPTS:-}"
       run tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@" "${DETR_EXTRA[@]}"
@@ -58,6 +61,6 @@ case "$DETR_CKPT" in
     START=$DETR_CKPT ;;
 esac
 
-ARGS=(--config-file "$CONFIG" OUTPUT_DIR "$RUN_DIR")
+ARGS=(--config-file "$CONFIG" "${DATA[@]}" OUTPUT_DIR "$RUN_DIR")
 [ -n "$START" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$START")
 run tools/relation_train_net.py "${ARGS[@]}" "$@"

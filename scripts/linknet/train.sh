@@ -5,7 +5,7 @@
 #             linknet_cce_ranker  LinkNet + CCE + Ranker, fine-tuned from CE  -> $OUTPUT_ROOT/LinkNet_CCE_Ranker/PROTOCOL
 #             motif_cce_ranker    Motif + CCE + Ranker, fine-tuned from CE    -> $OUTPUT_ROOT/Motif_CCE_Ranker/PROTOCOL
 #   PROTOCOL: predcls | sgcls | sgdet
-# Environment: DATASET synthetic (default) | vg150, OUTPUT_ROOT (default output/$DATASET), NPROC (torchrun), PYTHON,
+# Environment: DATASET synthetic (default) | vglike | vg150, OUTPUT_ROOT (default output/$DATASET), NPROC (torchrun), PYTHON,
 #   CE_CKPT  the CE checkpoint the *_cce_ranker variants fine-tune from (MODEL.WEIGHT), as the paper's train_sg.sh;
 #            default $OUTPUT_ROOT/LinkNet_CE/PROTOCOL/model_final.pth (LinkNet) or
 #            $OUTPUT_ROOT/MotifPredictor/PROTOCOL/model_final.pth (Motif, scripts/train_relation.sh's folder);
@@ -22,10 +22,11 @@ DETECTOR=${3:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift 3
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
-  synthetic) CONFIG_DIR=configs/synthetic ;;
+  synthetic|vglike) CONFIG_DIR=configs/synthetic ;;
   vg150)     CONFIG_DIR=configs/linknet ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 case "$VARIANT" in
   linknet_ce)         NAME=LinkNet_CE;         CE_DEFAULT="" ;;
@@ -33,7 +34,7 @@ case "$VARIANT" in
   motif_cce_ranker)   NAME=Motif_CCE_Ranker;   CE_DEFAULT="$OUTPUT_ROOT/MotifPredictor/$PROTOCOL/model_final.pth" ;;
   *) echo "unknown variant '$VARIANT': use linknet_ce, linknet_cce_ranker or motif_cce_ranker" >&2; exit 2 ;;
 esac
-ARGS=(--config-file "$CONFIG_DIR/$VARIANT.yaml" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
+ARGS=(--config-file "$CONFIG_DIR/$VARIANT.yaml" "${DATA[@]}" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
       OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL")
 if [ -n "$CE_DEFAULT" ]; then
   START=${CE_CKPT:-$CE_DEFAULT}

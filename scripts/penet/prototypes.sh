@@ -11,7 +11,7 @@
 #                           file (CON_INPUT: a reference CLIP / LLaMA file)
 #     DESCRIPTIONS (env)    default configs/spl/predicate_descriptions_<dataset>.txt
 #     CON_PROTOS (env)      output; default $OUTPUT_ROOT/spl_concept_protos.pt
-#   Existing outputs are kept.  DATASET (env): synthetic (default) or vg150.
+#   Existing outputs are kept.  DATASET (env): synthetic (default), vglike or vg150.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python}
@@ -22,9 +22,9 @@ VIS_PROTOS=${VIS_PROTOS:-$BASELINE/vis_protos.pt}
 CON_PROTOS=${CON_PROTOS:-$OUTPUT_ROOT/spl_concept_protos.pt}
 CONCEPT_SOURCE=${CONCEPT_SOURCE:-glove}
 case "$DATASET" in
-  synthetic) DESCRIPTIONS=${DESCRIPTIONS:-configs/spl/predicate_descriptions_synthetic.txt}; GLOVE_DIM=${GLOVE_DIM:-50} ;;
+  synthetic|vglike) DESCRIPTIONS=${DESCRIPTIONS:-configs/spl/predicate_descriptions_synthetic.txt}; GLOVE_DIM=${GLOVE_DIM:-50} ;;
   vg150)     DESCRIPTIONS=${DESCRIPTIONS:-configs/spl/predicate_descriptions_vg150.txt}; GLOVE_DIM=${GLOVE_DIM:-300} ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 if [ -f "$VIS_PROTOS" ]; then
   echo "== visual prototypes $VIS_PROTOS exist, kept"

@@ -5,7 +5,7 @@
 #             penet_reweight  PE-Net + predicate reweighting (USE_REWEIGHT)  -> $OUTPUT_ROOT/PENet_Reweight/PROTOCOL
 #             spl             SPL as its README (with reweighting)           -> $OUTPUT_ROOT/SPL/PROTOCOL
 #             spl_ce          SPL without reweighting                        -> $OUTPUT_ROOT/SPL_CE/PROTOCOL
-#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default) or vg150.  NPROC (env): torchrun.
+#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default), vglike or vg150.  NPROC (env): torchrun.
 #   SPL needs the prototype files of scripts/penet/prototypes.sh:
 #     VIS_PROTOS (env)  default $OUTPUT_ROOT/TransformerPredictor/predcls/vis_protos.pt
 #     CON_PROTOS (env)  default $OUTPUT_ROOT/spl_concept_protos.pt (any width: CON_PRO_DIM is read from the file,
@@ -24,10 +24,11 @@ VIS_PROTOS=${VIS_PROTOS:-$OUTPUT_ROOT/TransformerPredictor/predcls/vis_protos.pt
 CON_PROTOS=${CON_PROTOS:-$OUTPUT_ROOT/spl_concept_protos.pt}
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
-  synthetic) DIR=configs/synthetic; PENET=penet_ce; PENET_RW=penet_reweight; SPL=spl_reweight; SPL_CE=spl_ce ;;
+  synthetic|vglike) DIR=configs/synthetic; PENET=penet_ce; PENET_RW=penet_reweight; SPL=spl_reweight; SPL_CE=spl_ce ;;
   vg150)     DIR=configs/penet; PENET=penet; PENET_RW=penet_reweight; SPL=spl; SPL_CE=spl ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 EXTRA=()
 case "$VARIANT" in
@@ -51,7 +52,7 @@ print((d['prototypes'] if isinstance(d, dict) else d).shape[1])" "$CON_PROTOS")
           MODEL.ROI_RELATION_HEAD.CON_PRO_DIM "$CON_DIM" MODEL.ROI_RELATION_HEAD.CON_VAE_INPUT_DIM "$CON_DIM"
           MODEL.ROI_RELATION_HEAD.CON_VAE_LATENT_DIM "$CON_LATENT")
 fi
-ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
+ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
       OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL" "${EXTRA[@]}")
 if [ "$NPROC" -gt 1 ]; then
   "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \

@@ -2,15 +2,18 @@
 
 * ``plot_predicate_distribution``: how often each predicate is annotated, sorted, optionally on a log scale;
 * ``plot_per_predicate_recall``: per-predicate R@K of one run, predicates in frequency order;
-* ``plot_recall_change``: per-predicate R@K of run B minus run A (gains up, losses down).
+* ``plot_recall_change``: per-predicate R@K of run B minus run A (gains up, losses down);
 
-Inputs are the evaluator's ``results.json`` (its ``per_predicate`` block: ``names``, ``gt_count``, ``R@K``).
+and the training curves of runs (``plot_training_curves``: one panel per logged value, e.g. ``loss``, ``val/AP50``).
+
+Inputs are the evaluator's ``results.json`` (its ``per_predicate`` block: ``names``, ``gt_count``, ``R@K``) and the
+trainer's ``metrics.json`` (one JSON object per log line, with its ``iteration``).
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -117,5 +120,69 @@ def plot_recall_change(results_a: str, results_b: str, path: str, k: int = 100, 
     return _save(fig, path)
 
 
+def load_curve(metrics_path: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(iterations, values) of ``key`` in a trainer ``metrics.json``; lines without the key (the validation lines
+    of a training value, the training lines of a ``val/`` value) are skipped."""
+    if not os.path.isfile(metrics_path):
+        raise FileNotFoundError(f"metrics file {metrics_path} does not exist (training writes OUTPUT_DIR/metrics.json)")
+    iterations, values, seen = [], [], set()
+    with open(metrics_path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{metrics_path}:{number}: not a JSON object: {err}") from None
+            seen.update(record)
+            if key in record:
+                iterations.append(record["iteration"])
+                values.append(record[key])
+    if not values:
+        raise KeyError(f"{metrics_path}: no logged value '{key}'; available: {', '.join(sorted(seen - {'iteration'}))}")
+    return np.asarray(iterations, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` points (fewer at the start), so a curve keeps its length and its
+    first value."""
+    if window < 1:
+        raise ValueError(f"the moving-average window must be at least 1, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Sequence[str] = ("loss",),
+                         window: int = 1, title: Optional[str] = None) -> str:
+    """One panel per key, one line per (label, metrics.json) run that logged it, smoothed by ``moving_average``
+    over ``window`` log lines; a key no run logged is an error."""
+    if not runs or not keys:
+        raise ValueError("training curves need at least one run and one key")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        missing = []
+        for label, metrics_path in runs:
+            try:
+                iterations, values = load_curve(metrics_path, key)
+            except KeyError as err:
+                missing.append(str(err).strip("'\""))
+                continue
+            ax.plot(iterations, moving_average(values, window), label=label)
+        if len(missing) == len(runs):
+            plt.close(fig)
+            raise KeyError("; ".join(missing))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(key if window == 1 else f"{key} (mean of {window} logs)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 __all__ = ["load_per_predicate", "plot_predicate_distribution", "plot_per_predicate_recall", "plot_recall_change",
-           "frequency_order"]
+           "frequency_order", "load_curve", "moving_average", "plot_training_curves"]

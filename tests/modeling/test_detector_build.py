@@ -162,7 +162,8 @@ CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 DETECTOR_CONFIGS = sorted(
     [os.path.join("detector", f) for f in os.listdir(os.path.join(CONFIG_DIR, "detector"))
      if f.endswith(".yaml") and f != "vg150_base.yaml"]
-    + ["synthetic/detector_tiny_fpn.yaml", "e2e_relation_detector_X_101_32_8_FPN_1x.yaml"])
+    + ["synthetic/detector_tiny_fpn.yaml", "synthetic_vglike/detector_tiny_fpn.yaml",
+       "e2e_relation_detector_X_101_32_8_FPN_1x.yaml"])
 
 
 @pytest.mark.parametrize("name", DETECTOR_CONFIGS)

@@ -105,3 +105,63 @@ def test_plots_from_the_evaluators_own_results_file(tmp_path):
     for figure, extra in (("recall", ["--results", path, "--k", "50"]), ("distribution", ["--results", path])):
         out = tmp_path / f"{figure}.png"
         assert plot_results.main([figure, *extra, "--output", str(out)]) == 0 and _image_size(out)[0] >= 500
+
+
+def _metrics(path, lines):
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(path)
+
+
+# a detector-like and a relation-like metrics.json: training lines every 20 iterations, a validation line between
+DETECTOR_LINES = [{"iteration": 1, "loss": 3.0, "loss_classifier": 2.0, "lr": 0.1}, {"iteration": 20, "loss": 2.0},
+                  {"iteration": 20, "val/AP50": 0.25}, {"iteration": 40, "loss": 1.0}, {"iteration": 60, "loss": 0.5}]
+RELATION_LINES = [{"iteration": 1, "loss": 4.0, "loss_rel": 3.5}, {"iteration": 20, "loss": 1.5, "loss_rel": 1.25}]
+
+
+def test_curves_read_one_key_and_skip_the_lines_without_it(tmp_path):
+    from sgg.utils.result_plots import load_curve
+
+    path = _metrics(tmp_path / "metrics.json", DETECTOR_LINES)
+    iterations, values = load_curve(path, "loss")
+    assert iterations.tolist() == [1, 20, 40, 60] and values.tolist() == [3.0, 2.0, 1.0, 0.5]
+    iterations, values = load_curve(path, "val/AP50")
+    assert iterations.tolist() == [20] and values.tolist() == [0.25]
+
+
+def test_moving_average_is_trailing_and_keeps_the_length():
+    from sgg.utils.result_plots import moving_average
+
+    # window 2: 1, (1+2)/2, (2+3)/2, (3+10)/2 -- a centred or leading mean would give other values
+    assert moving_average([1, 2, 3, 10], 2).tolist() == [1.0, 1.5, 2.5, 6.5]
+    assert moving_average([1, 2, 3, 10], 3).tolist() == [1.0, 1.5, 2.0, 5.0]
+    assert moving_average([4, 7], 1).tolist() == [4.0, 7.0]
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        moving_average([1.0], 0)
+
+
+def test_curves_figure_has_one_panel_per_key(tmp_path):
+    det = _metrics(tmp_path / "det.json", DETECTOR_LINES)
+    rel = _metrics(tmp_path / "rel.json", RELATION_LINES)
+    one, two = tmp_path / "one.png", tmp_path / "two.png"
+    assert plot_results.main(["curves", "--run", f"detector={det}", "--run", f"Motif={rel}", "--window", "2",
+                              "--output", str(one)]) == 0
+    # loss_rel is logged by the relation run only: its panel shows that run
+    assert plot_results.main(["curves", "--run", f"detector={det}", "--run", f"Motif={rel}", "--key", "loss",
+                              "--key", "loss_rel", "--output", str(two)]) == 0
+    (w1, h1), (w2, h2) = _image_size(one), _image_size(two)
+    assert h1 == h2 == 360 and w1 == 460 and w2 == 920  # 4.6 x 3.6 inches per panel at 100 dpi
+
+
+def test_curves_bad_inputs_name_the_problem(tmp_path, caplog):
+    det = _metrics(tmp_path / "det.json", DETECTOR_LINES)
+    out = tmp_path / "x.png"
+    assert plot_results.main(["curves", "--run", f"detector={det}", "--key", "loss_rel", "--output", str(out)]) == 2
+    assert "det.json: no logged value 'loss_rel'; available: loss, loss_classifier, lr, val/AP50" in caplog.text
+    assert plot_results.main(["curves", "--run", det, "--output", str(out)]) == 2
+    assert "expected LABEL=PATH to a metrics.json" in caplog.text
+    assert plot_results.main(["curves", "--run", f"a={tmp_path / 'none.json'}", "--output", str(out)]) == 2
+    assert "none.json does not exist" in caplog.text
+    (tmp_path / "broken.json").write_text('{"iteration": 1, "loss": 2.0}\n{"iteration": 2,\n')
+    assert plot_results.main(["curves", "--run", f"a={tmp_path / 'broken.json'}", "--output", str(out)]) == 2
+    assert "broken.json:2: not a JSON object" in caplog.text
+    assert not out.exists()

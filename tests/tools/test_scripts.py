@@ -1,5 +1,6 @@
 """The training scripts' argument checks (scripts/lib.sh and each script's own cases)."""
 import glob
+import json
 import os
 import re
 import subprocess
@@ -119,3 +120,81 @@ def test_run_unless_done_skips_only_a_finished_run(tmp_path):
     assert ran()  # no results yet: the test pass did not finish
     (run / "inference" / "test" / "results.json").write_text("{}")
     assert not ran()
+
+
+def _vglike_data():
+    """scripts/lib.sh's VGLIKE_DATA, as the scripts pass it."""
+    proc = subprocess.run(["bash", "-c", 'source scripts/lib.sh && printf "%s\\0" "${VGLIKE_DATA[@]}"'], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return proc.stdout.split("\0")[:-1]
+
+
+def _flat(cfg):
+    def value(key):
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        return node
+    return {key: value(key) for key in cfg.all_keys()}
+
+
+def test_vglike_data_pairs_turn_the_small_relation_yaml_into_the_vglike_one():
+    """A method yaml of configs/synthetic/ plus VGLIKE_DATA must equal configs/synthetic_vglike/relation_base.yaml
+    in every key but the schedule and the output folder: a key added to one and not the other fails here."""
+    from sgg.config import load_config
+
+    small = os.path.join(REPO, "configs", "synthetic", "relation_base.yaml")
+    vglike = _flat(load_config(os.path.join(REPO, "configs", "synthetic_vglike", "relation_base.yaml")))
+    moved = _flat(load_config(small, _vglike_data()))
+    plain = _flat(load_config(small))
+
+    def differing(a, b):
+        return sorted(k for k in a if a[k] != b[k] and not k.startswith("SOLVER.") and k != "OUTPUT_DIR")
+
+    assert "DATASETS.TRAIN" in differing(plain, vglike)  # the comparison sees the data keys at all
+    assert differing(moved, vglike) == []
+    assert moved["DATASETS.TEST"] == ("SyntheticVGLike_test",) and moved["MODEL.ROI_HEADS.DETECTIONS_PER_IMG"] == 80
+
+
+RECORDER = "#!{python}\nimport json, os, sys\nopen(os.environ['CALLS'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+
+
+@pytest.mark.parametrize("script", [
+    ["scripts/train_relation.sh", "MotifPredictor", "sgcls", "det.pth"],
+    ["scripts/motifs/train_predcls.sh", "det.pth"],
+    ["scripts/pipeline.sh", "MotifPredictor"],
+    ["scripts/hca/train.sh", "ce", "predcls", "det.pth"],
+    ["scripts/penet/train.sh", "penet", "predcls", "det.pth"],
+    ["scripts/linknet/train.sh", "linknet_ce", "sgdet", "det.pth"],
+    ["scripts/ba_sgg/train.sh", "MotifPredictor", "sgcls", "det.pth"],
+    ["scripts/iterative_sg/train.sh", "det.pth"],
+    ["scripts/benchmark/recipe.sh", "cce_ranker", "MotifPredictor", "predcls", "det.pth", "{root}/bench/M/predcls/seed0",
+     "0"],
+])
+def test_dataset_vglike_trains_every_stage_on_the_vglike_profile(script, tmp_path):
+    """DATASET=vglike: every training call the script makes (a recording PYTHON stands in for the interpreter)
+    loads a config on the VG-like catalog entries and image sizes, the protocol's switches intact."""
+    from sgg.config import load_config
+
+    recorder = tmp_path / "python"
+    recorder.write_text(RECORDER.format(python=sys.executable))
+    recorder.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    env = dict(os.environ, OUTPUT_ROOT=str(tmp_path / "out"), DATASET="vglike", PYTHON=str(recorder),
+               CALLS=str(calls))
+    proc = subprocess.run(["bash", *[a.format(root=tmp_path) for a in script]], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = [json.loads(line) for line in calls.read_text().splitlines()]
+    trainings = [r for r in runs if r[0] in ("tools/relation_train_net.py", "tools/detector_pretrain_net.py")]
+    assert trainings, runs
+    switches = set()
+    for argv in trainings:
+        assert argv[1] == "--config-file"
+        cfg = load_config(os.path.join(REPO, argv[2]), argv[3:])
+        assert cfg.DATASETS.TRAIN == ("SyntheticVGLike_train",) and cfg.DATASETS.TEST == ("SyntheticVGLike_test",)
+        assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST) == (384, 448)
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        switches.add((head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL))
+    if "sgcls" in script:  # the data pairs must not undo the protocol's switches
+        assert (True, False) in switches
