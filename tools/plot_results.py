@@ -43,7 +43,7 @@ def parse_runs(specs):
     for spec in specs:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
-            raise ValueError(f"--run {spec!r}: expected LABEL=PATH to a metrics.json, e.g. Motif=out/metrics.json")
+            raise ConfigError(f"--run {spec!r}: expected LABEL=PATH to a metrics.json, e.g. Motif=out/metrics.json")
         runs.append((label, path))
     return runs
 

@@ -17,8 +17,14 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sgg.config.sgg_config import ConfigError
+
 from .errors import DataError
 
+
+
+class MissingMetricError(DataError):
+    """A metrics.json without the asked-for key (a curve panel skips such a run)."""
 
 def _pyplot():
     try:
@@ -133,13 +139,14 @@ def load_curve(metrics_path: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
             try:
                 record = json.loads(line)
             except ValueError as err:
-                raise ValueError(f"{metrics_path}:{number}: not a JSON object: {err}") from None
+                raise DataError(f"{metrics_path}:{number}: not a JSON object: {err}") from None
             seen.update(record)
             if key in record:
                 iterations.append(record["iteration"])
                 values.append(record[key])
     if not values:
-        raise KeyError(f"{metrics_path}: no logged value '{key}'; available: {', '.join(sorted(seen - {'iteration'}))}")
+        raise MissingMetricError(f"{metrics_path}: no logged value '{key}'; available: "
+                        f"{', '.join(sorted(seen - {'iteration'}))}")
     return np.asarray(iterations, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
@@ -147,7 +154,7 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` points (fewer at the start), so a curve keeps its length and its
     first value."""
     if window < 1:
-        raise ValueError(f"the moving-average window must be at least 1, got {window}")
+        raise ConfigError(f"the moving-average window must be at least 1, got {window}")
     values = np.asarray(values, dtype=np.float64)
     sums = np.cumsum(np.concatenate([[0.0], values]))
     ends = np.arange(1, len(values) + 1)
@@ -160,7 +167,7 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
     """One panel per key, one line per (label, metrics.json) run that logged it, smoothed by ``moving_average``
     over ``window`` log lines; a key no run logged is an error."""
     if not runs or not keys:
-        raise ValueError("training curves need at least one run and one key")
+        raise ConfigError("training curves need at least one run and one key")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -168,13 +175,13 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
         for label, metrics_path in runs:
             try:
                 iterations, values = load_curve(metrics_path, key)
-            except KeyError as err:
-                missing.append(str(err).strip("'\""))
+            except MissingMetricError as err:
+                missing.append(str(err))
                 continue
             ax.plot(iterations, moving_average(values, window), label=label)
         if len(missing) == len(runs):
             plt.close(fig)
-            raise KeyError("; ".join(missing))
+            raise DataError("; ".join(missing))
         ax.set_xlabel("iteration")
         ax.set_ylabel(key if window == 1 else f"{key} (mean of {window} logs)")
         ax.grid(alpha=0.3)
