@@ -22,9 +22,9 @@ from sgg.config.sgg_config import ConfigError
 from .errors import DataError
 
 
-
 class MissingMetricError(DataError):
     """A metrics.json without the asked-for key (a curve panel skips such a run)."""
+
 
 def _pyplot():
     try:
