@@ -48,6 +48,17 @@ case "$DATASET" in
   *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 
+# link_benchmark_row STAGE_DIR PROTOCOL WHAT: when STAGE_DIR does not exist and the benchmark's own row (CE_ROOT) has
+# a finished run of PROTOCOL and SEED, link it as the stage instead of training it again.
+link_benchmark_row() {
+  local stage=$1 row=${CE_ROOT:-}/$2/seed$SEED
+  if [ ! -e "$stage" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$row/model_final.pth" ]; then
+    echo "== $3 <- the benchmark's run $row" >&2
+    mkdir -p "$(dirname "$stage")"
+    ln -s "$(cd "$row" && pwd)" "$stage"
+  fi
+}
+
 # The CE model of PREDICTOR in PROTOCOL (trained once per seed); prints its folder.
 ce_model() {
   local protocol=$1 folder
@@ -56,12 +67,7 @@ ce_model() {
     HybridCoAttentionPredictor) folder=$OUTPUT_ROOT/HCA_CE/$protocol ;;
     *)                          folder=$OUTPUT_ROOT/$PREDICTOR/$protocol ;;
   esac
-  local row=${CE_ROOT:-}/$protocol/seed$SEED
-  if [ ! -e "$folder" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$row/model_final.pth" ]; then
-    echo "== CE stage: $PREDICTOR $protocol <- the benchmark's CE run $row" >&2
-    mkdir -p "$(dirname "$folder")"
-    ln -s "$(cd "$row" && pwd)" "$folder"
-  fi
+  link_benchmark_row "$folder" "$protocol" "CE stage: $PREDICTOR $protocol"
   if [ ! -f "$folder/model_final.pth" ]; then
     echo "== CE stage: $PREDICTOR $protocol -> $folder" >&2
     case "$PREDICTOR" in
@@ -150,22 +156,17 @@ print((d['prototypes'] if isinstance(d, dict) else d).shape[1])" "$OUTPUT_ROOT/s
     esac
     CAUSAL_OPTS=(MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER "$CONTEXT")
     STAGE=$OUTPUT_ROOT/Causal_$CONTEXT/$PROTOCOL
-    ROW=${CE_ROOT:-}/$PROTOCOL/seed$SEED
-    if [ ! -e "$STAGE" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$ROW/model_final.pth" ]; then
-      echo "== factual stage: Causal $CONTEXT $PROTOCOL <- the benchmark's run $ROW" >&2
-      mkdir -p "$(dirname "$STAGE")"
-      ln -s "$(cd "$ROW" && pwd)" "$STAGE"
-    fi
+    link_benchmark_row "$STAGE" "$PROTOCOL" "factual stage: Causal $CONTEXT $PROTOCOL"
     if [ ! -f "$STAGE/model_final.pth" ]; then
       echo "== factual stage: Causal $CONTEXT $PROTOCOL (EFFECT_TYPE none) -> $STAGE" >&2
-      "$PYTHON" tools/relation_train_net.py --config-file "$CAUSAL" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
+      "$PYTHON" tools/relation_train_net.py --config-file "$CAUSAL" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
         MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE none MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR" SEED "$SEED" \
         OUTPUT_DIR "$STAGE" "${OVERRIDES[@]}" >&2
     fi
-    "$PYTHON" tools/relation_test_net.py --config-file "$CAUSAL" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
+    "$PYTHON" tools/relation_test_net.py --config-file "$CAUSAL" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \
       MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE TDE MODEL.WEIGHT "$STAGE/model_final.pth" SEED "$SEED" \
       OUTPUT_DIR "$OUTPUT_DIR" "$@"
     # the model table reads the trained model's description
-    [ -f "$STAGE/model_info.json" ] && cp "$STAGE/model_info.json" "$OUTPUT_DIR/model_info.json" ;;
+    if [ -f "$STAGE/model_info.json" ]; then cp "$STAGE/model_info.json" "$OUTPUT_DIR/model_info.json"; fi ;;
   *) echo "unknown recipe '$RECIPE': use cce_ranker, ba_sgg, cdl, cdl_ba_sgg, spl, spl_ce or causal_tde" >&2; exit 2 ;;
 esac

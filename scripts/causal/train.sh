@@ -3,7 +3,7 @@
 # the factual "none" numbers in OUTPUT_DIR/inference), then test the same weights with EFFECT_TYPE TDE (or EFFECT,
 # below) in OUTPUT_DIR/EFFECT/inference.
 # Usage: bash scripts/causal/train.sh PROTOCOL DETECTOR_CKPT [KEY VALUE ...]   (overrides go to both runs)
-#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default) or vg150.  NPROC (env): torchrun.
+#   PROTOCOL  predcls | sgcls | sgdet.   DATASET (env): synthetic (default), vglike or vg150.  NPROC (env): torchrun.
 #   CONTEXT (env) motifs (default) | vctree | vtranse;  FUSION (env) sum (default) | gate;  EFFECT (env) TDE | NIE | TE.
 #   OUTPUT_DIR: $OUTPUT_ROOT/Causal_<CONTEXT>_<FUSION>/PROTOCOL (OUTPUT_ROOT default output/$DATASET).
 set -euo pipefail
@@ -20,10 +20,11 @@ DETECTOR=${2:?detector checkpoint, e.g. output/qt/detector/model_final.pth}
 shift 2
 source scripts/lib.sh
 protocol_switches "$PROTOCOL"
+dataset_data "$DATASET"
 case "$DATASET" in
-  synthetic) CONFIG=configs/synthetic/causal_motifs.yaml ;;
-  vg150)     CONFIG=configs/causal/causal_motifs.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic or vg150" >&2; exit 2 ;;
+  synthetic|vglike) CONFIG=configs/synthetic/causal_motifs.yaml ;;
+  vg150)            CONFIG=configs/causal/causal_motifs.yaml ;;
+  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
 esac
 OUT=$OUTPUT_ROOT/Causal_${CONTEXT}_${FUSION}/$PROTOCOL
 HEAD=MODEL.ROI_RELATION_HEAD
@@ -37,7 +38,7 @@ run() {
     "$PYTHON" "$tool" "$@"
   fi
 }
-run tools/relation_train_net.py --config-file "$CONFIG" "${SWITCHES[@]}" "${CAUSAL[@]}" \
+run tools/relation_train_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
   "$HEAD.CAUSAL.EFFECT_TYPE" none MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR" OUTPUT_DIR "$OUT" "$@"
-run tools/relation_test_net.py --config-file "$CONFIG" "${SWITCHES[@]}" "${CAUSAL[@]}" \
+run tools/relation_test_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
   "$HEAD.CAUSAL.EFFECT_TYPE" "$EFFECT" MODEL.WEIGHT "$OUT/model_final.pth" OUTPUT_DIR "$OUT/$EFFECT" "$@"

@@ -170,6 +170,10 @@ RECORDER = "#!{python}\nimport json, os, sys\nopen(os.environ['CALLS'], 'a').wri
     ["scripts/iterative_sg/train.sh", "det.pth"],
     ["scripts/benchmark/recipe.sh", "cce_ranker", "MotifPredictor", "predcls", "det.pth", "{root}/bench/M/predcls/seed0",
      "0"],
+    ["scripts/benchmark/recipe.sh", "causal_tde", "MotifPredictor", "sgcls", "det.pth", "{root}/bench/T/sgcls/seed0",
+     "0"],
+    ["scripts/imp/train.sh", "sgcls", "det.pth"],
+    ["scripts/causal/train.sh", "sgcls", "det.pth"],
 ])
 def test_dataset_vglike_trains_every_stage_on_the_vglike_profile(script, tmp_path):
     """DATASET=vglike: every training call the script makes (a recording PYTHON stands in for the interpreter)
@@ -198,3 +202,6 @@ def test_dataset_vglike_trains_every_stage_on_the_vglike_profile(script, tmp_pat
         switches.add((head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL))
     if "sgcls" in script:  # the data pairs must not undo the protocol's switches
         assert (True, False) in switches
+    for argv in (r for r in runs if r[0] == "tools/relation_test_net.py" and "MODEL.WEIGHT" in r):
+        cfg = load_config(os.path.join(REPO, argv[2]), argv[3:])  # a test of a model just trained: the same data
+        assert cfg.DATASETS.TEST == ("SyntheticVGLike_test",), argv
