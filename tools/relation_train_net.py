@@ -14,8 +14,8 @@ final model on DATASETS.TEST and prints SGB's result block. Ctrl-C saves the las
 import logging
 
 from sgg.engine import Trainer, default_argument_parser, default_setup
-from sgg.engine.relation import (build_scene_graph_model, load_initial_weights, load_statistics,
-                                 relation_val_fn, test_relations)
+from sgg.engine.relation import build_scene_graph_model, load_initial_weights, load_statistics
+from sgg.engine.relation_eval import relation_val_fn, test_relations
 
 logger = logging.getLogger("sgg.tools.relation_train_net")
 

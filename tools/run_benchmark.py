@@ -22,9 +22,9 @@ import time
 
 from tqdm import tqdm
 
+from sgg.benchmarking.runner import (detector_ap50, export_records, find_results, load_benchmark_spec, run_dir,
+                                     run_one, summarise, train_command, write_tables)
 from sgg.config.sgg_config import ConfigError
-from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,
-                                  run_dir, run_one, summarise, train_command, write_tables)
 from sgg.utils.errors import RunError
 
 logger = logging.getLogger("sgg.tools.run_benchmark")
