@@ -2,7 +2,6 @@
 checkpoint, training with validation, testing, the test tool reproducing the numbers, and the first errors."""
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -10,22 +9,18 @@ import pytest
 import torch
 
 from sgg.config import load_config
-from sgg.data.synthetic import generate_synthetic_vg
 from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
 
-from tool_process import run_tool
+from tool_process import RECALL_LINE, run_tool, synthetic_data_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs", "synthetic")
 CONFIG = os.path.join(CONFIGS, "iterative_sg.yaml")
-RECALL_LINE = re.compile(r"SGG eval:\s+R @ 20: (\d\.\d{4});\s+R @ 50: (\d\.\d{4});\s+R @ 100: (\d\.\d{4});")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=40, num_test=12, seed=5, workers=1)
-    return root
+    return synthetic_data_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

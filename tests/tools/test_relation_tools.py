@@ -2,24 +2,18 @@
 re-evaluation of the saved predictions, resume, and the errors a user meets first."""
 import json
 import os
-import re
 
 import pytest
 
-from sgg.data.synthetic import generate_synthetic_vg
-
-from tool_process import run_tool
+from tool_process import RECALL_LINE, run_tool, synthetic_data_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs", "synthetic")
-RECALL_LINE = re.compile(r"SGG eval:\s+R @ 20: (\d\.\d{4});\s+R @ 50: (\d\.\d{4});\s+R @ 100: (\d\.\d{4});")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=40, num_test=12, seed=5, workers=1)
-    return root
+    return synthetic_data_root(tmp_path_factory)
 
 
 def _opts(data_root, output_dir, max_iter, *extra):

@@ -1,9 +1,21 @@
-"""Running a tool as a user does, for the end-to-end tool tests."""
+"""Running a tool as a user does, for the end-to-end tool tests, and the data and log line they share."""
 import os
+import re
 import subprocess
 import sys
 
+from sgg.data.synthetic import generate_synthetic_vg
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# SGB's R@K line of a relation test run
+RECALL_LINE = re.compile(r"SGG eval:\s+R @ 20: (\d\.\d{4});\s+R @ 50: (\d\.\d{4});\s+R @ 100: (\d\.\d{4});")
+
+
+def synthetic_data_root(tmp_path_factory):
+    """A fresh folder holding a synthetic VG of 40 training and 12 test images (seed 5): DATASETS.DATA_DIR."""
+    root = tmp_path_factory.mktemp("data")
+    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=40, num_test=12, seed=5, workers=1)
+    return root
 
 
 def run_tool(args, expect_ok=True, timeout=400) -> str:
