@@ -15,7 +15,7 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.causal import (CONTEXT_LAYERS, CausalAnalysisPredictor,
                                                                     causal_effect, pair_box_info)
-from sgg.modeling.roi_heads.relation_head.predictors.common import update_moving_average
+from sgg.modeling.roi_heads.relation_head.layers.moving_average import update_moving_average
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 

@@ -10,7 +10,7 @@ import torch
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.inference import object_prediction_nms
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.common import to_onehot
+from sgg.modeling.roi_heads.relation_head.layers.object_labels import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.imp import IMPContext, IMPPredictor
 from sgg.modeling.roi_heads.relation_head.rescorers.ranker import Ranker
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch

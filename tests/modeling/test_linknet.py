@@ -12,9 +12,10 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import GlobalContextLoss
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
-from sgg.modeling.roi_heads.relation_head.predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, RelationalEmbedding,
-                                                                     global_image_features, multi_label_targets,
-                                                                     padded_length, pair_layout, relative_layout)
+from sgg.modeling.roi_heads.relation_head.layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, global_image_features,
+                                                                       padded_length)
+from sgg.modeling.roi_heads.relation_head.predictors.linknet import (RelationalEmbedding, multi_label_targets, pair_layout,
+                                                                     relative_layout)
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 

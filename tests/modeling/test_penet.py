@@ -14,7 +14,7 @@ from sgg.modeling.roi_heads.relation_head.losses.prototype import (euclidean_pro
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.predictors.penet import PrototypeEmbeddingTrunk, cosine_logits
-from sgg.modeling.roi_heads.relation_head.predictors.spl import VAE, SPLBranches, standardize, vae_init_std
+from sgg.modeling.roi_heads.relation_head.layers.spl import VAE, SPLBranches, standardize, vae_init_std
 
 from test_predictors import MODES, R, ROI_DIM, make_batch, make_cfg, make_statistics
 
@@ -377,7 +377,7 @@ def test_reference_spl_command_line_keys_load(tmp_path):
             "MODEL.ROI_RELATION_HEAD.CON_PRO_TYPE", "CLIP", "MODEL.ROI_RELATION_HEAD.CON_PRO_CLIP_PATH", "c.pt",
             "MODEL.ROI_RELATION_HEAD.CON_PRO_LLAMA_PATH", "l.pt", "MODEL.USE_REWEIGHT", "PENET"]
     cfg = load_config(opts=opts)
-    from sgg.modeling.roi_heads.relation_head.predictors.spl import concept_path, spl_enabled
+    from sgg.modeling.roi_heads.relation_head.layers.spl import concept_path, spl_enabled
 
     assert spl_enabled(cfg) and concept_path(cfg) == ("MODEL.ROI_RELATION_HEAD.CON_PRO_CLIP_PATH", "c.pt")
 

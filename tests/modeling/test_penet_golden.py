@@ -51,7 +51,7 @@ import torch
 from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors import spl as spl_module
+from sgg.modeling.roi_heads.relation_head.layers import spl as spl_module
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 

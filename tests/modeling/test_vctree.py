@@ -12,7 +12,7 @@ from sgg.config import load_config
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.losses.vctree_binary import VCTreeBinary
-from sgg.modeling.roi_heads.relation_head.predictors.common import to_onehot
+from sgg.modeling.roi_heads.relation_head.layers.object_labels import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.tree_lstm import DownwardTreeLSTM, UpwardTreeLSTM
 from sgg.modeling.roi_heads.relation_head.predictors.vctree_tree import binary_tree, build_forest, greedy_tree
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch

@@ -21,7 +21,7 @@ from sgg.structures import BoxList
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
 from .ba_sgg import TransferClassifier, add_clean_classifier, freeze_all_but_clean, set_clean_train_mode
-from .frequency_bias import set_frequency_bias_dropout
+from .layers.frequency_bias import set_frequency_bias_dropout
 from .inference import RelationPostProcessor
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor

@@ -23,9 +23,11 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
-from ..frequency_bias import FrequencyBias
+from ..layers.batch_access import class_counts, global_pair_indices
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.init import normal_init, xavier_init
+from ..layers.moving_average import update_moving_average
 from ..types import PredictorOutput, RelationBatch
-from .common import class_counts, global_pair_indices, normal_init, update_moving_average, xavier_init
 from .motifs import LSTMContext
 from .vctree import VCTreeContext, pair_score_extras
 from .vtranse import VTransEContext

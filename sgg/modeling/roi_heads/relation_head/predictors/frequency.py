@@ -8,10 +8,10 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..frequency_bias import FrequencyBias
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..types import PredictorOutput, RelationBatch
-from .common import check_mode, class_counts, decode_object_labels, detector_logits, global_pair_indices, gt_labels, \
-    to_onehot
 
 
 @ROI_RELATION_PREDICTORS.register("FrequencyPredictor")

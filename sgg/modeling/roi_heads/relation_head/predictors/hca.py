@@ -16,10 +16,13 @@ from torch import nn
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, gt_labels, pack_per_image
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.edge_head import RelationEdgeHead, build_frequency_bias
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..types import RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, gt_labels, label_embedding, pack_per_image, to_onehot,
-                     xavier_init)
 from .transformer import EncoderLayer, MultiHeadSelfAttention, PositionwiseFeedForward, TransformerPredictor
 
 

@@ -23,9 +23,10 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..types import PredictorOutput, RelationBatch
-from .common import check_mode, class_counts, decode_object_labels, global_pair_indices, gt_labels, to_onehot, \
-    xavier_init
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ A relational embedding (RE) module is ``R = softmax_row((O W)(O U)^T)``, ``O' = 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,79 +24,22 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
+from ..layers.batch_norm import SmallBatchNorm1d
+from ..layers.edge_head import build_frequency_bias
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, GLOBAL_POOLING_REGIONS, backbone_channels,
+                                    batch_size_divisibility, global_image_features)
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..losses import parse_loss_spec
 from ..types import PredictorOutput, RelationBatch
-from .common import (ObjectInputEmbedding, SmallBatchNorm1d, build_frequency_bias, check_mode, class_counts,
-                     decode_object_labels, detector_logits, global_pair_indices, gt_labels, label_embedding, to_onehot,
-                     xavier_init)
 
 logger = logging.getLogger(__name__)
 
 GCE_ACTIVATIONS = ("sigmoid", "softmax")
 ATTENTION_SCOPES = ("image", "batch")
-GLOBAL_POOLING_REGIONS = ("padded", "image")
 OBJECT_LABEL_INPUTS = ("detector", "gt_label")
-VGG_CHANNELS = 512  # the VGG-16 conv5 map ignores MODEL.BACKBONE.OUT_CHANNELS
-DETECTOR_SIZE_DIVISIBILITY = 32  # = GeneralizedRCNN.SIZE_DIVISIBILITY (tests/modeling/test_linknet.py checks it)
-
-
-# ------------------------------------------------------------------------------------------------- image context
-def backbone_channels(cfg) -> int:
-    """Channels of the backbone maps in ``RelationBatch.features``."""
-    if str(cfg.MODEL.BACKBONE.CONV_BODY).upper().startswith("VGG"):
-        return VGG_CHANNELS
-    return int(cfg.MODEL.BACKBONE.OUT_CHANNELS)
-
-
-def padded_length(length: int, multiples: Sequence[int]) -> int:
-    """``length`` rounded up to each positive multiple in turn (the data loader's, then the detector's padding)."""
-    for multiple in multiples:
-        if multiple > 1:
-            length = -(-int(length) // int(multiple)) * int(multiple)
-    return int(length)
-
-
-def global_image_features(features: Optional[Dict[str, torch.Tensor]],
-                          image_sizes: Optional[Sequence[Tuple[int, int]]], map_names: Sequence[str] = (),
-                          key: str = "GLOBAL_FEATURE_MAPS", region: str = "image",
-                          size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)) -> torch.Tensor:
-    """(B, D) per-image global average of the backbone maps, then averaged over maps.
-
-    ``region`` "padded" averages each whole map, batch padding included (the reference's ``AdaptiveAvgPool2d`` on
-    neural-motifs' 592 x 592 padded images). "image" averages only the cells that cover the image: the batch tensor is
-    the largest image padded to ``size_divisibility`` (loader, then detector), so a map of height H covers
-    ``padded / H`` pixels per cell and an image of height h the first ``ceil(h * H / padded)`` rows."""
-    if region not in GLOBAL_POOLING_REGIONS:
-        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
-                          f"got {region!r}")
-    if not features:
-        raise ValueError("the global image feature needs the backbone feature maps (RelationBatch.features is empty)")
-    if not image_sizes:
-        raise ValueError("the global image feature needs RelationBatch.image_sizes (the (h, w) of every image)")
-    names = list(map_names) or list(features)
-    unknown = [n for n in names if n not in features]
-    if unknown:
-        raise ConfigError(f"{key}: feature map(s) {unknown} do not exist; the backbone returns {list(features)}")
-    padded_h = padded_length(max(h for h, _ in image_sizes), size_divisibility)
-    padded_w = padded_length(max(w for _, w in image_sizes), size_divisibility)
-    pooled = []
-    for name in names:
-        fmap = features[name]
-        if region == "padded":
-            pooled.append(fmap.mean(dim=(-2, -1)))
-            continue
-        rows = []
-        for index, (h, w) in enumerate(image_sizes):
-            valid_h = max(1, min(fmap.shape[-2], -(-int(h) * fmap.shape[-2] // padded_h)))
-            valid_w = max(1, min(fmap.shape[-1], -(-int(w) * fmap.shape[-1] // padded_w)))
-            rows.append(fmap[index, :, :valid_h, :valid_w].mean(dim=(-2, -1)))
-        pooled.append(torch.stack(rows))
-    return torch.stack(pooled).mean(dim=0)
-
-
-def batch_size_divisibility(cfg) -> Tuple[int, int]:
-    """The multiples a batch is padded to: the data loader's, then the detector's (GeneralizedRCNN)."""
-    return int(cfg.DATALOADER.SIZE_DIVISIBILITY), DETECTOR_SIZE_DIVISIBILITY
 
 
 def image_index_per_box(num_boxes: Sequence[int], device) -> torch.Tensor:
@@ -366,5 +309,4 @@ class LinkNetPredictor(nn.Module):
 
 
 __all__: List[str] = ["LinkNetPredictor", "RelationalEmbedding", "GlobalContextEncoding", "LayoutEncoder",
-                      "relative_layout", "pair_layout", "global_image_features", "backbone_channels",
-                      "multi_label_targets", "padded_length", "batch_size_divisibility"]
+                      "relative_layout", "pair_layout", "multi_label_targets"]

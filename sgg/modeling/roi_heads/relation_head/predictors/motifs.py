@@ -12,10 +12,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_sequence
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.edge_head import RelationEdgeHead, build_frequency_bias
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.init import xavier_init
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, global_pair_indices, gt_labels, label_embedding, to_onehot,
-                     update_moving_average, xavier_init)
 
 
 def order_by_center_x(batch: RelationBatch) -> Optional[PackedSequence]:

@@ -28,11 +28,14 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.utils.word_vectors import obj_edge_vectors
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..layers.prototypes import cosine_logits, initial_logit_scale
+from ..layers.spl import SPLBranches, spl_enabled
 from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, class_counts, decode_object_labels,
-                     global_pair_indices, gt_labels, label_embedding, to_onehot, xavier_init)
-from .spl import SPLBranches, spl_enabled
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,13 @@ from torch import nn
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels, pack_per_image
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.edge_head import RelationEdgeHead, build_frequency_bias
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, to_onehot
 from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, global_pair_indices, gt_labels, label_embedding,
-                     pack_per_image, to_onehot, xavier_init)
 
 
 class MultiHeadSelfAttention(nn.Module):

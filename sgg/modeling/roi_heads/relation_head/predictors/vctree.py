@@ -20,12 +20,16 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..frequency_bias import FrequencyBias
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
+from ..layers.batch_norm import SmallBatchNorm1d
+from ..layers.box_geometry import BoxPositionEncoder, encode_box_geometry
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.init import normal_init, xavier_init
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import to_onehot
 from ..losses.vctree_binary import PAIR_IMAGE, PAIR_LOGITS, PAIR_TARGETS
 from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, SmallBatchNorm1d, check_mode, class_counts,
-                     detector_logits, encode_box_geometry, global_pair_indices, gt_labels, label_embedding,
-                     normal_init, to_onehot, update_moving_average, xavier_init)
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
 

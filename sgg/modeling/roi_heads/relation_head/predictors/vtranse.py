@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.batch_access import check_mode, gt_labels
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import to_onehot
 from ..types import RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, gt_labels, label_embedding, to_onehot,
-                     update_moving_average)
 
 
 def make_fc(inp: int, out: int) -> nn.Linear:

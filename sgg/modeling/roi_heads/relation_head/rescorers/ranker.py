@@ -22,9 +22,9 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_PREDICTORS
 
+from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, backbone_channels, batch_size_divisibility,
+                                    global_image_features)
 from ..losses import parse_loss_spec
-from ..predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, backbone_channels, batch_size_divisibility,
-                                  global_image_features)
 from ..types import PredictorOutput, RelationBatch
 
 SCORE_COMBINATIONS = ("multiply", "none")

@@ -26,7 +26,7 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import DataError
 
-from ..layers.prototypes import cosine_logits, initial_logit_scale
+from .prototypes import cosine_logits, initial_logit_scale
 
 logger = logging.getLogger(__name__)
 
