@@ -2,10 +2,13 @@
 class logits decoded (argmax over foreground, or SGB's per-class NMS at SGDet test)."""
 from __future__ import annotations
 
+from typing import Callable, Optional, Tuple
+
 import torch
 
 from ..inference import object_prediction_nms
 from ..types import RelationBatch
+from .batch_access import gt_labels
 
 ONEHOT_FILL = 1000.0  # SGB's to_onehot fill: GT labels become +-1000 logits in PredCls
 
@@ -31,3 +34,23 @@ def decode_object_labels(obj_logits: torch.Tensor, batch: RelationBatch, trainin
     if obj_logits.shape[0] == 0:
         return obj_logits.new_zeros(0, dtype=torch.long)
     return obj_logits[:, 1:].argmax(dim=1) + 1
+
+
+def ground_truth_objects(batch: RelationBatch, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """PredCls: the GT labels' one-hot logits (SGB's ``to_onehot``) and the GT labels."""
+    labels = gt_labels(batch)
+    return to_onehot(labels, num_classes), labels
+
+
+def classify_objects(batch: RelationBatch, num_classes: int, classify: Optional[Callable[[], torch.Tensor]],
+                     training: bool, nms_thresh: float, owner: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(obj_logits, obj_preds): the GT labels in PredCls, otherwise ``classify()``'s logits decoded with
+    ``decode_object_labels``. ``classify`` is None for a head built for PredCls (it has no object classifier):
+    an SGCls/SGDet batch then raises an error naming ``owner``, the head."""
+    if batch.mode == "predcls":
+        return ground_truth_objects(batch, num_classes)
+    if classify is None:
+        raise ValueError(f"this {owner} was built for predcls and has no object classifier for {batch.mode}; build "
+                         f"it with the {batch.mode} config")
+    logits = classify()
+    return logits, decode_object_labels(logits, batch, training, nms_thresh)

@@ -37,13 +37,6 @@ FUSION_TYPES = ("sum", "gate")
 PAIR_BOX_DIM = 32  # SGB's get_box_pair_info: subject, object, union and intersection boxes, 8 numbers each
 
 
-def _motifs_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    return LSTMContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                       head.CONTEXT_HIDDEN_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,
-                       head.CONTEXT_DROPOUT_RATE, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES, effect_analysis)
-
-
 def _vtranse_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
     head = cfg.MODEL.ROI_RELATION_HEAD
     return VTransEContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
@@ -63,7 +56,7 @@ def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistic
 # CONTEXT_LAYER -> builder(cfg, obj_classes, in_channels, statistics, effect_analysis). A context's forward takes
 # (batch, ctx_average=False) and returns (obj_logits, obj_preds, edge_ctx (sum N, CONTEXT_HIDDEN_DIM)).
 CONTEXT_LAYERS: Dict[str, Callable[..., nn.Module]] = {
-    "motifs": _motifs_context,
+    "motifs": LSTMContext.from_config,
     "vctree": _vctree_context,
     "vtranse": _vtranse_context,
 }

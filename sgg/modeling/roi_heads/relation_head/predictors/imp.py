@@ -25,7 +25,7 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
 from ..layers.init import xavier_init
-from ..layers.object_labels import decode_object_labels, to_onehot
+from ..layers.object_labels import decode_object_labels, ground_truth_objects
 from ..types import PredictorOutput, RelationBatch
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class IMPContext(nn.Module):
         """(obj_logits (sum N, C), edge states (sum P, h))."""
         node, edge = self.pass_messages(batch.roi_features, union_features, global_pair_indices(batch))
         if batch.mode == "predcls":
-            return to_onehot(gt_labels(batch), self.num_obj_classes), edge
+            return ground_truth_objects(batch, self.num_obj_classes)[0], edge
         if self.obj_fc is None:
             raise ValueError(f"this IMPPredictor was built for predcls and has no object classifier for "
                              f"{batch.mode}; build it with the {batch.mode} config")

@@ -31,7 +31,7 @@ from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, GLOBAL_POOLING_REGIONS, backbone_channels,
                                     batch_size_divisibility, global_image_features)
 from ..layers.init import xavier_init
-from ..layers.object_labels import decode_object_labels, to_onehot
+from ..layers.object_labels import decode_object_labels, ground_truth_objects
 from ..losses import parse_loss_spec
 from ..types import PredictorOutput, RelationBatch
 
@@ -284,8 +284,7 @@ class LinkNetPredictor(nn.Module):
         _, o2 = self.re1(obj_input, allowed)
         obj_context, o4 = self.re2(o2, allowed)  # O3, O4
         if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
+            obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
         else:
             obj_logits = o4
             obj_preds = self._object_labels(batch, obj_logits)

@@ -28,11 +28,11 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.utils.word_vectors import obj_edge_vectors
 
-from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices
 from ..layers.box_geometry import BoxPositionEncoder
 from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.init import xavier_init
-from ..layers.object_labels import decode_object_labels, to_onehot
+from ..layers.object_labels import classify_objects
 from ..layers.prototypes import cosine_logits, initial_logit_scale
 from ..layers.spl import SPLBranches, spl_enabled
 from ..types import PredictorOutput, RelationBatch
@@ -117,17 +117,15 @@ class EntityRefiner(nn.Module):
             self.hidden = make_fc(roi_dim + embed_dim + self.position.out_dim, hidden_dim, init)
             self.classifier = make_fc(hidden_dim, self.num_classes, init)
 
-    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
-        if batch.mode == "predcls":
-            labels = gt_labels(batch)
-            return to_onehot(labels, self.num_classes), labels
-        if self.mode == "predcls":
-            raise ValueError(f"this PrototypeEmbeddingNetwork was built for predcls and has no object classifier for "
-                             f"{batch.mode}; build it with the {batch.mode} config")
+    def classify(self, batch: RelationBatch) -> torch.Tensor:
         roi = batch.roi_features
         inputs = torch.cat([roi, self.label_input(batch), self.position(batch.boxes, roi.device)], dim=1)
-        logits = self.classifier(self.hidden(inputs))
-        return logits, decode_object_labels(logits, batch, self.training, self.nms_thresh)
+        return self.classifier(self.hidden(inputs))
+
+    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
+        classify = None if self.mode == "predcls" else lambda: self.classify(batch)
+        return classify_objects(batch, self.num_classes, classify, self.training, self.nms_thresh,
+                                "PrototypeEmbeddingNetwork")
 
 
 def predicate_word_vectors(rel_classes: Sequence[str], glove_dir: str, dim: int) -> torch.Tensor:

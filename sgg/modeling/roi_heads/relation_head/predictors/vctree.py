@@ -20,14 +20,14 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices
 from ..layers.batch_norm import SmallBatchNorm1d
 from ..layers.box_geometry import BoxPositionEncoder, encode_box_geometry
 from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.frequency_bias import FrequencyBias
 from ..layers.init import normal_init, xavier_init
 from ..layers.moving_average import update_moving_average
-from ..layers.object_labels import to_onehot
+from ..layers.object_labels import ground_truth_objects
 from ..losses.vctree_binary import PAIR_IMAGE, PAIR_LOGITS, PAIR_TARGETS
 from ..types import PredictorOutput, RelationBatch
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
@@ -161,8 +161,7 @@ class VCTreeContext(nn.Module):
         untreated = ctx_average and self.effect_analysis and not self.training
         roi_features = batch.roi_features
         if batch.mode == "predcls":
-            obj_labels = gt_labels(batch)
-            input_logits = to_onehot(obj_labels, self.num_obj_classes)
+            input_logits, obj_labels = ground_truth_objects(batch, self.num_obj_classes)
         else:
             if self.decoder_rnn is None:
                 raise ValueError(f"this VCTreePredictor was built for predcls and has no object decoder for "

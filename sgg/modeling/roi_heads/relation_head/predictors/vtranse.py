@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.batch_access import check_mode, gt_labels
+from ..layers.batch_access import check_mode
 from ..layers.box_geometry import BoxPositionEncoder
 from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.moving_average import update_moving_average
-from ..layers.object_labels import to_onehot
+from ..layers.object_labels import ground_truth_objects
 from ..types import RelationBatch
 
 
@@ -67,8 +67,7 @@ class VTransEContext(nn.Module):
             roi_and_position = self.untreated_edg_feat.view(1, -1).expand_as(roi_and_position)
 
         if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
+            obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
             label_vectors = self.obj_embed2(obj_preds)
         else:
             if self.pred_layer is None:
