@@ -69,7 +69,7 @@ INTERNAL_RAISES = {
     "sgg/modeling/roi_heads/relation_head/predictors/imp.py:IMPContext.forward": 1,
     "sgg/modeling/roi_heads/relation_head/predictors/imp.py:IMPPredictor._union_features": 1,
     "sgg/modeling/roi_heads/relation_head/predictors/tree_lstm.py:BiTreeLSTM.__init__": 1,  # width checked as config
-    "sgg/modeling/roi_heads/relation_head/predictors/vctree.py:pair_score_extras": 2,
+    "sgg/modeling/roi_heads/relation_head/predictors/vctree.py:pair_score_targets": 2,
     "sgg/modeling/roi_heads/relation_head/predictors/vctree.py:VCTreeContext.forward": 1,
     "sgg/modeling/roi_heads/relation_head/predictors/vctree.py:VCTreeEdgeHead.forward": 1,
     "sgg/modeling/roi_heads/relation_head/predictors/vtranse.py:VTransEContext.forward": 1,

@@ -6,6 +6,7 @@ from torch import nn
 
 from sgg.modeling.roi_heads.relation_head.layers.context_predictor import ContextEdgePredictor, ObjectContext
 from sgg.modeling.roi_heads.relation_head.layers.object_labels import ground_truth_objects
+from sgg.modeling.roi_heads.relation_head.types import AuxiliaryOutputs, RankerOutputs
 
 from test_predictors import C, R, ROI_DIM, make_batch, make_cfg, make_statistics
 
@@ -53,7 +54,7 @@ def test_a_toy_context_gets_pair_logits_with_the_frequency_bias_of_its_labels():
         model.edge_head.freq_bias = None
         unbiased = model(batch).rel_logits
     pairs = sum(batch.num_pairs)
-    assert biased.shape == (pairs, R) and out.obj_logits.shape == (7, C) and out.extras["rel_features"].shape == (pairs, 64)
+    assert biased.shape == (pairs, R) and out.obj_logits.shape == (7, C) and out.rel_features.shape == (pairs, 64)
     labels = torch.cat([b.get_field("labels") for b in batch.boxes])
     offsets = [0, 3]
     subject = torch.cat([p[:, 0] + o for p, o in zip(batch.pair_idxs, offsets)])
@@ -74,3 +75,17 @@ def test_the_base_builds_the_context_first_and_the_edge_head_the_flag_asks_for()
     assert names[:4] == ["context.obj_input_embed.embedding.weight", "context.obj_embed2.weight",
                          "context.project.weight", "context.project.bias"]
     assert "edge_head.freq_bias.obj_baseline.weight" in names and "edge_head.rel_compress.weight" in names
+
+
+def test_a_misspelt_output_field_fails_at_once():
+    model = _build(ToyPredictor).eval()
+    with torch.no_grad():
+        out = model(make_batch("predcls", (3,), training=False))
+    with pytest.raises(AttributeError, match="rel_feature"):
+        out.rel_feature = out.rel_features
+    with pytest.raises(AttributeError, match="rankers"):
+        out.aux.rankers = RankerOutputs(torch.zeros(6), torch.zeros(6))
+    with pytest.raises(AttributeError):
+        AuxiliaryOutputs().ranker.logits  # an unfilled field is None, not an empty dict that hides the typo
+    out.aux.ranker = RankerOutputs(torch.zeros(6), torch.full((6,), 0.5))
+    assert out.aux.ranker.scores.tolist() == [0.5] * 6

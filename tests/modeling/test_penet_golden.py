@@ -123,7 +123,7 @@ def run_case(variant, case, tmp_path):
         torch.zeros(sum(batch.num_pairs), dtype=torch.long)
     obj_labels = torch.cat(golden["inputs"]["labels"])
     ours = losses(RelationLossInputs(out.rel_logits, labels, out.obj_logits if mode != "predcls" else None,
-                                     obj_labels, batch.num_pairs, out.extras))
+                                     obj_labels, batch.num_pairs, aux=out.aux))
     return golden, out, ours
 
 

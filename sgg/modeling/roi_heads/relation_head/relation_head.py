@@ -152,7 +152,7 @@ class RelationHead(nn.Module):
             inputs = RelationLossInputs(
                 rel_logits=output.rel_logits, rel_labels=torch.cat(batch.rel_labels),
                 obj_logits=output.obj_logits if self.mode != "predcls" else None, obj_labels=obj_labels,
-                num_pairs_per_image=batch.num_pairs, extras=output.extras)
+                num_pairs_per_image=batch.num_pairs, aux=output.aux)
             return self.loss_terms(inputs)
         return self._post_process(batch, output, rel_scores)
 

@@ -74,4 +74,4 @@ class ContextEdgePredictor(nn.Module):
         rel_logits, rel_features = self.edge_head(edge_ctx, global_pair_indices(batch), obj_preds,
                                                   batch.union_features)
         return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
-                               extras={"rel_features": rel_features})
+                               rel_features=rel_features)

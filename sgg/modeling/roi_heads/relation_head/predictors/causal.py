@@ -27,9 +27,9 @@ from ..layers.batch_access import class_counts, global_pair_indices
 from ..layers.frequency_bias import FrequencyBias
 from ..layers.init import normal_init, xavier_init
 from ..layers.moving_average import update_moving_average
-from ..types import PredictorOutput, RelationBatch
+from ..types import AuxiliaryOutputs, CausalBranchLogits, PredictorOutput, RelationBatch
 from .motifs import LSTMContext
-from .vctree import VCTreeContext, pair_score_extras
+from .vctree import VCTreeContext, pair_score_targets
 from .vtranse import VTransEContext
 
 KEY = "MODEL.ROI_RELATION_HEAD.CAUSAL"
@@ -253,19 +253,19 @@ class CausalAnalysisPredictor(nn.Module):
         pair_labels = factual.obj_preds[pairs]
         frq_logits = self.freq_bias.index_with_labels(pair_labels)
         rel_logits = self.fuse(union, ctx_rep, frq_logits)
-        extras = {"rel_features": ctx_rep}
+        aux = AuxiliaryOutputs()
         if self.training:
-            extras["causal_ctx_logits"] = self.ctx_compress(ctx_rep)
+            aux.causal = CausalBranchLogits(ctx=self.ctx_compress(ctx_rep))
             if self.fusion_type != "gate":  # SGB drops the other two branch losses with the gate
-                extras["causal_vis_logits"] = self.vis_compress(union)
-                extras["causal_frq_logits"] = frq_logits
+                aux.causal.vis = self.vis_compress(union)
+                aux.causal.frq = frq_logits
             self._update_averages(pair_boxes, spatial, ctx_rep, union)
             if factual.pair_scores is not None:
-                extras.update(pair_score_extras(factual.pair_scores, batch.rel_binarys, union.device))
+                aux.pair_scores = pair_score_targets(factual.pair_scores, batch.rel_binarys, union.device)
         elif self.effect_analysis and self.effect_type != "none":
             rel_logits = self._effect_logits(batch, pairs, union, ctx_rep, factual)
         return PredictorOutput(obj_logits=factual.obj_logits, obj_preds=factual.obj_preds, rel_logits=rel_logits,
-                               extras=extras)
+                               rel_features=ctx_rep, aux=aux)
 
     def _update_averages(self, pair_boxes: Optional[torch.Tensor], spatial: Optional[torch.Tensor],
                          ctx_rep: torch.Tensor, union: torch.Tensor) -> None:

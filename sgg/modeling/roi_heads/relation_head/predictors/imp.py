@@ -136,7 +136,7 @@ class IMPPredictor(nn.Module):
 
     @staticmethod
     def rel_feature_dim(cfg) -> int:
-        """Width of ``extras["rel_features"]`` (the last edge states) for a re-scorer such as the Ranker."""
+        """Width of ``rel_features`` (the last edge states) for a re-scorer such as the Ranker."""
         return int(cfg.MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM)
 
     def _union_features(self, batch: RelationBatch) -> torch.Tensor:
@@ -159,4 +159,4 @@ class IMPPredictor(nn.Module):
         obj_logits, edge = self.context_layer(batch, self._union_features(batch))
         rel_logits = self.context_layer.rel_fc(edge)
         return PredictorOutput(obj_logits=obj_logits, obj_preds=self.object_labels(obj_logits, batch),
-                               rel_logits=rel_logits, extras={"rel_features": edge})
+                               rel_logits=rel_logits, rel_features=edge)

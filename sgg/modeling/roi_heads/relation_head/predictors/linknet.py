@@ -33,7 +33,7 @@ from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, GLOBAL_POOLING_R
 from ..layers.init import xavier_init
 from ..layers.object_labels import decode_object_labels, ground_truth_objects
 from ..losses import parse_loss_spec
-from ..types import PredictorOutput, RelationBatch
+from ..types import AuxiliaryOutputs, GlobalContextOutputs, PredictorOutput, RelationBatch
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +147,8 @@ def multi_label_targets(batch: RelationBatch, num_classes: int) -> Optional[torc
 class LinkNetPredictor(nn.Module):
     """Global context encoding + object and edge relational embeddings + layout encoding + classifier + bias.
 
-    ``extras``: ``rel_features`` ([G0 ; K2(b)], what the classifier reads and the Ranker re-scores),
-    ``gce_logits`` (B, C) and, when the boxes are labelled, ``gce_targets`` (B, C) for the "gce" loss term.
+    ``rel_features``: [G0 ; K2(b)], what the classifier reads and the Ranker re-scores; ``aux.global_context``: the
+    (B, C) multi-label logits and, when the boxes are labelled, their (B, C) targets for the "gce" loss term.
     """
 
     CLASSIFIER_MODULES = ("rel_compress", "freq_bias")  # BA-SGG's clean classifier (ba_sgg.py)
@@ -204,7 +204,7 @@ class LinkNetPredictor(nn.Module):
 
     @staticmethod
     def rel_feature_dim(cfg) -> int:
-        """Width of ``extras["rel_features"]`` (the Ranker sizes its input from it)."""
+        """Width of ``rel_features`` (the Ranker sizes its input from it)."""
         return cfg.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM + cfg.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM
 
     @classmethod
@@ -300,11 +300,9 @@ class LinkNetPredictor(nn.Module):
         if self.freq_bias is not None:
             rel_logits = rel_logits + self.freq_bias.index_with_labels(obj_preds[pairs])
 
-        extras = {"rel_features": rel_features, "gce_logits": gce_logits}
-        targets = multi_label_targets(batch, self.num_obj_classes)
-        if targets is not None:
-            extras["gce_targets"] = targets
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
+        global_context = GlobalContextOutputs(gce_logits, multi_label_targets(batch, self.num_obj_classes))
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
+                               rel_features=rel_features, aux=AuxiliaryOutputs(global_context=global_context))
 
 
 __all__: List[str] = ["LinkNetPredictor", "RelationalEmbedding", "GlobalContextEncoding", "LayoutEncoder",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,7 @@ from ..layers.frequency_bias import FrequencyBias
 from ..layers.init import normal_init, xavier_init
 from ..layers.moving_average import update_moving_average
 from ..layers.object_labels import ground_truth_objects
-from ..losses.vctree_binary import PAIR_IMAGE, PAIR_LOGITS, PAIR_TARGETS
-from ..types import PredictorOutput, RelationBatch
+from ..types import AuxiliaryOutputs, PairScoreTargets, PredictorOutput, RelationBatch
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
 
@@ -51,13 +50,13 @@ def co_occurrence_prior(pred_dist) -> torch.Tensor:
     return (summed + summed.t()).reshape(-1)
 
 
-def pair_score_extras(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional[Sequence[torch.Tensor]],
-                      device) -> Dict[str, torch.Tensor]:
-    """What the VCTreeBinary loss term reads from ``PredictorOutput.extras``: every image's pair score logits and
-    GT pair matrix (``rel_binarys > 0``), flattened and concatenated, and the image of each entry. Empty without
+def pair_score_targets(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional[Sequence[torch.Tensor]],
+                       device) -> Optional[PairScoreTargets]:
+    """What the VCTreeBinary loss term reads (``aux.pair_scores``): every image's pair score logits and GT pair
+    matrix (``rel_binarys > 0``), flattened and concatenated, and the image of each entry. None without
     ``rel_binarys`` (test batches)."""
     if rel_binarys is None:
-        return {}
+        return None
     if len(rel_binarys) != len(pair_logits):
         raise ValueError(f"{len(rel_binarys)} rel_binarys for {len(pair_logits)} images")
     logits = [s.reshape(-1) for s in pair_logits]
@@ -68,9 +67,9 @@ def pair_score_extras(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional
                              f"(an N x N matrix over the image's boxes)")
     images = [torch.full((s.numel(),), image, dtype=torch.long, device=device) for image, s in enumerate(logits)]
     empty = torch.zeros(0, device=device)
-    return {PAIR_LOGITS: torch.cat(logits) if logits else empty,
-            PAIR_TARGETS: torch.cat(targets) if targets else empty,
-            PAIR_IMAGE: torch.cat(images) if images else empty.long()}
+    return PairScoreTargets(logits=torch.cat(logits) if logits else empty,
+                            targets=torch.cat(targets) if targets else empty,
+                            image=torch.cat(images) if images else empty.long())
 
 
 class VCTreeScoreNet(nn.Module):
@@ -123,7 +122,7 @@ class VCTreeContext(nn.Module):
 
     ``forward(batch)`` -> ``(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))``;
     ``forward(batch, return_pair_scores=True)`` adds the per-image (N_i, N_i) pair score logits (list), which
-    ``pair_score_extras`` turns into what the VCTreeBinary loss term reads.
+    ``pair_score_targets`` turns into what the VCTreeBinary loss term reads.
 
     ``effect_analysis`` (Causal TDE, causal.py; SGB's VCTreeLSTMContext with EFFECT_ANALYSIS): keep SGB's untreated
     averages of the decoder input, the object input and the edge input [label embedding, roi feature] in buffers,
@@ -268,7 +267,8 @@ class VCTreePredictor(nn.Module):
         obj_logits, obj_preds, edge_ctx, pair_scores = self.context(batch, return_pair_scores=True)
         rel_logits, rel_features = self.edge_head(edge_ctx, global_pair_indices(batch), obj_preds,
                                                   batch.union_features)
-        extras = {"rel_features": rel_features}
+        aux = AuxiliaryOutputs()
         if self.training:
-            extras.update(pair_score_extras(pair_scores, batch.rel_binarys, batch.roi_features.device))
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
+            aux.pair_scores = pair_score_targets(pair_scores, batch.rel_binarys, batch.roi_features.device)
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
+                               rel_features=rel_features, aux=aux)
