@@ -4,7 +4,7 @@ RelationBatch into object logits, the object labels the pairs are scored with an
 module and its class attributes; everything else is here."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -17,15 +17,17 @@ from .embeddings import ObjectInputEmbedding, label_embedding
 
 class ObjectContext(nn.Module):
     """Base of the context modules: the protocol, the class count, the edge context width, SGDet's later-NMS
-    threshold, and the two label embeddings every context reads (``obj_input_embed``: the object input, GT word vector
-    in PredCls or the detector's class distribution otherwise; ``obj_embed2``: the label the pairs are scored with).
+    threshold (None for a context that never decodes SGDet labels with NMS: VTransE), and the two label embeddings
+    every context reads (``obj_input_embed``: the object input, GT word vector in PredCls or the detector's class
+    distribution otherwise; ``obj_embed2``: the label the pairs are scored with). VCTree's context keeps its own
+    (its input embedding is SGB's ``obj_embed1``, a state-dict name).
 
     A subclass builds its own layers after ``super().__init__`` (parameters are created, and seeded weights drawn, in
     that order), implements ``forward(batch) -> (obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N,
     hidden_dim))`` and ``from_config(cfg, obj_classes, in_channels, statistics)``."""
 
     def __init__(self, mode: str, class_names: Sequence[str], glove_dir: str, embed_dim: int, hidden_dim: int,
-                 later_nms_thresh: float):
+                 later_nms_thresh: Optional[float] = None):
         super().__init__()
         self.mode = check_mode(mode)
         self.num_obj_classes = len(class_names)

@@ -8,8 +8,30 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from sgg.config.sgg_config import ConfigError
+
 from .frequency_bias import FrequencyBias
 from .init import normal_init, xavier_init
+
+
+def require_union_features(cfg, owner: str, why: str) -> None:
+    """A ConfigError naming ``owner`` and ``why`` when a head that always reads the union features is built with
+    PREDICT_USE_VISION False (the relation head then pools none)."""
+    if not cfg.MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION:
+        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION is False, but {owner} {why}: PREDICT_USE_VISION "
+                          f"must be True (set MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True)")
+
+
+def union_for_pairs(union_features: Optional[torch.Tensor], num_pairs: int, union_dim: int,
+                    up_dim: Optional[nn.Linear]) -> torch.Tensor:
+    """The pairs' union features (PREDICT_USE_VISION), checked to have one ``union_dim``-wide row per pair (the
+    predictor's in_channels) and mapped to the pooling width by ``up_dim`` when the widths differ."""
+    if union_features is None:
+        raise ValueError("PREDICT_USE_VISION is True but the relation batch has no union_features")
+    if union_features.shape != (num_pairs, union_dim):
+        raise ValueError(f"union_features have shape {tuple(union_features.shape)}, expected "
+                         f"({num_pairs}, {union_dim}) (one row per pair, predictor in_channels)")
+    return union_features if up_dim is None else up_dim(union_features)
 
 
 class RelationEdgeHead(nn.Module):
@@ -43,13 +65,7 @@ class RelationEdgeHead(nn.Module):
         pair_rep = torch.cat([head_tail[pairs[:, 0], 0], head_tail[pairs[:, 1], 1]], dim=-1)
         gated = self.post_cat(pair_rep)
         if self.use_vision:
-            if union_features is None:
-                raise ValueError("PREDICT_USE_VISION is True but the relation batch has no union_features")
-            if union_features.shape != (pairs.shape[0], self.union_dim):
-                raise ValueError(f"union_features have shape {tuple(union_features.shape)}, expected "
-                                 f"({pairs.shape[0]}, {self.union_dim}) (one row per pair, predictor in_channels)")
-            union = union_features if self.up_dim is None else self.up_dim(union_features)
-            gated = gated * union
+            gated = gated * union_for_pairs(union_features, pairs.shape[0], self.union_dim, self.up_dim)
         logits = self.rel_compress(gated)
         if self.ctx_compress is not None:
             logits = logits + self.ctx_compress(pair_rep)

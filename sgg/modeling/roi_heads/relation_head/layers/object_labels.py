@@ -42,6 +42,15 @@ def ground_truth_objects(batch: RelationBatch, num_classes: int) -> Tuple[torch.
     return to_onehot(labels, num_classes), labels
 
 
+def require_object_classifier(classifier: Optional[object], batch: RelationBatch, owner: str,
+                              kind: str = "object classifier") -> None:
+    """A head built for PredCls has no object classifier (``classifier`` None): an SGCls/SGDet batch is an error
+    naming the head (``owner``) and the config to build it with."""
+    if classifier is None:
+        raise ValueError(f"this {owner} was built for predcls and has no {kind} for {batch.mode}; build it with the "
+                         f"{batch.mode} config")
+
+
 def classify_objects(batch: RelationBatch, num_classes: int, classify: Optional[Callable[[], torch.Tensor]],
                      training: bool, nms_thresh: float, owner: str) -> Tuple[torch.Tensor, torch.Tensor]:
     """(obj_logits, obj_preds): the GT labels in PredCls, otherwise ``classify()``'s logits decoded with
@@ -49,8 +58,6 @@ def classify_objects(batch: RelationBatch, num_classes: int, classify: Optional[
     an SGCls/SGDet batch then raises an error naming ``owner``, the head."""
     if batch.mode == "predcls":
         return ground_truth_objects(batch, num_classes)
-    if classify is None:
-        raise ValueError(f"this {owner} was built for predcls and has no object classifier for {batch.mode}; build "
-                         f"it with the {batch.mode} config")
+    require_object_classifier(classify, batch, owner)
     logits = classify()
     return logits, decode_object_labels(logits, batch, training, nms_thresh)

@@ -24,6 +24,7 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
 from ..layers.batch_access import class_counts, global_pair_indices
+from ..layers.edge_head import require_union_features
 from ..layers.frequency_bias import FrequencyBias
 from ..layers.init import normal_init, xavier_init
 from ..layers.moving_average import update_moving_average
@@ -35,12 +36,6 @@ from .vtranse import VTransEContext
 KEY = "MODEL.ROI_RELATION_HEAD.CAUSAL"
 FUSION_TYPES = ("sum", "gate")
 PAIR_BOX_DIM = 32  # SGB's get_box_pair_info: subject, object, union and intersection boxes, 8 numbers each
-
-
-def _vtranse_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    return VTransEContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                          head.CONTEXT_HIDDEN_DIM, effect_analysis)
 
 
 def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
@@ -58,7 +53,7 @@ def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistic
 CONTEXT_LAYERS: Dict[str, Callable[..., nn.Module]] = {
     "motifs": LSTMContext.from_config,
     "vctree": _vctree_context,
-    "vtranse": _vtranse_context,
+    "vtranse": VTransEContext.from_config,
 }
 PAIR_DIFFERENCE_CONTEXTS = ("vtranse",)  # pair representation head_s - tail_o (SGB's use_vtranse), no post_cat
 # contexts whose forward(..., return_pair_scores=True) also returns the per-image pair score logits, trained with
@@ -187,9 +182,7 @@ class CausalAnalysisPredictor(nn.Module):
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
         causal = head.CAUSAL
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION is False but CausalAnalysisPredictor's "
-                              "visual branch reads the union features; set it to True")
+        require_union_features(cfg, "CausalAnalysisPredictor", "reads the union features in its visual branch")
         if head.CONTEXT_POOLING_DIM != in_channels:
             raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM ({head.CONTEXT_POOLING_DIM}) must equal "
                               f"MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM ({in_channels}) for CausalAnalysisPredictor: the "

@@ -24,8 +24,9 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.edge_head import require_union_features
 from ..layers.init import xavier_init
-from ..layers.object_labels import decode_object_labels, ground_truth_objects
+from ..layers.object_labels import decode_object_labels, ground_truth_objects, require_object_classifier
 from ..types import PredictorOutput, RelationBatch
 
 logger = logging.getLogger(__name__)
@@ -94,9 +95,7 @@ class IMPContext(nn.Module):
         node, edge = self.pass_messages(batch.roi_features, union_features, global_pair_indices(batch))
         if batch.mode == "predcls":
             return ground_truth_objects(batch, self.num_obj_classes)[0], edge
-        if self.obj_fc is None:
-            raise ValueError(f"this IMPPredictor was built for predcls and has no object classifier for "
-                             f"{batch.mode}; build it with the {batch.mode} config")
+        require_object_classifier(self.obj_fc, batch, "IMPPredictor")
         return self.obj_fc(node), edge
 
 
@@ -120,9 +119,7 @@ class IMPPredictor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("IMPPredictor starts every edge from its union-box feature: it needs "
-                              "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
+        require_union_features(cfg, "IMPPredictor", "starts every edge from its union-box feature")
         if head.IMP.NUM_ITER < 1:
             raise ConfigError(f"MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER must be an integer >= 1 (SGB: 3), got "
                               f"{head.IMP.NUM_ITER}")

@@ -26,7 +26,7 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
 from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
 from ..layers.batch_norm import SmallBatchNorm1d
-from ..layers.edge_head import build_frequency_bias
+from ..layers.edge_head import build_frequency_bias, union_for_pairs
 from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, GLOBAL_POOLING_REGIONS, backbone_channels,
                                     batch_size_divisibility, global_image_features)
@@ -256,12 +256,7 @@ class LinkNetPredictor(nn.Module):
         roles = edge_rep.view(-1, 2, self.pooling_dim)
         product = roles[pairs[:, 0], 0] * roles[pairs[:, 1], 1]  # G0 = E_s[i] * E_o[j]
         if self.use_vision:
-            if union_features is None:
-                raise ValueError("PREDICT_USE_VISION is True but the relation batch has no union_features")
-            if union_features.shape != (pairs.shape[0], self.union_dim):
-                raise ValueError(f"union_features have shape {tuple(union_features.shape)}, expected "
-                                 f"({pairs.shape[0]}, {self.union_dim}) (one row per pair, predictor in_channels)")
-            union = union_features if self.up_dim is None else self.up_dim(union_features)
+            union = union_for_pairs(union_features, pairs.shape[0], self.union_dim, self.up_dim)
             if self.limit_vision_dim:
                 limit = self.limit_vision_dim
                 product = torch.cat([product[:, :limit] * union[:, :limit], product[:, limit:]], dim=1)

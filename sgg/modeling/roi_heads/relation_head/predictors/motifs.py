@@ -18,7 +18,7 @@ from ..layers.context_predictor import ContextEdgePredictor, ObjectContext
 from ..layers.embeddings import label_embedding
 from ..layers.init import xavier_init
 from ..layers.moving_average import update_moving_average
-from ..layers.object_labels import decode_object_labels, ground_truth_objects
+from ..layers.object_labels import decode_object_labels, ground_truth_objects, require_object_classifier
 from ..types import RelationBatch
 
 
@@ -203,9 +203,7 @@ class LSTMContext(ObjectContext):
         if batch.mode == "predcls":
             obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
         else:
-            if self.decoder is None:
-                raise ValueError(f"this MotifPredictor was built for predcls and has no object decoder for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
+            require_object_classifier(self.decoder, batch, "MotifPredictor", "object decoder")
             labels = gt_labels(batch) if self.training else None
             obj_logits, obj_preds = self.decoder(decoder_input, order, labels)
             if batch.mode == "sgdet" and not self.training:

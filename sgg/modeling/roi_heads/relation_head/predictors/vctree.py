@@ -23,11 +23,12 @@ from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices
 from ..layers.batch_norm import SmallBatchNorm1d
 from ..layers.box_geometry import BoxPositionEncoder, encode_box_geometry
+from ..layers.edge_head import require_union_features
 from ..layers.embeddings import ObjectInputEmbedding, label_embedding
 from ..layers.frequency_bias import FrequencyBias
 from ..layers.init import normal_init, xavier_init
 from ..layers.moving_average import update_moving_average
-from ..layers.object_labels import ground_truth_objects
+from ..layers.object_labels import ground_truth_objects, require_object_classifier
 from ..types import AuxiliaryOutputs, PairScoreTargets, PredictorOutput, RelationBatch
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
@@ -162,9 +163,7 @@ class VCTreeContext(nn.Module):
         if batch.mode == "predcls":
             input_logits, obj_labels = ground_truth_objects(batch, self.num_obj_classes)
         else:
-            if self.decoder_rnn is None:
-                raise ValueError(f"this VCTreePredictor was built for predcls and has no object decoder for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
+            require_object_classifier(self.decoder_rnn, batch, "VCTreePredictor", "object decoder")
             input_logits = detector_logits(batch)
         obj_embed = self.obj_embed1(batch)
         obj_input = torch.cat([roi_features, obj_embed, self.pos_embed(batch.boxes, roi_features.device)], dim=1)
@@ -243,9 +242,7 @@ class VCTreePredictor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("VCTreePredictor multiplies every pair with its union feature (as SGB's): "
-                              "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION must be True")
+        require_union_features(cfg, "VCTreePredictor", "multiplies every pair with its union feature (as SGB's)")
         if head.CONTEXT_HIDDEN_DIM % 2:
             raise ConfigError(f"VCTreePredictor: MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM must be even (the "
                               f"Bi-TreeLSTMs split it into two directions), got {head.CONTEXT_HIDDEN_DIM}")
