@@ -39,8 +39,6 @@ KNOWN = {
     ("function-level import", "sgg.evaluation.prediction_file", "sgg.evaluation.sg_evaluator"),
     ("function-level import", "sgg.evaluation.sg_evaluator", "sgg.utils.comm"),
     ("function-level import", "sgg.modeling.roi_heads.box_head.box_head", "sgg.modeling.sgb_conventions"),
-    ("function-level import", "sgg.modeling.roi_heads.relation_head.losses.cdl",
-     "sgg.modeling.roi_heads.relation_head.ba_sgg"),
     ("function-level import", "sgg.predict", "sgg.config"),
     ("function-level import", "sgg.predict", "sgg.data.transforms"),
     ("function-level import", "sgg.predict", "sgg.engine.detection"),

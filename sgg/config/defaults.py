@@ -139,7 +139,7 @@ _C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_DIM = 256  # d_e of the self-attenti
 _C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_HEAD = 4  # attention heads (must divide ATTENTION_DIM)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_LAYER = 1  # self-attention blocks
 _C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_CHUNK = 1024  # queries per attention block (bounds SGDet memory)
-_C.MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM = 0  # width of extras["rel_features"]; 0 = the predictor's
+_C.MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM = 0  # width of PredictorOutput.rel_features; 0 = the predictor's
 _C.MODEL.ROI_RELATION_HEAD.RANKER.USE_PREDICATE_DIST = True  # add MLP_P(softmax(rel_logits)) (-not_rdist: False)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS = ()  # backbone maps averaged into the image feature; () = all
 _C.MODEL.ROI_RELATION_HEAD.RANKER.DETACH_INPUTS = False  # True: the ranker loss does not reach the predictor

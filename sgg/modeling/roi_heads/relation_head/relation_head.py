@@ -21,7 +21,7 @@ from sgg.structures import BoxList
 from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
 from .ba_sgg import TransferClassifier, add_clean_classifier, freeze_all_but_clean, set_clean_train_mode
-from .frequency_bias import set_frequency_bias_dropout
+from .layers.frequency_bias import set_frequency_bias_dropout
 from .inference import RelationPostProcessor
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor
@@ -152,7 +152,7 @@ class RelationHead(nn.Module):
             inputs = RelationLossInputs(
                 rel_logits=output.rel_logits, rel_labels=torch.cat(batch.rel_labels),
                 obj_logits=output.obj_logits if self.mode != "predcls" else None, obj_labels=obj_labels,
-                num_pairs_per_image=batch.num_pairs, extras=output.extras)
+                num_pairs_per_image=batch.num_pairs, aux=output.aux)
             return self.loss_terms(inputs)
         return self._post_process(batch, output, rel_scores)
 
