@@ -104,6 +104,9 @@ _C.MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL = 4  # SGDet: proposal pairs sa
 _C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = False  # SGB relation yaml: True
 _C.MODEL.ROI_RELATION_HEAD.LOSS = ("RelationCE", "ObjectCE")  # loss terms by registered name, "NAME" or "NAME:W"
 _C.MODEL.ROI_RELATION_HEAD.RESCORER = ""  # registered pair re-scoring module between predictor and post-processing
+# registered logit adjusters, run in order on the predictor's relation logits before the re-scorer (e.g.
+# "TransferClassifier", BA-SGG's Semantic Adjustment, which WITH_TRANSFER_CLASSIFIER True appends)
+_C.MODEL.ROI_RELATION_HEAD.LOGIT_ADJUSTERS = ()
 _C.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR = True  # keep the detector frozen and in eval mode in relation training
 _C.MODEL.ROI_RELATION_HEAD.REL_PROP = ()  # SGB's unused predicate proportions; accepted for compatibility
 
