@@ -195,3 +195,17 @@ def test_bad_logit_adjusters_are_named(adjusters, message):
     cfg = _cfg("MotifPredictor", True, True, "MODEL.ROI_RELATION_HEAD.LOGIT_ADJUSTERS", adjusters)
     with pytest.raises(ConfigError, match=message):
         SceneGraphRCNN.from_config(cfg, _statistics())
+
+
+def test_pair_sampler_reads_its_keys():
+    keys = ["MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE", "17", "MODEL.ROI_RELATION_HEAD.POSITIVE_FRACTION", "0.4",
+            "MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL", "3", "MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP", "False",
+            "TEST.RELATION.REQUIRE_OVERLAP", "True", "MODEL.ROI_HEADS.FG_IOU_THRESHOLD", "0.6"]
+    sgdet = PairSampler.from_config(_cfg("MotifPredictor", False, False, *keys), "sgdet")
+    assert sgdet == PairSampler("sgdet", 17, 0.4, 3, require_overlap_train=False, require_overlap_test=True,
+                                fg_iou_threshold=0.6)
+    # test pairs overlap only in SGDet (GT boxes keep every pair)
+    predcls = PairSampler.from_config(_cfg("MotifPredictor", True, True, *keys), "predcls")
+    assert not predcls.require_overlap_test
+    boxes = _boxes()  # three boxes, no two overlapping
+    assert sgdet.test_pairs([boxes])[0].shape == (0, 2) and len(predcls.test_pairs([boxes])[0]) == 6
