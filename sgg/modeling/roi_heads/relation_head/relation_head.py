@@ -21,9 +21,8 @@ from sgg.modeling.detector_interface import DetectorFeatureInterface
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_FEATURE_EXTRACTORS, ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
-from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
-from .feature_extractors import init_union_mlp_from_box_head
+from .feature_extractors import init_union_mlp_from_box_head  # (its module registers RelationFeatureExtractor)
 from .frequency_bias import set_frequency_bias_dropout
 from .inference import RelationPostProcessor
 from .logit_adjusters import build_logit_adjusters
