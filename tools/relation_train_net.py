@@ -10,18 +10,22 @@ when it exists (only when the config agrees with the run's; a new SOLVER.MAX_ITE
 docs/training.md), else loads MODEL.PRETRAINED_DETECTOR_CKPT into the (frozen) detector. Validates on DATASETS.VAL every
 SOLVER.VAL_PERIOD (R@100 picks model_best.pth and drives the plateau schedule), then, unless --skip-test, evaluates the
 final model on DATASETS.TEST and prints SGB's result block. Ctrl-C saves the last completed iteration and exits 130.
+``--import my_head.py`` (repeatable; a .py file or a dotted module name) imports a head written outside sgg/ before
+the config is read (docs/relation_head.md); relation_test_net.py takes the same option.
 """
 import logging
 
 from sgg.engine import Trainer, default_argument_parser, default_setup
 from sgg.engine.relation import build_scene_graph_model, load_initial_weights, load_statistics
 from sgg.engine.relation_eval import relation_val_fn, test_relations
+from sgg.utils.module_loading import add_import_argument, import_user_modules
 
 logger = logging.getLogger("sgg.tools.relation_train_net")
 
 
 def main(argv=None) -> int:
-    args = default_argument_parser("Train a relation head").parse_args(argv)
+    args = add_import_argument(default_argument_parser("Train a relation head")).parse_args(argv)
+    import_user_modules(args.imports)  # a head outside sgg/ registers itself (and its config keys) first
     cfg = default_setup(args=args)
     statistics = load_statistics(cfg)
     model = build_scene_graph_model(cfg, statistics)

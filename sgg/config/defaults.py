@@ -4,7 +4,9 @@ Precedence: command-line ``KEY VALUE`` pairs > yaml (``--config-file``) > the de
 (`configs/e2e_relation_X_101_32_8_FPN_1x.yaml`) changes a default, the yaml in `configs/` carries SGB's value; the
 defaults here are SGB's ``defaults.py`` values unless a comment says otherwise.
 """
-from .sgg_config import SGGConfig as CN
+from typing import Callable, List
+
+from .sgg_config import ConfigError, SGGConfig as CN, _flatten
 
 _C = CN()
 
@@ -104,6 +106,9 @@ _C.MODEL.ROI_RELATION_HEAD.NUM_SAMPLE_PER_GT_REL = 4  # SGDet: proposal pairs sa
 _C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = False  # SGB relation yaml: True
 _C.MODEL.ROI_RELATION_HEAD.LOSS = ("RelationCE", "ObjectCE")  # loss terms by registered name, "NAME" or "NAME:W"
 _C.MODEL.ROI_RELATION_HEAD.RESCORER = ""  # registered pair re-scoring module between predictor and post-processing
+# registered logit adjusters, run in order on the predictor's relation logits before the re-scorer (e.g.
+# "TransferClassifier", BA-SGG's Semantic Adjustment, which WITH_TRANSFER_CLASSIFIER True appends)
+_C.MODEL.ROI_RELATION_HEAD.LOGIT_ADJUSTERS = ()
 _C.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR = True  # keep the detector frozen and in eval mode in relation training
 _C.MODEL.ROI_RELATION_HEAD.REL_PROP = ()  # SGB's unused predicate proportions; accepted for compatibility
 
@@ -116,8 +121,9 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048  # feed-forward width
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64  # key / query size per head
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64  # value size per head
 
-# Keys of the later heads, one block per method (each block is owned by that method's module).
-# >>> LinkNet / CCE / Ranker keys
+# Keys of the later heads, one block per method. A head outside sgg/ declares its own keys in its file with
+# register_config_defaults (below; docs/relation_head.md).
+# LinkNet / CCE / Ranker keys
 _C.MODEL.ROI_RELATION_HEAD.LINKNET = CN()  # LinkNetPredictor (METHODS.md 2.1); widths: CONTEXT_HIDDEN/POOLING_DIM
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.REDUCTION = 2  # relational embedding: W, U, H map d -> d / REDUCTION
 _C.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM = 128  # geometric layout encoding K2: 4 -> GEOMETRY_DIM
@@ -139,7 +145,7 @@ _C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_DIM = 256  # d_e of the self-attenti
 _C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_HEAD = 4  # attention heads (must divide ATTENTION_DIM)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.NUM_LAYER = 1  # self-attention blocks
 _C.MODEL.ROI_RELATION_HEAD.RANKER.ATTENTION_CHUNK = 1024  # queries per attention block (bounds SGDet memory)
-_C.MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM = 0  # width of extras["rel_features"]; 0 = the predictor's
+_C.MODEL.ROI_RELATION_HEAD.RANKER.REL_FEATURE_DIM = 0  # width of PredictorOutput.rel_features; 0 = the predictor's
 _C.MODEL.ROI_RELATION_HEAD.RANKER.USE_PREDICATE_DIST = True  # add MLP_P(softmax(rel_logits)) (-not_rdist: False)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.GLOBAL_FEATURE_MAPS = ()  # backbone maps averaged into the image feature; () = all
 _C.MODEL.ROI_RELATION_HEAD.RANKER.DETACH_INPUTS = False  # True: the ranker loss does not reach the predictor
@@ -147,8 +153,6 @@ _C.MODEL.ROI_RELATION_HEAD.RANKER.LOSS = "bce"  # "bce" | "mse" | "margin" (-rlo
 _C.MODEL.ROI_RELATION_HEAD.RANKER.LAMBDA2 = 1.0  # weight of the ranker loss (-lambda2)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.MARGIN_M2 = 0.0  # margin of the "margin" loss (-m2)
 _C.MODEL.ROI_RELATION_HEAD.RANKER.SCORE_COMBINATION = "multiply"  # test: "multiply" rel scores by S | "none"
-# <<< LinkNet / CCE / Ranker keys
-# >>> BA-SGG keys
 # BA-SGG (Guo et al., ICCV 2021; docs/ba_sgg.md). The first three keys are the reference repository's own names.
 _C.MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER = False  # Semantic Adjustment: logits z' = A' z, train and test
 _C.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False  # BPL stage 2: train only a copy of the classifier
@@ -160,8 +164,7 @@ _C.MODEL.ROI_RELATION_HEAD.BA_SGG.BALANCE_TRAIN_DATA = True  # with the clean cl
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.TOP_PREDICATES = 15  # N: the N most frequent predicates are capped ...
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.MAX_INSTANCES = 2000  # ... at M instances each, first come first kept
 _C.MODEL.ROI_RELATION_HEAD.BA_SGG.FROZEN_EVAL_MODE = False  # stage 2: frozen modules in eval mode (reference: train)
-# <<< BA-SGG keys
-# >>> PE-Net / SPL / reweighting keys
+# PE-Net / SPL / reweighting keys
 _C.MODEL.USE_REWEIGHT = "none"  # SPL's key: "PENET" reads LOSS entry RelationCE as ReweightedRelationCE; "none"
 _C.MODEL.ROI_RELATION_HEAD.PENET = CN()  # PrototypeEmbeddingNetwork (METHODS.md 4.1-4.3); obj refine = HIDDEN_DIM
 _C.MODEL.ROI_RELATION_HEAD.PENET.MLP_DIM = 2048  # D: entity / predicate embedding size (matching space is 2D)
@@ -201,8 +204,7 @@ _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.HEAD_PREDICATES = ()  # curriculum head set 
 _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.HEAD_COUNT = 16  # size of the automatic head set
 _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.DECAY_ITERS = 30000  # head weights x max(1 - t / DECAY_ITERS, FLOOR); 0 = off
 _C.MODEL.ROI_RELATION_HEAD.REWEIGHT.FLOOR = 0.2  # lowest factor of the head weights
-# <<< PE-Net / SPL / reweighting keys
-# >>> HCA / category-discriminating loss keys
+# HCA / category-discriminating loss keys
 _C.MODEL.ROI_RELATION_HEAD.HCA = CN()  # HybridCoAttentionPredictor (METHODS.md 5.1); width = CONTEXT_HIDDEN_DIM
 _C.MODEL.ROI_RELATION_HEAD.HCA.OBJ_LAYER = 4  # four-stream hybrid layers of the object encoder
 _C.MODEL.ROI_RELATION_HEAD.HCA.REL_LAYER = 2  # SHA layers of the edge decoder
@@ -218,8 +220,7 @@ _C.MODEL.ROI_RELATION_HEAD.CDL.COMPENSATION_FACTOR = 2.0  # exponent on n_j/n_i 
 _C.MODEL.ROI_RELATION_HEAD.CDL.CORRELATION_THRESHOLD = 0.9  # P_ij / P_ii above this marks j correlated with i
 _C.MODEL.ROI_RELATION_HEAD.CDL.LATTICE_NORMALIZATION = "row"  # "row" (what the reference computes) | "column"
 _C.MODEL.ROI_RELATION_HEAD.CDL.ABSENT_CLASSES = "drop"  # classes absent from the batch: "drop" (reference) | "keep"
-# <<< HCA / category-discriminating loss keys
-# >>> IterativeSG keys (MODEL.DETR ...)
+# IterativeSG keys (MODEL.DETR ...)
 # MODEL.META_ARCHITECTURE "IterativeSceneGraph" (METHODS.md 6, docs/iterative_sg.md); names as the reference's.
 # Class counts come from the dataset (ROI_BOX_HEAD.NUM_CLASSES / ROI_RELATION_HEAD.NUM_CLASSES, background at 0).
 _C.MODEL.DETR = CN()
@@ -246,8 +247,7 @@ _C.MODEL.DETR.TEST_INDEX = -1  # decoder layer whose outputs are the predictions
 _C.MODEL.DETR.ENTITY_NMS_THRESH = 0.5  # class-wise NMS of the pooled subject/object boxes (ref: NMS_THRESH_TEST)
 _C.MODEL.DETR.ONE_PREDICATE_PER_PAIR = False  # False: keep distinct (s, o, p) as the reference; True: best per pair
 _C.MODEL.DETR.EVAL_QUERY_RANKING = True  # R@K in the query's s_sub*s_obj*s_rel order (reference); False: kept entities'
-# <<< IterativeSG keys (MODEL.DETR ...)
-# >>> demo / SGB checkpoint keys
+# demo / SGB checkpoint keys
 # maskrcnn-benchmark's numeric conventions (sgg/modeling/sgb_conventions.py), for detectors converted from SGB
 # with tools/convert_sgb_checkpoint.py; the torchvision conventions are the defaults.
 _C.MODEL.BOX_CODER_PLUS_ONE = False  # box widths x2 - x1 + 1 when encoding / decoding boxes (RPN and box head)
@@ -259,13 +259,11 @@ _C.MODEL.RPN.FPN_POST_NMS_PER_LEVEL_CAP = False  # FPN: at most POST_NMS_TOP_N_*
 _C.MODEL.NMS_PLUS_ONE = False  # SGB's NMS in RPN and box head: +1 widths, IoU >= thresh suppresses, input order
 _C.MODEL.CLIP_TO_LAST_PIXEL = False  # clip boxes to [0, W-1] x [0, H-1], RPN MIN_SIZE on +1 widths (SGB: True)
 _C.MODEL.ROI_HEADS.PROPOSAL_ORDER = False  # SGB: True; per-class cap and output in proposal order, not by score
-# <<< demo / SGB checkpoint keys
-# >>> IMP keys
+# IMP keys
 _C.MODEL.ROI_RELATION_HEAD.IMP = CN()  # IMPPredictor (Xu et al. 2017; SGB's model_msg_passing.py; docs/imp.md)
 _C.MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM = 512  # node / edge state size (SGB hard-codes 512, not CONTEXT_HIDDEN_DIM)
 _C.MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER = 3  # rounds of message passing, >= 1 (SGB hard-codes 3)
-# <<< IMP keys
-# >>> Causal TDE keys (CausalAnalysisPredictor, docs/causal_tde.md; SGB's names and defaults)
+# Causal TDE keys (CausalAnalysisPredictor, docs/causal_tde.md; SGB's names and defaults)
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL = CN()
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS = False  # keep the untreated averages and run counterfactuals at test
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.FUSION_TYPE = "sum"  # "sum": vis + ctx + frq logits | "gate": ctx * sigmoid(...)
@@ -273,7 +271,6 @@ _C.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER = "motifs"  # "motifs" | "vctree
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL = False  # union box masks get their own MLP, multiplying the context
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.SPATIAL_FOR_VISION = False  # multiply the context by an embedding of the pair boxes
 _C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE = "none"  # test-time logits: "none" | "TDE" | "NIE" | "TE"
-# <<< Causal TDE keys
 
 # ------------------------------------------------------------------------------------------------------------- INPUT
 _C.INPUT = CN()
@@ -380,5 +377,27 @@ _C.AMP_VERBOSE = False  # SGB's apex verbosity; accepted, unused (DTYPE selects 
 _C.PATHS_CATALOG = ""  # SGB key; the catalog is sgg/config/paths_catalog.py
 
 
+# functions that add the config node of a component living outside sgg/, in registration order
+_CONFIG_EXTENSIONS: List[Callable[[CN], None]] = []
+
+
+def register_config_defaults(add_defaults: Callable[[CN], None]) -> Callable[[CN], None]:
+    """Decorator for ``add_defaults(cfg)``, which declares the config keys of a component written outside ``sgg/``
+    (e.g. a relation head in the user's own file, imported with a tool's ``--import``) next to it; every later
+    ``get_default_config()`` has them. It may only add keys: changing one of the framework's is an error."""
+    if add_defaults not in _CONFIG_EXTENSIONS:
+        _CONFIG_EXTENSIONS.append(add_defaults)
+    return add_defaults
+
+
 def get_default_config() -> CN:
-    return _C.clone()
+    cfg = _C.clone()
+    for add_defaults in _CONFIG_EXTENSIONS:
+        before = _flatten(cfg)
+        add_defaults(cfg)
+        after = _flatten(cfg)
+        changed = [key for key, value in before.items() if key not in after or after[key] != value]
+        if changed:
+            raise ConfigError(f"{add_defaults.__module__}.{add_defaults.__qualname__} (register_config_defaults) "
+                              f"changes the existing config key {changed[0]}; it may only add new keys")
+    return cfg

@@ -6,7 +6,7 @@ from typing import Dict
 
 from torch import nn
 
-from sgg.modeling.roi_heads.relation_head.predictors.spl import spl_enabled
+from sgg.modeling.roi_heads.relation_head.layers.spl import spl_enabled
 
 
 def parameter_summary(model: nn.Module) -> Dict[str, int]:

@@ -8,3 +8,4 @@ ROI_RELATION_FEATURE_EXTRACTORS = Registry("relation feature extractor",
                                            "MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR")
 RELATION_LOSSES = Registry("relation loss", "MODEL.ROI_RELATION_HEAD.LOSS")
 RELATION_RESCORERS = Registry("relation re-scorer", "MODEL.ROI_RELATION_HEAD.RESCORER")
+RELATION_LOGIT_ADJUSTERS = Registry("relation logit adjuster", "MODEL.ROI_RELATION_HEAD.LOGIT_ADJUSTERS")

@@ -382,4 +382,6 @@ def test_reference_stage2_keys_read_the_matrix_where_the_reference_keeps_it(tmp_
     (tmp_path / "misc").mkdir()
     np.save(tmp_path / "misc" / "conf_mat_freq_train.npy", np.eye(NUM_PREDICATES) * 3 + 1)
     model = SceneGraphRCNN.from_config(_cfg("TransformerPredictor", True, True, *stage2), _statistics())
-    assert model.relation_head.transfer is not None and model.relation_head.clean_classifier
+    assert model.relation_head.logit_adjuster_names == ["transfer"]
+    assert isinstance(model.relation_head.transfer, TransferClassifier)
+    assert any(isinstance(m, CleanClassifier) for m in model.relation_head.predictor.modules())

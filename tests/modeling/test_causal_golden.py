@@ -74,7 +74,7 @@ def test_training_step_logits_losses_and_averages_match_sgb(fixtures, context, c
     assert torch.allclose(out.rel_logits, expected["rel_logits"], atol=1e-5)
 
     labels = torch.cat([image["rel_labels"] for image in images])
-    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras))
+    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, aux=out.aux))
     assert float(losses["loss_rel"]) == pytest.approx(float(expected["loss_rel"]), abs=1e-5)
     assert set(expected["losses"]) == set(losses) - {"loss_rel", "loss_refine_obj"}
     for name, value in expected["losses"].items():

@@ -15,7 +15,7 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.roi_heads.relation_head.predictors.causal import (CONTEXT_LAYERS, CausalAnalysisPredictor,
                                                                     causal_effect, pair_box_info)
-from sgg.modeling.roi_heads.relation_head.predictors.common import update_moving_average
+from sgg.modeling.roi_heads.relation_head.layers.moving_average import update_moving_average
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 
@@ -180,7 +180,7 @@ def test_branch_losses_are_the_ce_of_each_branch_and_the_gate_keeps_only_the_con
         predictor = hand_predictor(fusion, "none").train()
         out = predictor(hand_batch(rel_labels=[labels]))
         cfg = load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor"])
-        losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras))
+        losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, aux=out.aux))
         losses = {name: value.detach() for name, value in losses.items()}
         assert set(losses) == {"loss_rel", "loss_refine_obj"} | names
         ce = lambda logits: float(torch.nn.functional.cross_entropy(torch.tensor(logits), labels))  # noqa: E731
@@ -193,7 +193,7 @@ def test_branch_losses_are_the_ce_of_each_branch_and_the_gate_keeps_only_the_con
 def test_branch_losses_listed_in_loss_keep_their_weight_and_are_not_added_twice():
     labels = torch.tensor([2, 0])
     out = hand_predictor("sum", "none").train()(hand_batch(rel_labels=[labels]))
-    inputs = RelationLossInputs(out.rel_logits, labels, extras=out.extras)
+    inputs = RelationLossInputs(out.rel_logits, labels, aux=out.aux)
     plain = build_relation_losses(load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor"]))(inputs)
     cfg = load_config(None, [HEAD + "PREDICTOR", "CausalAnalysisPredictor", HEAD + "LOSS",
                              '("RelationCE", "CausalAuxiliaryCE:0.5")'])
@@ -311,14 +311,14 @@ def test_the_vctree_context_adds_the_binary_loss_on_its_pair_scores():
                           roi_features=torch.rand(3, 12), union_features=torch.rand(2, 12), rel_labels=[labels],
                           rel_binarys=[binary])
     out = predictor(batch)
-    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras,
+    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, aux=out.aux,
                                                            num_pairs_per_image=[2]))
     assert {"auxiliary_ctx", "loss_binary"} <= set(losses)
     with torch.no_grad():
         scores = predictor.context(batch, return_pair_scores=True)[3][0]
     expected = torch.nn.functional.binary_cross_entropy_with_logits(scores, binary.float())
     assert float(losses["loss_binary"]) == pytest.approx(float(expected), abs=1e-6)
-    assert torch.equal(out.extras["vctree_pair_targets"], binary.float().reshape(-1))
+    assert torch.equal(out.aux.pair_scores.targets, binary.float().reshape(-1))
 
 
 def test_vctree_context_replaces_only_the_edge_input_part_in_the_counterfactual_pass():

@@ -70,7 +70,7 @@ def training_step(golden, case):
     images = golden["inputs"]
     out = predictor(batch(images, case.split("_")[0], True))
     labels = torch.cat([image["rel_labels"] for image in images])
-    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, extras=out.extras,
+    losses = build_relation_losses(cfg)(RelationLossInputs(out.rel_logits, labels, aux=out.aux,
                                                            num_pairs_per_image=[len(i["pairs"]) for i in images]))
     return predictor, out, losses
 

@@ -17,7 +17,7 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.losses.cce import ContrastingCrossEntropy, hardest_negative_labels
 from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import RankerLoss
 from sgg.modeling.roi_heads.relation_head.rescorers.ranker import Ranker
-from sgg.modeling.roi_heads.relation_head.types import PredictorOutput, RelationBatch
+from sgg.modeling.roi_heads.relation_head.types import AuxiliaryOutputs, PredictorOutput, RankerOutputs, RelationBatch
 from sgg.structures import BoxList, to_image_list
 from sgg.utils.checkpoint import Checkpointer
 
@@ -30,8 +30,9 @@ RANKER_OPTS = ["MODEL.ROI_RELATION_HEAD.RESCORER", "Ranker", "MODEL.ROI_RELATION
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
 
 
-def _inputs(logits, labels, **extras):
-    return RelationLossInputs(logits, torch.as_tensor(labels), extras=extras)
+def _inputs(logits, labels, ranker_logits=None):
+    ranker = None if ranker_logits is None else RankerOutputs(ranker_logits, torch.sigmoid(ranker_logits))
+    return RelationLossInputs(logits, torch.as_tensor(labels), aux=AuxiliaryOutputs(ranker=ranker))
 
 
 # ------------------------------------------------------------------------------------------------------ CCE
@@ -186,7 +187,7 @@ def _ranker_batch(num_pairs=(6, 2, 0), seed=0):
     total = sum(num_pairs)
     output = PredictorOutput(torch.zeros(0, NUM_CLASSES), torch.zeros(0, dtype=torch.long),
                              torch.randn(total, NUM_PREDICATES, generator=g),
-                             {"rel_features": torch.randn(total, 6, generator=g)})
+                             torch.randn(total, 6, generator=g))
     return batch, output
 
 
@@ -196,10 +197,10 @@ def test_ranker_scores_each_image_on_its_own_and_combines_by_multiplying():
     with torch.no_grad():
         rescored, rel_scores = ranker(batch, output)
         first, _ = ranker(*_slice(batch, output, 0, 6, 0))
-    scores = rescored.extras["ranker_scores"]
+    scores = rescored.aux.ranker.scores
     assert scores.shape == (8,) and ((scores > 0) & (scores < 1)).all()
-    assert torch.allclose(scores, torch.sigmoid(rescored.extras["ranker_logits"]))
-    assert torch.allclose(scores[:6], first.extras["ranker_scores"], atol=1e-6)  # no attention across images
+    assert torch.allclose(scores, torch.sigmoid(rescored.aux.ranker.logits))
+    assert torch.allclose(scores[:6], first.aux.ranker.scores, atol=1e-6)  # no attention across images
     assert torch.allclose(rel_scores, F.softmax(output.rel_logits, -1) * scores[:, None], atol=1e-6)
 
 
@@ -252,7 +253,7 @@ def test_ranker_scores_equal_a_hand_computed_case():
     ln3 = math.log(3.0)
     rel_logits = torch.tensor([[0.0, 0.0], [0.0, ln3], [ln3, 0.0]])
     output = PredictorOutput(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), rel_logits,
-                             {"rel_features": torch.tensor([[1.0], [-2.0], [3.0]])})
+                             torch.tensor([[1.0], [-2.0], [3.0]]))
     with torch.no_grad():
         rescored, rel_scores = ranker.eval()(batch, output)
 
@@ -277,7 +278,7 @@ def test_ranker_scores_equal_a_hand_computed_case():
         expected_s.append(sigmoid(z[0] - z[1] + 0.5 * z[2] + 0.1))
     # LayerNorm rows (.6446, .7678, -1.4124), (.4787, .9131, -1.3918), (.3922, -1.3728, .9806)
     assert [round(v, 5) for v in expected_s] == [0.49418, 0.41717, 0.72761]
-    assert torch.allclose(rescored.extras["ranker_scores"], torch.tensor(expected_s), atol=1e-5)
+    assert torch.allclose(rescored.aux.ranker.scores, torch.tensor(expected_s), atol=1e-5)
     probs = [[0.5, 0.5], [0.25, 0.75], [0.75, 0.25]]
     assert torch.allclose(rel_scores, torch.tensor([[p * s for p in row] for row, s in zip(probs, expected_s)]),
                           atol=1e-5)
@@ -287,7 +288,7 @@ def _slice(batch, output, image, end, start):
     sub = RelationBatch("predcls", [batch.boxes[image]], [batch.pair_idxs[image]], batch.roi_features[:3],
                         features={"0": batch.features["0"][image:image + 1]}, image_sizes=[batch.image_sizes[image]])
     return sub, PredictorOutput(output.obj_logits, output.obj_preds, output.rel_logits[start:end],
-                                {"rel_features": output.extras["rel_features"][start:end]})
+                                output.rel_features[start:end])
 
 
 def test_ranker_changes_the_order_of_triplets_at_test():
@@ -321,12 +322,13 @@ def test_ranker_training_gradient_reaches_the_relation_features_unless_detached(
     for detach in (False, True):
         ranker = _ranker(detach_inputs=detach).train()
         batch, output = _ranker_batch((5, 3))
-        output.extras["rel_features"].requires_grad_(True)
+        output.rel_features.requires_grad_(True)
         rescored, rel_scores = ranker(batch, output)
         assert rel_scores is None  # nothing to combine in training
-        loss = RankerLoss()(_inputs(output.rel_logits, [1, 0, 0, 2, 0, 0, 3, 0], **rescored.extras))["loss_rank"]
+        labels = [1, 0, 0, 2, 0, 0, 3, 0]
+        loss = RankerLoss()(_inputs(output.rel_logits, labels, rescored.aux.ranker.logits))["loss_rank"]
         loss.backward()
-        assert (output.extras["rel_features"].grad is None) == detach
+        assert (output.rel_features.grad is None) == detach
         assert all(p.grad is not None for p in ranker.parameters())
 
 
@@ -339,14 +341,14 @@ def test_ranker_without_predicate_distribution_has_no_mlp_p():
 
 def test_ranker_refuses_a_predictor_without_relation_features():
     batch, output = _ranker_batch((3,))
-    output.extras.pop("rel_features")
+    output.rel_features = None
     with pytest.raises(ValueError, match="FrequencyPredictor.*rel_features|rel_features.*FrequencyPredictor"):
         _ranker(predictor="FrequencyPredictor")(batch, output)
 
 
 def test_ranker_reports_relation_features_of_another_width():
     batch, output = _ranker_batch((3,))
-    output.extras["rel_features"] = torch.zeros(3, 7)
+    output.rel_features = torch.zeros(3, 7)
     with pytest.raises(ValueError, match="REL_FEATURE_DIM"):
         _ranker()(batch, output)
 

@@ -104,7 +104,11 @@ def test_stage_methods_compose_to_the_eval_forward_and_pool_gt_boxes():
         features = model.extract_features(images)
         assert list(features) == model.featmap_names == ["0", "1", "2", "3", "pool"]
         assert dict(model.feature_strides) == {"0": 4, "1": 8, "2": 16, "3": 32, "pool": 64}
-        assert model.box_featmap_names == ["0", "1", "2", "3"] and model.box_roi_pool is model.roi_heads.box_roi_pool
+        assert model.box_featmap_names == ["0", "1", "2", "3"]
+        interface = model.feature_interface()  # what the relation head is built from
+        assert interface.box_pooler is model.roi_heads.box_roi_pool and interface.box_head is model.roi_heads.box_head
+        assert interface.box_feature_maps == ("0", "1", "2", "3")
+        assert interface.feature_channels == features["0"].shape[1] == model.backbone.out_channels
         for name, stride in model.feature_strides.items():
             assert features[name].shape[-1] == images.tensors.shape[-1] // stride
         proposals, losses = model.propose(images, features, targets)

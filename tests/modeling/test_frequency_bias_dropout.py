@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sgg.config import load_config
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.detector.scene_graph_rcnn import SceneGraphRCNN
-from sgg.modeling.roi_heads.relation_head.frequency_bias import FrequencyBias, set_frequency_bias_dropout
+from sgg.modeling.roi_heads.relation_head.layers.frequency_bias import FrequencyBias, set_frequency_bias_dropout
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_scene_graph_model import _cfg, _statistics  # noqa: E402

@@ -84,7 +84,7 @@ def make_batch(mode, num_boxes, training=True, seed=0):
 def check_output(out, batch):
     n, p = sum(batch.num_boxes), sum(batch.num_pairs)
     assert out.obj_logits.shape == (n, C) and out.obj_preds.shape == (n,) and out.rel_logits.shape == (p, R)
-    assert out.extras["rel_features"].shape == (p, 64)  # CONTEXT_POOLING_DIM: what rel_compress reads
+    assert out.rel_features.shape == (p, 64)  # CONTEXT_POOLING_DIM: what rel_compress reads
     assert torch.isfinite(out.obj_logits).all() and torch.isfinite(out.rel_logits).all()
 
 

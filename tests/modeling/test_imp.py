@@ -10,7 +10,7 @@ import torch
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.inference import object_prediction_nms
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.common import to_onehot
+from sgg.modeling.roi_heads.relation_head.layers.object_labels import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.imp import IMPContext, IMPPredictor
 from sgg.modeling.roi_heads.relation_head.rescorers.ranker import Ranker
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
@@ -92,7 +92,7 @@ def test_one_round_of_message_passing_by_hand():
     expected_obj = torch.tensor([[h, -h + 0.1, 2 * h - 0.2] for h in new_node])
     assert torch.allclose(out.rel_logits, expected_rel, atol=1e-6)
     assert torch.allclose(out.obj_logits, expected_obj, atol=1e-6)
-    assert torch.allclose(out.extras["rel_features"], torch.tensor(new_edge)[:, None], atol=1e-6)
+    assert torch.allclose(out.rel_features, torch.tensor(new_edge)[:, None], atol=1e-6)
     # labels the post-processor gives: the non-background argmax (h < 0 makes class 1 win over class 2)
     assert out.obj_preds.tolist() == [2 if 2 * h - 0.2 > -h + 0.1 else 1 for h in new_node]
 
@@ -221,7 +221,7 @@ def test_the_ranker_reads_the_edge_states():
     assert Ranker.predictor_feature_dim(cfg) == 16
     batch = make_batch("sgcls", (3, 4), training=False)
     with torch.no_grad():
-        assert build("sgcls").eval()(batch).extras["rel_features"].shape == (sum(batch.num_pairs), 16)
+        assert build("sgcls").eval()(batch).rel_features.shape == (sum(batch.num_pairs), 16)
 
 
 def test_union_projection_only_when_the_sizes_differ():

@@ -12,10 +12,11 @@ from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, buil
 from sgg.modeling.roi_heads.relation_head.losses.gce_ranker import GlobalContextLoss
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
-from sgg.modeling.roi_heads.relation_head.predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, RelationalEmbedding,
-                                                                     global_image_features, multi_label_targets,
-                                                                     padded_length, pair_layout, relative_layout)
-from sgg.modeling.roi_heads.relation_head.types import RelationBatch
+from sgg.modeling.roi_heads.relation_head.layers.image_context import (
+    DETECTOR_SIZE_DIVISIBILITY, global_image_features, padded_length)
+from sgg.modeling.roi_heads.relation_head.predictors.linknet import (
+    RelationalEmbedding, multi_label_targets, pair_layout, relative_layout)
+from sgg.modeling.roi_heads.relation_head.types import AuxiliaryOutputs, GlobalContextOutputs, RelationBatch
 from sgg.structures import BoxList
 
 from golden_values import load_golden
@@ -218,7 +219,7 @@ def test_gce_loss_sigmoid_and_softmax_values():
     logits = torch.tensor([[0.0, math.log(3.0)]])  # sigmoid: 1/2, 3/4; softmax: 1/4, 3/4
     targets = torch.tensor([[0.0, 1.0]])
     inputs = RelationLossInputs(torch.zeros(0, R), torch.zeros(0, dtype=torch.long),
-                                extras={"gce_logits": logits, "gce_targets": targets})
+                                aux=AuxiliaryOutputs(global_context=GlobalContextOutputs(logits, targets)))
     sigmoid = GlobalContextLoss("sigmoid")(inputs)["loss_gce"]
     assert math.isclose(sigmoid.item(), (-math.log(0.5) - math.log(0.75)) / 2, rel_tol=1e-5)
     softmax = GlobalContextLoss("softmax")(inputs)["loss_gce"]
@@ -233,18 +234,18 @@ def test_gce_loss_without_linknet_outputs_is_explained():
 
 # ------------------------------------------------------------------------------------------------- predictor
 @pytest.mark.parametrize("mode", MODES)
-def test_train_shapes_extras_and_gradients_in_every_protocol(mode):
+def test_train_shapes_aux_outputs_and_gradients_in_every_protocol(mode):
     model = build(mode).train()
     batch = make_batch(mode, (3, 5), training=True)
     out = model(batch)
     n, p = sum(batch.num_boxes), sum(batch.num_pairs)
     assert out.obj_logits.shape == (n, C) and out.obj_preds.shape == (n,) and out.rel_logits.shape == (p, R)
-    assert out.extras["rel_features"].shape == (p, POOLING + GEOMETRY)
-    assert out.extras["gce_logits"].shape == (2, C) and out.extras["gce_targets"].shape == (2, C)
+    assert out.rel_features.shape == (p, POOLING + GEOMETRY)
+    assert out.aux.global_context.logits.shape == (2, C) and out.aux.global_context.targets.shape == (2, C)
     assert out.obj_preds.min() >= 1  # unmatched SGDet boxes take the predicted class
     labels = torch.cat([b.get_field("labels") for b in batch.boxes])
     inputs = RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels),
-                                out.obj_logits if mode != "predcls" else None, labels, batch.num_pairs, out.extras)
+                                out.obj_logits if mode != "predcls" else None, labels, batch.num_pairs, aux=out.aux)
     losses = build_relation_losses(make_cfg(mode))(inputs)
     assert set(losses) == {"loss_rel", "loss_refine_obj", "loss_gce"}
     sum(losses.values()).backward()
@@ -284,14 +285,14 @@ def test_images_with_one_or_no_box(mode):
         batch = make_batch(mode, num_boxes, training=training)
         out = model(batch)
         assert out.rel_logits.shape == (sum(batch.num_pairs), R)
-        assert torch.isfinite(out.rel_logits).all() and torch.isfinite(out.extras["gce_logits"]).all()
+        assert torch.isfinite(out.rel_logits).all() and torch.isfinite(out.aux.global_context.logits).all()
 
 
 def test_tanh_limit_vision_and_no_vision_variants():
     batch = make_batch("sgcls", (3, 4), training=True)
     limited = build("sgcls", "MODEL.ROI_RELATION_HEAD.LINKNET.USE_TANH", "True",
                     "MODEL.ROI_RELATION_HEAD.LINKNET.LIMIT_VISION_DIM", "8").train()
-    features = limited(batch).extras["rel_features"]
+    features = limited(batch).rel_features
     assert features[:, :POOLING].abs().max() <= 1.0  # tanh(G0)
     blind = build("sgcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION", "False",
                   "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False").train()
@@ -439,19 +440,19 @@ def test_linknet_matches_the_reference_implementation(name):
     tol = dict(rtol=1e-4, atol=1e-4)
     assert torch.equal(out.obj_preds, expected["obj_preds"])
     assert torch.allclose(out.obj_logits, expected["obj_logits"], **tol)
-    assert torch.allclose(F.softmax(out.extras["gce_logits"], dim=1), expected["gce_probs"], **tol)
+    assert torch.allclose(F.softmax(out.aux.global_context.logits, dim=1), expected["gce_probs"], **tol)
     boxes = [b.bbox for b in batch.boxes]
     offsets = [0] + list(itertools.accumulate(batch.num_boxes))
     pairs = torch.cat([p + o for p, o in zip(batch.pair_idxs, offsets)])
     layout = relative_layout(torch.cat(boxes)[pairs[:, 0]], torch.cat(boxes)[pairs[:, 1]])
     assert torch.allclose(layout, expected["layout"], **tol)  # b_o|s, before K2
-    assert torch.allclose(out.extras["rel_features"], expected["rel_features"], **tol)  # [G0 ; K2(b_o|s)]
+    assert torch.allclose(out.rel_features, expected["rel_features"], **tol)  # [G0 ; K2(b_o|s)]
     assert torch.allclose(out.rel_logits, expected["rel_logits"], **tol)
     if case["training"]:
-        assert torch.equal(out.extras["gce_targets"], expected["gce_targets"])
+        assert torch.equal(out.aux.global_context.targets, expected["gce_targets"])
         inputs = RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels), out.obj_logits,
                                     torch.cat([b.get_field("labels") for b in batch.boxes]), batch.num_pairs,
-                                    out.extras)
+                                    aux=out.aux)
         losses = build_relation_losses(cfg, statistics)(inputs)
         reference = expected["losses"]
         for ours, theirs in [("loss_rel", "rel_loss"), ("loss_refine_obj", "class_loss"), ("loss_gce", "gce_loss")]:

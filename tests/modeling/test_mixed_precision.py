@@ -79,10 +79,10 @@ def test_precision_critical_parts_compute_in_float32_under_autocast():
     """Under bfloat16 autocast the losses, the prototype cosine logits and the soft frequency-bias lookup give the
     float32 numbers (to float32 rounding), not bfloat16's. (The Hungarian costs cast their inputs to float32
     themselves; test_iterative_sg.py checks their values.)"""
-    from sgg.modeling.roi_heads.relation_head.frequency_bias import FrequencyBias
+    from sgg.modeling.roi_heads.relation_head.layers.frequency_bias import FrequencyBias
     from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs
     from sgg.modeling.roi_heads.relation_head.losses.base import WeightedLosses
-    from sgg.modeling.roi_heads.relation_head.predictors.penet import cosine_logits
+    from sgg.modeling.roi_heads.relation_head.layers.prototypes import cosine_logits
 
     g = torch.Generator().manual_seed(0)
     queries, prototypes = torch.randn(7, 24, generator=g), torch.randn(5, 24, generator=g)

@@ -14,7 +14,7 @@ from sgg.modeling.roi_heads.relation_head.losses.prototype import (euclidean_pro
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.roi_heads.relation_head.predictors.penet import PrototypeEmbeddingTrunk, cosine_logits
-from sgg.modeling.roi_heads.relation_head.predictors.spl import VAE, SPLBranches, standardize, vae_init_std
+from sgg.modeling.roi_heads.relation_head.layers.spl import VAE, SPLBranches, standardize, vae_init_std
 
 from test_predictors import MODES, R, ROI_DIM, make_batch, make_cfg, make_statistics
 
@@ -45,7 +45,7 @@ def loss_inputs(out, batch):
     labels = torch.cat([b.get_field("labels") for b in batch.boxes])
     return RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels),
                               out.obj_logits if batch.mode != "predcls" else None, labels, batch.num_pairs,
-                              out.extras)
+                              aux=out.aux)
 
 
 # ------------------------------------------------------------------------------------------------- equations
@@ -201,7 +201,7 @@ def test_forward_backward_shapes_in_every_protocol(variant, mode, tmp_path):
     out = model.train()(batch)
     pairs = sum(batch.num_pairs)
     assert out.rel_logits.shape == (pairs, R) and out.obj_logits.shape == (8, len(stats["obj_classes"]))
-    assert out.extras["rel_features"].shape[0] == pairs
+    assert out.rel_features.shape[0] == pairs
     losses = build_relation_losses(cfg, stats)(loss_inputs(out, batch))
     expected = {"loss_rel", "loss_refine_obj"} | ({"loss_dis", "loss_l21", "loss_proto_dist"} if variant == "penet"
                                                   else {"loss_vis_vae", "loss_con_vae", "loss_sem_simi",
@@ -220,7 +220,7 @@ def test_branches_can_be_switched_off(tmp_path):
                         HEAD + "SPL.SEMANTIC_BRANCH", False)
     assert model.spl.branches == ["con"] and not hasattr(model.spl, "vis_vae")
     out = model.train()(make_batch("predcls"))
-    assert "spl_vis_prototypes" not in out.extras and "spl_con_prototypes" in out.extras
+    assert out.aux.spl.vis_prototypes is None and out.aux.spl.con_prototypes is not None
 
 
 # ------------------------------------------------------------------------------------------ initialisation
@@ -292,7 +292,7 @@ def test_spl_visual_and_conceptual_branches_draw_their_own_dropout_mask(tmp_path
     model.spl.vis_project.register_forward_pre_hook(record("vis"))
     model.spl.con_project.register_forward_pre_hook(record("con"))
     out = model.train()(batch)
-    hidden = F.relu(out.extras["rel_features"]).detach()
+    hidden = F.relu(out.rel_features).detach()
     for name in ("vis", "con"):  # each is a dropout of ReLU(r): kept entries scaled by 1 / (1 - p)
         kept = seen[name] != 0
         assert torch.allclose(seen[name][kept], 2.0 * hidden[kept])
@@ -362,7 +362,7 @@ def test_spl_loss_without_spl_tensors_names_the_key():
     cfg, stats, model = build("predcls", loss=("RelationCE", "SPLVAE"))
     batch = make_batch("predcls")
     out = model.train()(batch)
-    with pytest.raises(KeyError, match=r"SPLVAE needs extras\['spl_vis_vae_input'\]"):
+    with pytest.raises(KeyError, match=r"SPLVAE needs the predictor output's aux\.spl"):
         build_relation_losses(cfg, stats)(loss_inputs(out, batch))
 
 
@@ -377,7 +377,7 @@ def test_reference_spl_command_line_keys_load(tmp_path):
             "MODEL.ROI_RELATION_HEAD.CON_PRO_TYPE", "CLIP", "MODEL.ROI_RELATION_HEAD.CON_PRO_CLIP_PATH", "c.pt",
             "MODEL.ROI_RELATION_HEAD.CON_PRO_LLAMA_PATH", "l.pt", "MODEL.USE_REWEIGHT", "PENET"]
     cfg = load_config(opts=opts)
-    from sgg.modeling.roi_heads.relation_head.predictors.spl import concept_path, spl_enabled
+    from sgg.modeling.roi_heads.relation_head.layers.spl import concept_path, spl_enabled
 
     assert spl_enabled(cfg) and concept_path(cfg) == ("MODEL.ROI_RELATION_HEAD.CON_PRO_CLIP_PATH", "c.pt")
 

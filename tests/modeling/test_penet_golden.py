@@ -51,7 +51,7 @@ import torch
 from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors import spl as spl_module
+from sgg.modeling.roi_heads.relation_head.layers import spl as spl_module
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList
 
@@ -123,7 +123,7 @@ def run_case(variant, case, tmp_path):
         torch.zeros(sum(batch.num_pairs), dtype=torch.long)
     obj_labels = torch.cat(golden["inputs"]["labels"])
     ours = losses(RelationLossInputs(out.rel_logits, labels, out.obj_logits if mode != "predcls" else None,
-                                     obj_labels, batch.num_pairs, out.extras))
+                                     obj_labels, batch.num_pairs, aux=out.aux))
     return golden, out, ours
 
 

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from sgg.config import load_config
-from sgg.modeling.roi_heads.relation_head.frequency_bias import FrequencyBias
 from sgg.modeling.roi_heads.relation_head.inference import object_prediction_nms
+from sgg.modeling.roi_heads.relation_head.layers.box_geometry import encode_box_geometry
+from sgg.modeling.roi_heads.relation_head.layers.frequency_bias import FrequencyBias
+from sgg.modeling.roi_heads.relation_head.layers.object_labels import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.predictors.common import encode_box_geometry, to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.motifs import order_by_center_x
 from sgg.modeling.roi_heads.relation_head.types import RelationBatch
 from sgg.structures import BoxList

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sgg.config import load_config
-from sgg.modeling.roi_heads.relation_head.frequency_bias import FrequencyBias
+from sgg.modeling.roi_heads.relation_head.layers.frequency_bias import FrequencyBias
 from sgg.modeling.roi_heads.relation_head.inference import (RelationPostProcessor, object_prediction_nms,
                                                              prediction_to_eval_fields)
 from sgg.modeling.roi_heads.relation_head.losses import (RelationLossInputs, build_relation_losses,

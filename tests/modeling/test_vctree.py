@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from sgg.config import load_config
 from sgg.config.sgg_config import ConfigError
+from sgg.modeling.roi_heads.relation_head.layers.object_labels import to_onehot
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
 from sgg.modeling.roi_heads.relation_head.losses.vctree_binary import VCTreeBinary
-from sgg.modeling.roi_heads.relation_head.predictors.common import to_onehot
 from sgg.modeling.roi_heads.relation_head.predictors.tree_lstm import DownwardTreeLSTM, UpwardTreeLSTM
 from sgg.modeling.roi_heads.relation_head.predictors.vctree_tree import binary_tree, build_forest, greedy_tree
-from sgg.modeling.roi_heads.relation_head.types import RelationBatch
+from sgg.modeling.roi_heads.relation_head.types import AuxiliaryOutputs, PairScoreTargets, RelationBatch
 
 import head_matrix
 from test_predictors import C, build, check_output, make_batch, make_cfg, make_statistics
@@ -131,17 +131,16 @@ def test_binary_loss_is_the_mean_over_images_of_each_image_mean_by_hand():
     # BCE(x, y) = log(1 + e^x) - x y: A = (0.693147 + 0.126928 + 1.313262 + 0.693147) / 4 = 0.706621,
     # B = log(1 + e^0.5) = 0.974077; loss = (0.706621 + 0.974077) / 2 = 0.840349 (the mean over all five entries,
     # 0.760112, would be a different number).
-    extras = {"vctree_pair_logits": torch.tensor([0.0, 2.0, -1.0, 0.0, 0.5]),
-              "vctree_pair_targets": torch.tensor([0.0, 1.0, 1.0, 0.0, 0.0]),
-              "vctree_pair_image": torch.tensor([0, 0, 0, 0, 1])}
+    scores = PairScoreTargets(logits=torch.tensor([0.0, 2.0, -1.0, 0.0, 0.5]),
+                              targets=torch.tensor([0.0, 1.0, 1.0, 0.0, 0.0]), image=torch.tensor([0, 0, 0, 0, 1]))
     inputs = RelationLossInputs(torch.zeros(3, 5), torch.zeros(3, dtype=torch.long), num_pairs_per_image=[2, 1],
-                                extras=extras)
+                                aux=AuxiliaryOutputs(pair_scores=scores))
     assert VCTreeBinary()(inputs)["loss_binary"].item() == pytest.approx(0.840349, abs=1e-6)
 
 
 def test_binary_loss_without_the_pair_scores_names_the_keys():
     inputs = RelationLossInputs(torch.zeros(2, 5), torch.zeros(2, dtype=torch.long), num_pairs_per_image=[2])
-    with pytest.raises(KeyError, match="VCTreeBinary needs extras .*vctree_pair_logits.*VCTreePredictor"):
+    with pytest.raises(KeyError, match="VCTreeBinary needs the predictor output's aux.pair_scores.*VCTreePredictor"):
         VCTreeBinary()(inputs)
 
 
@@ -151,13 +150,13 @@ def test_predictor_passes_its_pair_scores_and_the_gt_pair_matrix_to_the_loss():
     batch.rel_binarys = [torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]]), torch.tensor([[0, 2], [2, 0]])]
     out = model(batch)
     _, _, _, scores = model.context(batch, return_pair_scores=True)
-    assert out.extras["vctree_pair_targets"].tolist() == [0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0]
-    assert out.extras["vctree_pair_image"].tolist() == [0] * 9 + [1] * 4
-    assert torch.allclose(out.extras["vctree_pair_logits"], torch.cat([s.reshape(-1) for s in scores]))
+    assert out.aux.pair_scores.targets.tolist() == [0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0]
+    assert out.aux.pair_scores.image.tolist() == [0] * 9 + [1] * 4
+    assert torch.allclose(out.aux.pair_scores.logits, torch.cat([s.reshape(-1) for s in scores]))
     expected = (F.binary_cross_entropy_with_logits(scores[0], (batch.rel_binarys[0] > 0).float())
                 + F.binary_cross_entropy_with_logits(scores[1], (batch.rel_binarys[1] > 0).float())) / 2
     loss = VCTreeBinary()(RelationLossInputs(out.rel_logits, torch.cat(batch.rel_labels),
-                                             num_pairs_per_image=batch.num_pairs, extras=out.extras))
+                                             num_pairs_per_image=batch.num_pairs, aux=out.aux))
     assert loss["loss_binary"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -195,7 +194,7 @@ def full_loss(model, batch, out):
     cfg = make_cfg("VCTreePredictor", batch.mode)
     terms = build_relation_losses(cfg, make_statistics())(RelationLossInputs(
         out.rel_logits, torch.cat(batch.rel_labels), out.obj_logits if batch.mode != "predcls" else None,
-        torch.cat([b.get_field("labels") for b in batch.boxes]), batch.num_pairs, out.extras))
+        torch.cat([b.get_field("labels") for b in batch.boxes]), batch.num_pairs, aux=out.aux))
     return terms
 
 
@@ -228,7 +227,7 @@ def test_one_box_images(mode, training):
         (score,) = model.context(batch, return_pair_scores=True)[3]
         assert score.shape == (1, 1)
         terms = full_loss(model, batch, out)
-        softplus = F.softplus(out.extras["vctree_pair_logits"][0]).item()
+        softplus = F.softplus(out.aux.pair_scores.logits[0]).item()
         assert terms["loss_binary"].item() == pytest.approx(softplus, abs=1e-6)  # BCE(x, 0) cancels in float32
         sum(terms.values()).backward()
 

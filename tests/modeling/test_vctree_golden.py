@@ -107,7 +107,7 @@ def test_vctree_matches_sgb(name):
         assert (root, children) == (tree["root"], tree["children"])
     if training:
         terms = losses(RelationLossInputs(out.rel_logits, torch.cat(case["inputs"]["rel_labels"]),
-                                          num_pairs_per_image=batch.num_pairs, extras=out.extras))
+                                          num_pairs_per_image=batch.num_pairs, aux=out.aux))
         # the binary loss is in without being listed in LOSS, as SGB always adds it
         assert set(terms) == {"loss_rel", "loss_refine_obj", "loss_binary"}
         assert terms["loss_binary"].item() == pytest.approx(reference["binary_loss"].item(), rel=1e-5)

@@ -114,7 +114,7 @@ def test_bad_description_files(tmp_path):
 
 
 def test_main_writes_the_file_the_predictor_reads(tmp_path):
-    from sgg.modeling.roi_heads.relation_head.predictors.spl import load_prototype_file
+    from sgg.modeling.roi_heads.relation_head.layers.spl import load_prototype_file
 
     out = tmp_path / "con.pt"
     with pytest.warns(UserWarning):

@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList as TorchvisionImageList
 
 from sgg.modeling.backbone import build_backbone
+from sgg.modeling.detector_interface import DetectorFeatureInterface
 from sgg.modeling.registry import META_ARCHITECTURES
 from sgg.modeling.roi_heads.box_head import BoxHead
 from sgg.modeling.rpn import build_rpn
@@ -43,8 +44,9 @@ class GeneralizedRCNN(nn.Module):
     * ``detect(images, features, proposals)`` -> detections as above, in training or eval mode.
     * ``pool_box_features(features, boxes, image_sizes)`` -> (sum N, MLP_HEAD_DIM) box-head features of any boxes
       (e.g. GT boxes in PredCls/SGCls); ``box_class_logits(box_features)`` -> (sum N, NUM_CLASSES).
-    * ``box_roi_pool`` (the ``MultiScaleRoIAlign``), ``box_featmap_names`` and ``feature_strides`` let another head
-      pool on the same levels.
+    * ``feature_interface()`` -> ``DetectorFeatureInterface``: what a head on top reads (the relation head): the box
+      pooler (``box_pooler``, a ``MultiScaleRoIAlign``), the box MLP (``box_head``), ``feature_channels`` and
+      ``box_featmap_names``; ``feature_strides`` gives every map's stride.
 
     ``images`` may be an ``ImageList``, a list of (3, H, W) tensors or a (B, 3, H, W) tensor; ``image_sizes`` are
     (height, width) pairs as in ``ImageList``.
@@ -84,8 +86,17 @@ class GeneralizedRCNN(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
-    def box_roi_pool(self) -> nn.Module:
+    def box_pooler(self) -> nn.Module:
         return self.roi_heads.box_roi_pool
+
+    @property
+    def box_head(self) -> nn.Module:
+        """The box MLP (fc6, fc7) between the pooler and the box predictor."""
+        return self.roi_heads.box_head
+
+    @property
+    def feature_channels(self) -> int:
+        return self.backbone.out_channels
 
     @property
     def feature_strides(self) -> "OrderedDict[str, int]":
@@ -98,6 +109,10 @@ class GeneralizedRCNN(nn.Module):
     @property
     def box_featmap_names(self) -> List[str]:
         return list(self.backbone.box_featmap_names)
+
+    def feature_interface(self) -> DetectorFeatureInterface:
+        return DetectorFeatureInterface(self.box_pooler, self.box_head, self.feature_channels,
+                                        tuple(self.box_featmap_names))
 
     # ------------------------------------------------------------------------------------------------ inputs
     def prepare_images(self, images: Images) -> ImageList:

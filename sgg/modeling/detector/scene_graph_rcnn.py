@@ -15,6 +15,7 @@ from torch import nn
 from sgg.config import get_protocol
 from sgg.config.class_counts import check_class_counts, dataset_name
 from sgg.modeling.registry import META_ARCHITECTURES
+from sgg.modeling.roi_heads.relation_head.ba_sgg import prepare_stage2
 from sgg.modeling.roi_heads.relation_head.relation_head import RelationHead
 from sgg.structures import BoxList, boxlist_iou
 
@@ -61,7 +62,8 @@ class SceneGraphRCNN(nn.Module):
                             "build_detection_model(cfg, statistics=sgg.data.get_dataset_statistics(cfg))")
         check_class_counts(cfg, dataset_name(cfg), statistics["obj_classes"], statistics["rel_classes"])
         detector = GeneralizedRCNN.from_config(cfg)
-        head = RelationHead(cfg, detector, statistics)
+        head = RelationHead.from_config(cfg, detector.feature_interface(), statistics)
+        prepare_stage2(head, cfg)  # BA-SGG's stage 2 (WITH_CLEAN_CLASSIFIER): train only a classifier copy
         return cls(detector, head, get_protocol(cfg), cfg.MODEL.ROI_RELATION_HEAD.FREEZE_DETECTOR,
                    cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD, cfg.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN)
 
@@ -80,7 +82,7 @@ class SceneGraphRCNN(nn.Module):
         if self.mode in ("predcls", "sgcls"):
             if targets is None:
                 raise ValueError(f"{self.mode} needs the GT boxes: pass targets at test time too")
-            device = features[self.detector.box_featmap_names[0]].device
+            device = next(iter(features.values())).device
             boxes = [t.copy_with_fields([f for f in GT_FIELDS if t.has_field(f)]).to(device) for t in targets]
             if self.mode == "predcls" and not getattr(self.relation_head.predictor, "reads_predcls_detector_logits",
                                                       False):
@@ -96,7 +98,7 @@ class SceneGraphRCNN(nn.Module):
 
         with self._detector_context():
             gt_for_rpn = targets if (self.training and self.add_gt_boxes_in_train) else None
-            proposals, _ = self.detector._propose(images, features, None)
+            proposals, _ = self.detector.propose(images, features)  # the detector is in eval mode here
             if gt_for_rpn is not None:
                 proposals = [torch.cat([p, t.bbox.to(p)]) for p, t in zip(proposals, gt_for_rpn)]
             detections = self.detector.detect(images, features, proposals)

@@ -1,11 +1,13 @@
 """BA-SGG's two training-strategy parts that live in the model (Guo et al., ICCV 2021; METHODS.md 3, docs/ba_sgg.md).
 
 * Semantic Adjustment (``WITH_TRANSFER_CLASSIFIER``): a fixed transfer matrix A' built from the stage-1 model's
-  confusion matrix C maps the relation logits, z' = A' z, in training and at test.
+  confusion matrix C maps the relation logits, z' = A' z, in training and at test. ``TransferClassifier`` is a
+  registered logit adjuster (``logit_adjusters/``); the relation head runs it like any other.
 * Balanced Predicate Learning (``WITH_CLEAN_CLASSIFIER``): each module of the predictor's relation classifier gets a
   "clean" copy; the copy alone is trained (everything else frozen) and used for the logits. Which modules form the
   classifier is declared by the predictor class in ``CLASSIFIER_MODULES`` (dotted attribute paths), so the strategy
-  applies to any predictor that declares them.
+  applies to any predictor that declares them. The model builder calls ``prepare_stage2(head, cfg)`` on the built
+  relation head.
 The re-balanced training split of BPL is ``sgg.data.bpl``.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from sgg.config.sgg_config import ConfigError
+from sgg.modeling.registry import RELATION_LOGIT_ADJUSTERS
 from sgg.utils.checkpoint import load_checkpoint_file
 from sgg.utils.errors import DataError
 
@@ -73,19 +76,23 @@ def transfer_matrix(confusion: np.ndarray) -> torch.Tensor:
     return (a / a.sum(dim=1, keepdim=True)).float()
 
 
+@RELATION_LOGIT_ADJUSTERS.register("TransferClassifier")
 class TransferClassifier(nn.Module):
-    """z'_i = sum_j A'_ij z_j on (P, R) logits. A' is a buffer: fixed, and saved with the checkpoint."""
+    """z'_i = sum_j A'_ij z_j on (P, R) logits. A' is a buffer: fixed, and saved with the checkpoint (as
+    ``relation_head.transfer.matrix``)."""
+
+    HEAD_ATTRIBUTE = "transfer"
 
     def __init__(self, matrix: torch.Tensor):
         super().__init__()
         self.register_buffer("matrix", matrix)
 
     @classmethod
-    def from_config(cls, cfg, num_predicates: int,
-                    predicate_names: Optional[Sequence[str]] = None) -> "TransferClassifier":
-        """``num_predicates`` with background, as the dataset statistics give it (``predicate_names`` too)."""
+    def from_config(cls, cfg, statistics: Dict) -> "TransferClassifier":
+        """The predicate count (with background) and names come from the dataset statistics' ``rel_classes``."""
         path = cfg.MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH
-        return cls(transfer_matrix(load_confusion_matrix(path, num_predicates, predicate_names=predicate_names)))
+        names = statistics["rel_classes"]
+        return cls(transfer_matrix(load_confusion_matrix(path, len(names), predicate_names=names)))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         return logits @ self.matrix.to(logits.dtype).t()
@@ -163,6 +170,22 @@ def set_clean_train_mode(module: nn.Module, mode: bool) -> None:
                 part.training = mode
 
 
+def prepare_stage2(head: nn.Module, cfg) -> None:
+    """BPL's stage 2 on a built relation head (``WITH_CLEAN_CLASSIFIER``; nothing otherwise): clean copies of the
+    predictor's classifier, everything else frozen, and with ``BA_SGG.FROZEN_EVAL_MODE`` a train-mode hook that keeps
+    the frozen part in eval mode. ``head`` has a ``predictor`` and a ``train_mode_hooks`` list."""
+    settings = cfg.MODEL.ROI_RELATION_HEAD
+    if not settings.WITH_CLEAN_CLASSIFIER:
+        return
+    paths = add_clean_classifier(head.predictor)
+    trainable = freeze_all_but_clean(head)
+    logger.info("BA-SGG clean classifier over %s: %d trainable parameter tensors, the rest frozen",
+                ", ".join(paths), len(trainable))
+    # the reference freezes by requires_grad only and keeps train mode; eval mode for the frozen part is a key
+    if settings.BA_SGG.FROZEN_EVAL_MODE:
+        head.train_mode_hooks.append(set_clean_train_mode)
+
+
 def map_stage1_state_dict(stage1: Dict[str, torch.Tensor], model_keys: Sequence[str]) -> Dict[str, torch.Tensor]:
     """A stage-1 state dict (no clean copies) onto the stage-2 model's keys: ``X.general.p`` and ``X.clean.p`` both
     take stage-1 ``X.p``; other keys are taken as they are."""
@@ -205,5 +228,5 @@ def load_stage1_model(cfg, model: nn.Module) -> None:
 
 
 __all__ = ["load_confusion_matrix", "transfer_matrix", "TransferClassifier", "CleanClassifier", "classifier_paths",
-           "add_clean_classifier", "freeze_all_but_clean", "set_clean_train_mode", "map_stage1_state_dict",
-           "load_stage1_model"]
+           "add_clean_classifier", "freeze_all_but_clean", "set_clean_train_mode", "prepare_stage2",
+           "map_stage1_state_dict", "load_stage1_model"]

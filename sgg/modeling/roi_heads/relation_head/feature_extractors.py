@@ -140,3 +140,11 @@ class RelationFeatureExtractor(nn.Module):
 
     def _mlp(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.fc7(torch.relu(self.fc6(pooled.flatten(1)))))
+
+
+def init_union_mlp_from_box_head(extractor: nn.Module, box_head: nn.Module) -> None:
+    """Start the union MLP from the detector's fc6/fc7 where the shapes agree (SGB's load_mapping)."""
+    for name in ("fc6", "fc7"):
+        source, target = getattr(box_head, name, None), getattr(extractor, name, None)
+        if source is not None and target is not None and source.weight.shape == target.weight.shape:
+            target.load_state_dict(source.state_dict())

@@ -1,114 +1,113 @@
-"""The relation head: pairs -> object and pair features -> predictor -> (re-scorer) -> losses or predictions.
+"""The relation head: pairs -> object and pair features -> predictor -> logit adjusters -> (re-scorer) -> losses or
+predictions.
 
-PROTOCOL.md 4.2 is SGB's ``ROIRelationHead``. Each stage is replaceable through a registry: the feature extractor
-(``FEATURE_EXTRACTOR``), the predictor (``PREDICTOR``), the loss terms (``LOSS``) and an optional pair re-scoring
-module (``RESCORER``, e.g. a Ranker) that sits between the predictor and post-processing.
+PROTOCOL.md 4.2 is SGB's ``ROIRelationHead``. ``RelationHead.from_config`` builds each part from its registry: the
+union feature extractor (``FEATURE_EXTRACTOR``), the predictor (``PREDICTOR``), the logit adjusters
+(``LOGIT_ADJUSTERS``, e.g. BA-SGG's transfer), an optional pair re-scoring module (``RESCORER``, e.g. a Ranker)
+and the loss terms (``LOSS``); ``RelationHead(...)`` takes the parts as they are, so a test can hand-make them.
+The detector is seen only through its ``DetectorFeatureInterface`` (its pooler, box MLP and feature maps).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from sgg.config import get_protocol
+from sgg.modeling.detector_interface import DetectorFeatureInterface
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_FEATURE_EXTRACTORS, ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
-from . import feature_extractors  # noqa: F401  (registers RelationFeatureExtractor)
 from . import rescorers  # noqa: F401  (registers the pair re-scoring modules)
-from .ba_sgg import TransferClassifier, add_clean_classifier, freeze_all_but_clean, set_clean_train_mode
-from .frequency_bias import set_frequency_bias_dropout
+from .feature_extractors import init_union_mlp_from_box_head  # (its module registers RelationFeatureExtractor)
+from .layers.frequency_bias import set_frequency_bias_dropout
 from .inference import RelationPostProcessor
+from .logit_adjusters import build_logit_adjusters
 from .losses import RelationLossInputs, build_relation_losses
 from .predictors import build_predictor
-from .sampling import PairSample, inference_pairs, sample_detection_pairs, sample_gt_box_pairs
+from .sampling import PairSampler
 from .types import PredictorOutput, RelationBatch
 
-logger = logging.getLogger(__name__)
+# called as hook(head, mode) after head.train(mode), e.g. BA-SGG's stage 2 keeping its frozen part in eval mode
+TrainModeHook = Callable[[nn.Module, bool], None]
 
 
 class RelationHead(nn.Module):
-    """Built from the config, the detector it sits on (for pooling and weight initialisation) and the dataset
-    statistics (class names, frequency bias)."""
+    """``RelationHead.from_config(cfg, detector.feature_interface(), statistics)`` builds it from the config; the
+    keyword-only ``__init__`` takes ready parts. The parts are registered in the order given (parameter names and
+    the order of seeded initialisation depend on it)."""
 
-    def __init__(self, cfg, detector: nn.Module, statistics: Dict):
+    def __init__(self, *, pair_sampler: PairSampler, box_pooler: nn.Module, box_feature_extractor: nn.Module,
+                 union_feature_extractor: Optional[nn.Module], predictor: nn.Module,
+                 rescorer: Optional[nn.Module], loss_terms: nn.Module, post_processor: RelationPostProcessor,
+                 logit_adjusters: Sequence[Tuple[str, nn.Module]] = ()):
         super().__init__()
-        head = cfg.MODEL.ROI_RELATION_HEAD
-        self.mode = get_protocol(cfg)
-        self.batch_size_per_image = head.BATCH_SIZE_PER_IMAGE
-        self.positive_fraction = head.POSITIVE_FRACTION
-        self.num_sample_per_gt_rel = head.NUM_SAMPLE_PER_GT_REL
-        self.require_overlap_train = head.REQUIRE_BOX_OVERLAP
-        self.require_overlap_test = cfg.TEST.RELATION.REQUIRE_OVERLAP and self.mode == "sgdet"
-        self.fg_iou_threshold = cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD
+        self.mode = pair_sampler.mode
+        self.pair_sampler = pair_sampler
         # The detector's pooler has no parameters; keep a plain reference so it is not registered twice.
-        self._box_pooler = [detector.box_roi_pool]
+        self._box_pooler = [box_pooler]
+        self.box_feature_extractor = box_feature_extractor
+        self.union_feature_extractor = union_feature_extractor
+        self.predictor = predictor
+        self.rescorer = rescorer
+        self.loss_terms = loss_terms
+        self.post_processor = post_processor
+        # each adjuster sits under its own name (its weights are saved as relation_head.<name>.*)
+        self.logit_adjuster_names = []
+        for name, adjuster in logit_adjusters:
+            self.add_module(name, adjuster)
+            self.logit_adjuster_names.append(name)
+        self.train_mode_hooks: List[TrainModeHook] = []
+
+    @classmethod
+    def from_config(cls, cfg, detector: DetectorFeatureInterface, statistics: Dict) -> "RelationHead":
+        """``detector``: ``GeneralizedRCNN.feature_interface()``; ``statistics``: the dataset statistics (class names,
+        frequency bias, predicate counts) that size and initialise the predictor, losses and adjusters."""
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        mode = get_protocol(cfg)
         # Object features: a trainable copy of the detector's box MLP (SGB initialises it from fc6/fc7 too).
-        self.box_feature_extractor = copy.deepcopy(detector.roi_heads.box_head)
-        feature_dim = cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM
-        self.union_feature_extractor = None
+        box_feature_extractor = copy.deepcopy(detector.box_head)
+        union_feature_extractor = None
         # FREQ reads no features: skip the union-box pooling (the dominant SGDet cost with 6,320 pairs per image).
         predictor_uses_union = getattr(ROI_RELATION_PREDICTORS.get(head.PREDICTOR), "uses_union_features", True)
         if head.PREDICT_USE_VISION and predictor_uses_union:
             extractor = ROI_RELATION_FEATURE_EXTRACTORS.get(head.FEATURE_EXTRACTOR)
-            self.union_feature_extractor = extractor.from_config(cfg, detector.backbone.out_channels,
-                                                                 detector.box_featmap_names)
-            self._init_union_mlp(detector.roi_heads.box_head)
-        self.predictor = build_predictor(cfg, feature_dim, statistics)
-        set_frequency_bias_dropout(self.predictor, head.FREQUENCY_BIAS_DROPOUT)
-        self.rescorer = RELATION_RESCORERS.get(head.RESCORER).from_config(cfg, statistics) if head.RESCORER else None
-        self.loss_terms = build_relation_losses(cfg, statistics)
-        self.post_processor = RelationPostProcessor.from_config(cfg, self.mode)
-        # BA-SGG (ba_sgg.py): Semantic Adjustment of the logits, and BPL's stage 2 that trains a classifier copy only
-        self.transfer = None
-        if head.WITH_TRANSFER_CLASSIFIER:
-            self.transfer = TransferClassifier.from_config(cfg, len(statistics["rel_classes"]),
-                                                         statistics["rel_classes"])
-        self.clean_classifier = head.WITH_CLEAN_CLASSIFIER
-        # the reference freezes by requires_grad only and keeps train mode; eval mode for the frozen part is a key
-        self.frozen_eval_mode = self.clean_classifier and head.BA_SGG.FROZEN_EVAL_MODE
-        if self.clean_classifier:
-            paths = add_clean_classifier(self.predictor)
-            trainable = freeze_all_but_clean(self)
-            logger.info("BA-SGG clean classifier over %s: %d trainable parameter tensors, the rest frozen",
-                        ", ".join(paths), len(trainable))
+            union_feature_extractor = extractor.from_config(cfg, detector.feature_channels,
+                                                            list(detector.box_feature_maps))
+            init_union_mlp_from_box_head(union_feature_extractor, detector.box_head)
+        predictor = build_predictor(cfg, cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM, statistics)
+        set_frequency_bias_dropout(predictor, head.FREQUENCY_BIAS_DROPOUT)
+        rescorer = RELATION_RESCORERS.get(head.RESCORER).from_config(cfg, statistics) if head.RESCORER else None
+        return cls(pair_sampler=PairSampler.from_config(cfg, mode), box_pooler=detector.box_pooler,
+                   box_feature_extractor=box_feature_extractor, union_feature_extractor=union_feature_extractor,
+                   predictor=predictor, rescorer=rescorer, loss_terms=build_relation_losses(cfg, statistics),
+                   post_processor=RelationPostProcessor.from_config(cfg, mode),
+                   logit_adjusters=build_logit_adjusters(cfg, statistics))
 
     def train(self, mode: bool = True) -> "RelationHead":
         super().train(mode)
-        if self.frozen_eval_mode:
-            set_clean_train_mode(self, mode)
+        for hook in self.train_mode_hooks:
+            hook(self, mode)
         return self
 
-    def init_from_detector(self, detector: nn.Module) -> None:
-        """Copy the (trained) detector's box MLP into the object and union feature MLPs, as SGB's ``load_mapping``
-        does after loading ``MODEL.PRETRAINED_DETECTOR_CKPT``."""
-        self.box_feature_extractor.load_state_dict(detector.roi_heads.box_head.state_dict())
+    def init_from_detector(self, detector) -> None:
+        """Copy the (trained) detector's box MLP (``detector.box_head``) into the object and union feature MLPs, as
+        SGB's ``load_mapping`` does after loading ``MODEL.PRETRAINED_DETECTOR_CKPT``."""
+        self.box_feature_extractor.load_state_dict(detector.box_head.state_dict())
         if self.union_feature_extractor is not None:
-            self._init_union_mlp(detector.roi_heads.box_head)
+            init_union_mlp_from_box_head(self.union_feature_extractor, detector.box_head)
 
-    def _init_union_mlp(self, box_mlp: nn.Module) -> None:
-        """Start the union MLP from the detector's fc6/fc7 where the shapes agree (SGB's load_mapping)."""
-        extractor = self.union_feature_extractor
-        for name in ("fc6", "fc7"):
-            source, target = getattr(box_mlp, name, None), getattr(extractor, name, None)
-            if source is not None and target is not None and source.weight.shape == target.weight.shape:
-                target.load_state_dict(source.state_dict())
+    @property
+    def box_pooler(self) -> nn.Module:
+        return self._box_pooler[0]
 
-    # ---------------------------------------------------------------------------------------------------- pairs
-    def sample_pairs(self, proposals: List[BoxList], targets: List[BoxList]) -> List[PairSample]:
-        samples = []
-        for boxes, target in zip(proposals, targets):
-            if self.mode == "sgdet":
-                samples.append(sample_detection_pairs(
-                    boxes, target, self.batch_size_per_image, self.positive_fraction, self.num_sample_per_gt_rel,
-                    self.require_overlap_train, self.fg_iou_threshold))
-            else:
-                samples.append(sample_gt_box_pairs(boxes, self.batch_size_per_image, self.positive_fraction))
-        return samples
+    def adjust_logits(self, output: PredictorOutput) -> PredictorOutput:
+        for name in self.logit_adjuster_names:
+            output = dataclasses.replace(output, rel_logits=getattr(self, name)(output.rel_logits))
+        return output
 
     # ---------------------------------------------------------------------------------------------------- forward
     def forward(self, features: Dict[str, torch.Tensor], proposals: List[BoxList],
@@ -120,14 +119,14 @@ class RelationHead(nn.Module):
             if targets is None:
                 raise ValueError("the relation head needs targets in training mode")
             with torch.no_grad():
-                samples = self.sample_pairs(proposals, targets)
+                samples = self.pair_sampler.sample(proposals, targets)
             pair_idxs = [s.pair_idxs for s in samples]
         else:
             samples = None
-            pair_idxs = [inference_pairs(boxes, self.require_overlap_test) for boxes in proposals]
+            pair_idxs = self.pair_sampler.test_pairs(proposals)
 
         box_tensors = [b.bbox for b in proposals]
-        pooled = self._box_pooler[0](features, box_tensors, [tuple(s) for s in image_sizes])
+        pooled = self.box_pooler(features, box_tensors, [tuple(s) for s in image_sizes])
         roi_features = self.box_feature_extractor(pooled)
         union_features = union_spatial = None
         if self.union_feature_extractor is not None:
@@ -140,9 +139,7 @@ class RelationHead(nn.Module):
             rel_labels=[s.labels for s in samples] if samples else None,
             rel_binarys=[s.binary for s in samples] if samples else None,
             features=features, image_sizes=[tuple(s) for s in image_sizes], union_spatial_features=union_spatial)
-        output: PredictorOutput = self.predictor(batch)
-        if self.transfer is not None:
-            output = dataclasses.replace(output, rel_logits=self.transfer(output.rel_logits))
+        output = self.adjust_logits(self.predictor(batch))
         rel_scores = None
         if self.rescorer is not None:
             output, rel_scores = self.rescorer(batch, output)
@@ -152,7 +149,7 @@ class RelationHead(nn.Module):
             inputs = RelationLossInputs(
                 rel_logits=output.rel_logits, rel_labels=torch.cat(batch.rel_labels),
                 obj_logits=output.obj_logits if self.mode != "predcls" else None, obj_labels=obj_labels,
-                num_pairs_per_image=batch.num_pairs, extras=output.extras)
+                num_pairs_per_image=batch.num_pairs, aux=output.aux)
             return self.loss_terms(inputs)
         return self._post_process(batch, output, rel_scores)
 

@@ -150,3 +150,38 @@ def sample_detection_pairs(proposals: BoxList, target: BoxList, batch_size: int,
 def split_pairs(pairs_per_image: List[torch.Tensor]) -> Tuple[List[int], torch.Tensor]:
     """Pair counts per image and the concatenation, for predictors that work on the whole batch."""
     return [len(p) for p in pairs_per_image], torch.cat(pairs_per_image) if pairs_per_image else torch.zeros(0, 2)
+
+
+@dataclass(frozen=True)
+class PairSampler:
+    """The relation head's pair rules for one protocol: sampled training pairs (``sample``) and test pairs
+    (``test_pairs``). Built from the ``MODEL.ROI_RELATION_HEAD`` sampling keys by ``from_config``."""
+
+    mode: str
+    batch_size_per_image: int = 64
+    positive_fraction: float = 0.25
+    num_sample_per_gt_rel: int = 4
+    require_overlap_train: bool = True  # SGDet training pairs overlap
+    require_overlap_test: bool = False  # SGDet test pairs overlap
+    fg_iou_threshold: float = 0.5  # SGDet: a detection matches a GT box at IoU >= this
+
+    @classmethod
+    def from_config(cls, cfg, mode: str) -> "PairSampler":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        return cls(mode, head.BATCH_SIZE_PER_IMAGE, head.POSITIVE_FRACTION, head.NUM_SAMPLE_PER_GT_REL,
+                   head.REQUIRE_BOX_OVERLAP, cfg.TEST.RELATION.REQUIRE_OVERLAP and mode == "sgdet",
+                   cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD)
+
+    def sample(self, proposals: List[BoxList], targets: List[BoxList]) -> List[PairSample]:
+        samples = []
+        for boxes, target in zip(proposals, targets):
+            if self.mode == "sgdet":
+                samples.append(sample_detection_pairs(
+                    boxes, target, self.batch_size_per_image, self.positive_fraction, self.num_sample_per_gt_rel,
+                    self.require_overlap_train, self.fg_iou_threshold))
+            else:
+                samples.append(sample_gt_box_pairs(boxes, self.batch_size_per_image, self.positive_fraction))
+        return samples
+
+    def test_pairs(self, proposals: List[BoxList]) -> List[torch.Tensor]:
+        return [inference_pairs(boxes, self.require_overlap_test) for boxes in proposals]

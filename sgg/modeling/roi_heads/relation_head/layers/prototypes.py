@@ -1,4 +1,4 @@
-"""Prototype matching shared by PE-Net (predictors/penet.py) and SPL's branches (predictors/spl.py): cosine logits
+"""Prototype matching shared by PE-Net (predictors/penet.py) and SPL's branches (layers/spl.py): cosine logits
 with a CLIP-style learnt temperature."""
 from __future__ import annotations
 

@@ -10,12 +10,15 @@ from torch import nn
 
 from sgg.config.sgg_config import ConfigError
 
+from ..types import AuxiliaryOutputs, map_tensors
+
 
 @dataclass
 class RelationLossInputs:
     """What a predictor produced for a training batch, concatenated over images.
 
-    ``extras`` carries predictor-specific tensors a loss may need (ranker scores, prototypes, embeddings ...).
+    ``aux`` carries the head-specific tensors a loss term may need (``PredictorOutput.aux``: ranker scores,
+    prototypes, branch logits ...), as typed fields.
     """
 
     rel_logits: torch.Tensor  # (sum P, num_predicates)
@@ -23,7 +26,7 @@ class RelationLossInputs:
     obj_logits: Optional[torch.Tensor] = None  # (sum N, num_classes)
     obj_labels: Optional[torch.Tensor] = None  # (sum N,)
     num_pairs_per_image: List[int] = field(default_factory=list)
-    extras: Dict[str, torch.Tensor] = field(default_factory=dict)
+    aux: AuxiliaryOutputs = field(default_factory=AuxiliaryOutputs)
 
 
 def parse_loss_spec(spec: Sequence[str]) -> List[Tuple[str, float]]:
@@ -54,7 +57,7 @@ class WeightedLosses(nn.Module):
         # too few for log-sum-exps, prototype distances and the small differences the gradients come from.
         inputs = dataclasses.replace(inputs, rel_logits=_to_float32(inputs.rel_logits),
                                      obj_logits=_to_float32(inputs.obj_logits),
-                                     extras={k: _to_float32(v) for k, v in inputs.extras.items()})
+                                     aux=map_tensors(inputs.aux, _to_float32))
         losses: Dict[str, torch.Tensor] = {}
         with torch.autocast(inputs.rel_logits.device.type, enabled=False):
             for weight, term in zip(self.weights, self.terms):
@@ -69,4 +72,13 @@ class WeightedLosses(nn.Module):
 def _to_float32(value):
     if torch.is_tensor(value) and value.is_floating_point() and value.dtype != torch.float32:
         return value.float()
+    return value
+
+
+def required_aux(inputs: RelationLossInputs, name: str, term: str, producers: str):
+    """``inputs.aux.<name>``, or a ConfigError naming the loss term, the field and the heads that fill it."""
+    value = getattr(inputs.aux, name)
+    if value is None:
+        raise ConfigError(f"loss term {term} needs the predictor output's aux.{name}, which the predictor did not "
+                          f"produce (use it with {producers})")
     return value

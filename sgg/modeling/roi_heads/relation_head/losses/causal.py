@@ -6,14 +6,12 @@ from typing import Dict
 import torch.nn.functional as F
 from torch import nn
 
-from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
-from .base import RelationLossInputs
+from .base import RelationLossInputs, required_aux
 
-# SGB's loss name -> the predictor's extras key holding that branch's logits
-BRANCH_LOGITS = {"auxiliary_ctx": "causal_ctx_logits", "auxiliary_vis": "causal_vis_logits",
-                 "auxiliary_frq": "causal_frq_logits"}
+# SGB's loss name -> the CausalBranchLogits field holding that branch's logits
+BRANCH_LOGITS = {"auxiliary_ctx": "ctx", "auxiliary_vis": "vis", "auxiliary_frq": "frq"}
 
 
 @RELATION_LOSSES.register()
@@ -26,12 +24,11 @@ class CausalAuxiliaryCE(nn.Module):
         return cls()
 
     def forward(self, inputs: RelationLossInputs) -> Dict:
-        present = {name: key for name, key in BRANCH_LOGITS.items() if key in inputs.extras}
-        if not present:
-            raise ConfigError("LOSS term CausalAuxiliaryCE needs the branch logits extras['causal_ctx_logits'] (and "
-                              "'causal_vis_logits', 'causal_frq_logits') that only CausalAnalysisPredictor produces")
+        branches = required_aux(inputs, "causal", "CausalAuxiliaryCE", "CausalAnalysisPredictor, in training")
         losses = {}
-        for name, key in present.items():
-            logits = inputs.extras[key]
+        for name, key in BRANCH_LOGITS.items():
+            logits = getattr(branches, key)
+            if logits is None:  # FUSION_TYPE gate: the context branch only
+                continue
             losses[name] = F.cross_entropy(logits, inputs.rel_labels) if logits.numel() else logits.sum() * 0.0
         return losses

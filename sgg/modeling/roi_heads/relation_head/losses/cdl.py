@@ -26,6 +26,7 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
+from ..ba_sgg import load_confusion_matrix
 from .base import RelationLossInputs
 
 LATTICE_NORMALIZATIONS = ("row", "column")
@@ -91,8 +92,6 @@ def weighted_softmax_nll(logits: torch.Tensor, labels: torch.Tensor, weights: to
 def read_confusion_matrix(path: str, num_predicates: int, predicate_names=None) -> np.ndarray:
     """The (R, R) confusion counts through BA-SGG's validated loader: both methods read the same file (a predicate
     without counts warns and gets a zero lattice row, as in the reference)."""
-    from ..ba_sgg import load_confusion_matrix
-
     return np.asarray(load_confusion_matrix(path, num_predicates, "MODEL.ROI_RELATION_HEAD.CDL.CONFUSION_MATRIX_PATH",
                                             predicate_names))
 

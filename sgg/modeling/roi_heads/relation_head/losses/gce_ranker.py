@@ -43,11 +43,12 @@ class GlobalContextLoss(nn.Module):
         return cls(head.LINKNET.GCE_ACTIVATION, head.PREDICTOR)
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        logits, targets = inputs.extras.get("gce_logits"), inputs.extras.get("gce_targets")
-        if logits is None or targets is None:
+        gce = inputs.aux.global_context
+        if gce is None or gce.targets is None:
             raise ConfigError(f"LOSS term 'gce' needs the predictor's global context logits and targets "
-                              f"(output.extras['gce_logits'] / ['gce_targets'], e.g. LinkNetPredictor); PREDICTOR "
+                              f"(output.aux.global_context, e.g. LinkNetPredictor); PREDICTOR "
                               f"{self.predictor or '?'} gives none: remove 'gce' from MODEL.ROI_RELATION_HEAD.LOSS")
+        logits, targets = gce.logits, gce.targets
         if logits.numel() == 0:
             return {"loss_gce": logits.sum() * 0.0}
         logits, targets = logits.float(), targets.float()
@@ -70,7 +71,7 @@ def margin_ranking_loss(scores: torch.Tensor, targets: torch.Tensor, margin: flo
 
 @RELATION_LOSSES.register("ranker")
 class RankerLoss(nn.Module):
-    """``loss_rank``: reads the Ranker's ``extras["ranker_logits"]`` (sum P,) and the pairs' labels."""
+    """``loss_rank``: reads the Ranker's ``aux.ranker.logits`` (sum P,) and the pairs' labels."""
 
     def __init__(self, kind: str = "bce", lambda2: float = 1.0, margin: float = 0.0):
         super().__init__()
@@ -88,10 +89,10 @@ class RankerLoss(nn.Module):
         return cls(ranker.LOSS, ranker.LAMBDA2, ranker.MARGIN_M2)
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        logits = inputs.extras.get("ranker_logits")
-        if logits is None:
-            raise ConfigError("LOSS term 'ranker' needs the Ranker's pair scores (output.extras['ranker_logits']): set "
+        if inputs.aux.ranker is None:
+            raise ConfigError("LOSS term 'ranker' needs the Ranker's pair scores (output.aux.ranker): set "
                               "MODEL.ROI_RELATION_HEAD.RESCORER \"Ranker\"")
+        logits = inputs.aux.ranker.logits
         if logits.shape != inputs.rel_labels.shape:
             raise ValueError(f"ranker loss: {tuple(logits.shape)} ranker scores for {tuple(inputs.rel_labels.shape)} "
                              f"pair labels; the Ranker must score every sampled pair once")

@@ -1,7 +1,8 @@
 """PE-Net's prototype losses (METHODS.md 4.2) and SPL's VAE and prototype-separation losses (4.5).
 
-Each is a registered LOSS term that reads what the PrototypeEmbeddingNetwork predictor puts in ``extras``; a term
-whose tensors are absent (e.g. an SPL term with that branch off) stops with an error naming the term and the key.
+Each is a registered LOSS term that reads what the PrototypeEmbeddingNetwork predictor puts in ``aux.prototypes`` /
+``aux.spl``; a term whose tensors are absent (e.g. an SPL term with every branch it reads off) stops with an error
+naming the term and the field.
 
 * ``PENetEuclidean`` (loss_dis, L_euc^e): g_i = ||r - c_i||^2; mean over pairs of max(0, g_y - mean of the k1
   smallest g_i over i != y + gamma1).
@@ -23,14 +24,10 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
-from .base import RelationLossInputs
+from .base import RelationLossInputs, required_aux
 
 
-def _extra(inputs: RelationLossInputs, key: str, term: str) -> torch.Tensor:
-    if key not in inputs.extras:
-        raise ConfigError(f"loss term {term} needs extras[{key!r}], which the predictor did not produce (use it with "
-                          f"PrototypeEmbeddingNetwork; SPL terms need the SPL branch switched on)")
-    return inputs.extras[key]
+PRODUCERS = "PrototypeEmbeddingNetwork; SPL terms need the SPL branch switched on"
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,8 +89,8 @@ class PENetEuclidean(nn.Module):
         return cls(penet.EUC_TOPK, penet.EUC_MARGIN)
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        embed = _extra(inputs, "penet_rel_embed", "PENetEuclidean")
-        prototypes = _extra(inputs, "penet_prototypes", "PENetEuclidean")
+        outputs = required_aux(inputs, "prototypes", "PENetEuclidean", PRODUCERS)
+        embed, prototypes = outputs.rel_embed, outputs.prototypes
         return {"loss_dis": euclidean_prototype_loss(embed, prototypes, inputs.rel_labels, self.topk, self.margin)}
 
 
@@ -104,7 +101,8 @@ class PENetPrototypeL21(nn.Module):
         return cls()
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        return {"loss_l21": l21_similarity_loss(_extra(inputs, "penet_prototypes", "PENetPrototypeL21"))}
+        return {"loss_l21": l21_similarity_loss(required_aux(inputs, "prototypes", "PENetPrototypeL21",
+                                                             PRODUCERS).prototypes)}
 
 
 @RELATION_LOSSES.register("PENetPrototypeDistance")
@@ -118,7 +116,7 @@ class PENetPrototypeDistance(nn.Module):
         return cls(cfg.MODEL.ROI_RELATION_HEAD.PENET.PROTO_MARGIN)
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        prototypes = _extra(inputs, "penet_prototypes", "PENetPrototypeDistance")
+        prototypes = required_aux(inputs, "prototypes", "PENetPrototypeDistance", PRODUCERS).prototypes
         return {"loss_proto_dist": prototype_distance_loss(prototypes, self.margin)}
 
 
@@ -131,16 +129,12 @@ class SPLVAE(nn.Module):
         return cls()
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        losses = {}
-        for branch in ("vis", "con"):
-            prefix = f"spl_{branch}_vae_"
-            if prefix + "input" in inputs.extras:
-                x, recon, mu, logvar = (_extra(inputs, prefix + part, "SPLVAE")
-                                        for part in ("input", "recon", "mu", "logvar"))
-                losses[f"loss_{branch}_vae"] = vae_loss(x, recon, mu, logvar)
-        if not losses:
-            _extra(inputs, "spl_vis_vae_input", "SPLVAE")  # raises: neither VAE branch is on
-        return losses
+        vaes = required_aux(inputs, "spl", "SPLVAE", PRODUCERS).vaes()
+        if not vaes:
+            raise ConfigError("loss term SPLVAE needs the predictor output's aux.spl.vis_vae or aux.spl.con_vae, which "
+                              "the predictor did not produce (switch SPL's visual or conceptual branch on)")
+        return {f"loss_{branch}_vae": vae_loss(vae.input, vae.recon, vae.mu, vae.logvar)
+                for branch, vae in vaes.items()}
 
 
 @RELATION_LOSSES.register("SPLPrototypeSimilarity")
@@ -152,8 +146,9 @@ class SPLPrototypeSimilarity(nn.Module):
         return cls()
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        losses = {f"loss_{branch}_simi": off_diagonal_similarity_loss(inputs.extras[f"spl_{branch}_prototypes"])
-                  for branch in ("sem", "vis", "con") if f"spl_{branch}_prototypes" in inputs.extras}
-        if not losses:
-            _extra(inputs, "spl_sem_prototypes", "SPLPrototypeSimilarity")
-        return losses
+        prototype_sets = required_aux(inputs, "spl", "SPLPrototypeSimilarity", PRODUCERS).prototype_sets()
+        if not prototype_sets:
+            raise ConfigError("loss term SPLPrototypeSimilarity needs at least one of the predictor output's "
+                              "aux.spl.sem_prototypes / vis_prototypes / con_prototypes (switch an SPL branch on)")
+        return {f"loss_{branch}_simi": off_diagonal_similarity_loss(prototypes)
+                for branch, prototypes in prototype_sets.items()}

@@ -11,26 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_LOSSES
 
-from .base import RelationLossInputs
-
-# the extras keys of predictors/vctree.py (pair_score_extras)
-PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE = "vctree_pair_logits", "vctree_pair_targets", "vctree_pair_image"
-
+from .base import RelationLossInputs, required_aux
 
 @RELATION_LOSSES.register()
 class VCTreeBinary(nn.Module):
     """``loss_binary`` = mean over images of mean_ij BCE(pair logit_ij, GT pair_ij)."""
 
     def forward(self, inputs: RelationLossInputs) -> Dict[str, torch.Tensor]:
-        missing = [key for key in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE) if key not in inputs.extras]
-        if missing:
-            raise ConfigError(f"loss term VCTreeBinary needs extras {missing}, which the predictor did not produce "
-                              f"(use it with VCTreePredictor or CausalAnalysisPredictor with CAUSAL.CONTEXT_LAYER "
-                              f"vctree, in training with rel_binarys)")
-        logits, targets, image = (inputs.extras[k] for k in (PAIR_LOGITS, PAIR_TARGETS, PAIR_IMAGE))
+        scores = required_aux(inputs, "pair_scores", "VCTreeBinary", "VCTreePredictor or CausalAnalysisPredictor "
+                              "with CAUSAL.CONTEXT_LAYER vctree, in training with rel_binarys")
+        logits, targets, image = scores.logits, scores.targets, scores.image
         if logits.numel() == 0:
             return {"loss_binary": inputs.rel_logits.sum() * 0.0}
         per_entry = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")

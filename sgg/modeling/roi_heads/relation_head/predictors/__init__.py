@@ -1,5 +1,6 @@
-"""Relation predictors (PROTOCOL.md 4.5). Importing this package registers the baselines in
-``ROI_RELATION_PREDICTORS``; ``build_predictor`` builds the one named by ``MODEL.ROI_RELATION_HEAD.PREDICTOR``."""
+"""Relation predictors (PROTOCOL.md 4.5). Importing this package imports every module in it, so each registers its
+predictors in ``ROI_RELATION_PREDICTORS``: a new head is one file here (docs/relation_head.md). ``build_predictor``
+builds the one named by ``MODEL.ROI_RELATION_HEAD.PREDICTOR``."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -7,20 +8,13 @@ from typing import Any, Dict
 from torch import nn
 
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
+from sgg.utils.module_loading import import_package_modules
 
-from . import frequency, motifs, transformer  # noqa: F401  (register the baselines)
-# Later heads register themselves here, one import line each (keep alphabetical order of the comments below).
-# >>> head imports
-from . import causal  # noqa: F401  (CausalAnalysisPredictor, Causal TDE)
-from . import hca  # noqa: F401  (HybridCoAttentionPredictor, ReBalance-HCA)
-from . import imp  # noqa: F401  (IMPPredictor, Xu et al. 2017)
-from . import linknet  # noqa: F401  (LinkNetPredictor, Woo et al. 2018)
-from . import penet  # noqa: F401  (PrototypeEmbeddingNetwork: PE-Net and SPL)
-from . import vctree  # noqa: F401  (VCTreePredictor, SGB's VCTree)
-# <<< head imports
-from .frequency import FrequencyPredictor
-from .motifs import LSTMContext, MotifPredictor
-from .transformer import TransformerContext, TransformerPredictor
+import_package_modules(__name__, __path__)  # registration, in sorted file order
+
+from .frequency import FrequencyPredictor  # noqa: E402
+from .motifs import LSTMContext, MotifPredictor  # noqa: E402
+from .transformer import TransformerContext, TransformerPredictor  # noqa: E402
 
 
 def build_predictor(cfg, in_channels: int, statistics: Dict[str, Any]) -> nn.Module:

@@ -23,29 +23,19 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.structures import BoxList
 
-from ..frequency_bias import FrequencyBias
-from ..types import PredictorOutput, RelationBatch
-from .common import class_counts, global_pair_indices, normal_init, update_moving_average, xavier_init
+from ..layers.batch_access import class_counts, global_pair_indices
+from ..layers.edge_head import require_union_features
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.init import normal_init, xavier_init
+from ..layers.moving_average import update_moving_average
+from ..types import AuxiliaryOutputs, CausalBranchLogits, PredictorOutput, RelationBatch
 from .motifs import LSTMContext
-from .vctree import VCTreeContext, pair_score_extras
+from .vctree import VCTreeContext, pair_score_targets
 from .vtranse import VTransEContext
 
 KEY = "MODEL.ROI_RELATION_HEAD.CAUSAL"
 FUSION_TYPES = ("sum", "gate")
 PAIR_BOX_DIM = 32  # SGB's get_box_pair_info: subject, object, union and intersection boxes, 8 numbers each
-
-
-def _motifs_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    return LSTMContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                       head.CONTEXT_HIDDEN_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,
-                       head.CONTEXT_DROPOUT_RATE, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES, effect_analysis)
-
-
-def _vtranse_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    return VTransEContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                          head.CONTEXT_HIDDEN_DIM, effect_analysis)
 
 
 def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistics, effect_analysis: bool):
@@ -61,9 +51,9 @@ def _vctree_context(cfg, obj_classes: Sequence[str], in_channels: int, statistic
 # CONTEXT_LAYER -> builder(cfg, obj_classes, in_channels, statistics, effect_analysis). A context's forward takes
 # (batch, ctx_average=False) and returns (obj_logits, obj_preds, edge_ctx (sum N, CONTEXT_HIDDEN_DIM)).
 CONTEXT_LAYERS: Dict[str, Callable[..., nn.Module]] = {
-    "motifs": _motifs_context,
+    "motifs": LSTMContext.from_config,
     "vctree": _vctree_context,
-    "vtranse": _vtranse_context,
+    "vtranse": VTransEContext.from_config,
 }
 PAIR_DIFFERENCE_CONTEXTS = ("vtranse",)  # pair representation head_s - tail_o (SGB's use_vtranse), no post_cat
 # contexts whose forward(..., return_pair_scores=True) also returns the per-image pair score logits, trained with
@@ -192,9 +182,7 @@ class CausalAnalysisPredictor(nn.Module):
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
         causal = head.CAUSAL
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION is False but CausalAnalysisPredictor's "
-                              "visual branch reads the union features; set it to True")
+        require_union_features(cfg, "CausalAnalysisPredictor", "reads the union features in its visual branch")
         if head.CONTEXT_POOLING_DIM != in_channels:
             raise ConfigError(f"MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM ({head.CONTEXT_POOLING_DIM}) must equal "
                               f"MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM ({in_channels}) for CausalAnalysisPredictor: the "
@@ -258,19 +246,19 @@ class CausalAnalysisPredictor(nn.Module):
         pair_labels = factual.obj_preds[pairs]
         frq_logits = self.freq_bias.index_with_labels(pair_labels)
         rel_logits = self.fuse(union, ctx_rep, frq_logits)
-        extras = {"rel_features": ctx_rep}
+        aux = AuxiliaryOutputs()
         if self.training:
-            extras["causal_ctx_logits"] = self.ctx_compress(ctx_rep)
+            aux.causal = CausalBranchLogits(ctx=self.ctx_compress(ctx_rep))
             if self.fusion_type != "gate":  # SGB drops the other two branch losses with the gate
-                extras["causal_vis_logits"] = self.vis_compress(union)
-                extras["causal_frq_logits"] = frq_logits
+                aux.causal.vis = self.vis_compress(union)
+                aux.causal.frq = frq_logits
             self._update_averages(pair_boxes, spatial, ctx_rep, union)
             if factual.pair_scores is not None:
-                extras.update(pair_score_extras(factual.pair_scores, batch.rel_binarys, union.device))
+                aux.pair_scores = pair_score_targets(factual.pair_scores, batch.rel_binarys, union.device)
         elif self.effect_analysis and self.effect_type != "none":
             rel_logits = self._effect_logits(batch, pairs, union, ctx_rep, factual)
         return PredictorOutput(obj_logits=factual.obj_logits, obj_preds=factual.obj_preds, rel_logits=rel_logits,
-                               extras=extras)
+                               rel_features=ctx_rep, aux=aux)
 
     def _update_averages(self, pair_boxes: Optional[torch.Tensor], spatial: Optional[torch.Tensor],
                          ctx_rep: torch.Tensor, union: torch.Tensor) -> None:

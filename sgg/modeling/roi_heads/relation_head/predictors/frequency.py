@@ -8,10 +8,10 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..frequency_bias import FrequencyBias
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.object_labels import classify_objects
 from ..types import PredictorOutput, RelationBatch
-from .common import check_mode, class_counts, decode_object_labels, detector_logits, global_pair_indices, gt_labels, \
-    to_onehot
 
 
 @ROI_RELATION_PREDICTORS.register("FrequencyPredictor")
@@ -44,12 +44,8 @@ class FrequencyPredictor(nn.Module):
                    cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
 
     def forward(self, batch: RelationBatch) -> PredictorOutput:
-        if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
-        else:
-            obj_logits = detector_logits(batch)
-            obj_preds = decode_object_labels(obj_logits, batch, self.training, self.later_nms_thresh)
+        obj_logits, obj_preds = classify_objects(batch, self.num_obj_classes, lambda: detector_logits(batch),
+                                                 self.training, self.later_nms_thresh, "FrequencyPredictor")
         pairs = global_pair_indices(batch)
         rel_logits = self.freq_bias.index_with_labels(obj_preds[pairs])
         return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits)

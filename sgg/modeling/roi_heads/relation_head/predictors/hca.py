@@ -16,11 +16,13 @@ from torch import nn
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import pack_per_image
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.context_predictor import ContextEdgePredictor, ObjectContext
+from ..layers.init import xavier_init
+from ..layers.object_labels import classify_objects
 from ..types import RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, gt_labels, label_embedding, pack_per_image, to_onehot,
-                     xavier_init)
-from .transformer import EncoderLayer, MultiHeadSelfAttention, PositionwiseFeedForward, TransformerPredictor
+from .transformer import EncoderLayer, MultiHeadSelfAttention, PositionwiseFeedForward
 
 
 class MultiHeadCrossAttention(MultiHeadSelfAttention):
@@ -153,7 +155,7 @@ class HybridEdgeDecoder(nn.Module):
         return new_vision + new_text
 
 
-class HCAContext(nn.Module):
+class HCAContext(ObjectContext):
     """Object streams: v0 = lin_obj_visual([roi; box embedding]), t0 = lin_obj_textual(label embedding) -> hybrid
     object encoder -> ``out_obj`` (not in PredCls). Edge streams: lin_edge_visual([roi; object feature]) and
     lin_edge_textual(embedding of the pair label) -> SHA edge decoder."""
@@ -161,13 +163,7 @@ class HCAContext(nn.Module):
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
                  hidden_dim: int, obj_layers: int, edge_layers: int, dims: AttentionDims, later_nms_thresh: float,
                  box_dropout: float = 0.1):
-        super().__init__()
-        self.mode = check_mode(mode)
-        self.num_obj_classes = len(class_names)
-        self.hidden_dim = hidden_dim
-        self.later_nms_thresh = later_nms_thresh
-        self.obj_input_embed = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
-        self.obj_embed2 = label_embedding(class_names, glove_dir, embed_dim)
+        super().__init__(mode, class_names, glove_dir, embed_dim, hidden_dim, later_nms_thresh)
         self.bbox_embed = BoxPositionEncoder(batch_norm=False, dropout=box_dropout)
         self.lin_obj_visual = xavier_init(nn.Linear(in_channels + self.bbox_embed.out_dim, hidden_dim))
         self.lin_obj_textual = xavier_init(nn.Linear(embed_dim, hidden_dim))
@@ -177,6 +173,15 @@ class HCAContext(nn.Module):
         self.context_obj = HybridObjectEncoder(obj_layers, dims)
         self.context_edge = HybridEdgeDecoder(edge_layers, dims)
 
+    @classmethod
+    def from_config(cls, cfg, obj_classes: Sequence[str], in_channels: int, statistics) -> "HCAContext":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        hca = head.HCA
+        dims = AttentionDims(head.CONTEXT_HIDDEN_DIM, hca.NUM_HEAD, hca.KEY_DIM, hca.VAL_DIM, hca.INNER_DIM,
+                             hca.DROPOUT_RATE)
+        return cls(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM, head.CONTEXT_HIDDEN_DIM,
+                   hca.OBJ_LAYER, hca.REL_LAYER, dims, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+
     def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))."""
         roi_features = batch.roi_features
@@ -184,15 +189,9 @@ class HCAContext(nn.Module):
                                                dim=1))
         text = self.lin_obj_textual(self.obj_input_embed(batch))
         obj_feats = self.context_obj(vision, text, batch.num_boxes)
-        if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
-        else:
-            if self.out_obj is None:
-                raise ValueError(f"this HybridCoAttentionPredictor was built for predcls and has no object classifier "
-                                 f"for {batch.mode}; build it with the {batch.mode} config")
-            obj_logits = self.out_obj(obj_feats)
-            obj_preds = decode_object_labels(obj_logits, batch, self.training, self.later_nms_thresh)
+        classify = None if self.out_obj is None else lambda: self.out_obj(obj_feats)
+        obj_logits, obj_preds = classify_objects(batch, self.num_obj_classes, classify, self.training,
+                                                 self.later_nms_thresh, "HybridCoAttentionPredictor")
         edge_vision = self.lin_edge_visual(torch.cat([roi_features, obj_feats], dim=1))
         edge_text = self.lin_edge_textual(self.obj_embed2(obj_preds))
         edge_ctx = self.context_edge(edge_vision, edge_text, batch.num_boxes)
@@ -200,25 +199,14 @@ class HCAContext(nn.Module):
 
 
 @ROI_RELATION_PREDICTORS.register("HybridCoAttentionPredictor")
-class HybridCoAttentionPredictor(TransformerPredictor):
+class HybridCoAttentionPredictor(ContextEdgePredictor):
     """HCAContext + the Transformer's edge head: ``rel_compress(post_cat(prod) * union) + ctx_compress(prod) +
-    freq_bias``. The forward pass is the Transformer predictor's; only the context differs."""
+    freq_bias``; only the context differs from the Transformer predictor."""
 
-    @classmethod
-    def from_config(cls, cfg, in_channels: int, statistics):
-        head = cfg.MODEL.ROI_RELATION_HEAD
-        hca = head.HCA
-        obj_classes, rel_classes = class_counts(statistics)
-        dims = AttentionDims(head.CONTEXT_HIDDEN_DIM, hca.NUM_HEAD, hca.KEY_DIM, hca.VAL_DIM, hca.INNER_DIM,
-                             hca.DROPOUT_RATE)
-        context = HCAContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                             head.CONTEXT_HIDDEN_DIM, hca.OBJ_LAYER, hca.REL_LAYER, dims,
-                             cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
-        edge_head = RelationEdgeHead(head.CONTEXT_HIDDEN_DIM, head.CONTEXT_POOLING_DIM, len(rel_classes),
-                                     union_dim=in_channels, use_vision=head.PREDICT_USE_VISION,
-                                     freq_bias=build_frequency_bias(head.PREDICT_USE_BIAS, statistics),
-                                     ctx_compress=True)
-        return cls(context, edge_head)
+    CONTEXT = HCAContext
+    CTX_COMPRESS = True
+    # BA-SGG's clean classifier (ba_sgg.py): the Transformer's modules, as the reference's HCA copies them
+    CLASSIFIER_MODULES = ("edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias")
 
 
 __all__: List[str] = ["HybridCoAttentionPredictor", "HCAContext", "FourStreamLayer", "SHALayer",

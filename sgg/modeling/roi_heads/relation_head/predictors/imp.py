@@ -23,9 +23,11 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices, gt_labels
+from ..layers.edge_head import require_union_features
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, ground_truth_objects, require_object_classifier
 from ..types import PredictorOutput, RelationBatch
-from .common import check_mode, class_counts, decode_object_labels, global_pair_indices, gt_labels, to_onehot, \
-    xavier_init
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +94,8 @@ class IMPContext(nn.Module):
         """(obj_logits (sum N, C), edge states (sum P, h))."""
         node, edge = self.pass_messages(batch.roi_features, union_features, global_pair_indices(batch))
         if batch.mode == "predcls":
-            return to_onehot(gt_labels(batch), self.num_obj_classes), edge
-        if self.obj_fc is None:
-            raise ValueError(f"this IMPPredictor was built for predcls and has no object classifier for "
-                             f"{batch.mode}; build it with the {batch.mode} config")
+            return ground_truth_objects(batch, self.num_obj_classes)[0], edge
+        require_object_classifier(self.obj_fc, batch, "IMPPredictor")
         return self.obj_fc(node), edge
 
 
@@ -119,9 +119,7 @@ class IMPPredictor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("IMPPredictor starts every edge from its union-box feature: it needs "
-                              "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION True")
+        require_union_features(cfg, "IMPPredictor", "starts every edge from its union-box feature")
         if head.IMP.NUM_ITER < 1:
             raise ConfigError(f"MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER must be an integer >= 1 (SGB: 3), got "
                               f"{head.IMP.NUM_ITER}")
@@ -135,7 +133,7 @@ class IMPPredictor(nn.Module):
 
     @staticmethod
     def rel_feature_dim(cfg) -> int:
-        """Width of ``extras["rel_features"]`` (the last edge states) for a re-scorer such as the Ranker."""
+        """Width of ``rel_features`` (the last edge states) for a re-scorer such as the Ranker."""
         return int(cfg.MODEL.ROI_RELATION_HEAD.IMP.HIDDEN_DIM)
 
     def _union_features(self, batch: RelationBatch) -> torch.Tensor:
@@ -158,4 +156,4 @@ class IMPPredictor(nn.Module):
         obj_logits, edge = self.context_layer(batch, self._union_features(batch))
         rel_logits = self.context_layer.rel_fc(edge)
         return PredictorOutput(obj_logits=obj_logits, obj_preds=self.object_labels(obj_logits, batch),
-                               rel_logits=rel_logits, extras={"rel_features": edge})
+                               rel_logits=rel_logits, rel_features=edge)

@@ -14,7 +14,7 @@ A relational embedding (RE) module is ``R = softmax_row((O W)(O U)^T)``, ``O' = 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,79 +24,22 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices, gt_labels
+from ..layers.batch_norm import SmallBatchNorm1d
+from ..layers.edge_head import build_frequency_bias, union_for_pairs
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, GLOBAL_POOLING_REGIONS, backbone_channels,
+                                    batch_size_divisibility, global_image_features)
+from ..layers.init import xavier_init
+from ..layers.object_labels import decode_object_labels, ground_truth_objects
 from ..losses import parse_loss_spec
-from ..types import PredictorOutput, RelationBatch
-from .common import (ObjectInputEmbedding, SmallBatchNorm1d, build_frequency_bias, check_mode, class_counts,
-                     decode_object_labels, detector_logits, global_pair_indices, gt_labels, label_embedding, to_onehot,
-                     xavier_init)
+from ..types import AuxiliaryOutputs, GlobalContextOutputs, PredictorOutput, RelationBatch
 
 logger = logging.getLogger(__name__)
 
 GCE_ACTIVATIONS = ("sigmoid", "softmax")
 ATTENTION_SCOPES = ("image", "batch")
-GLOBAL_POOLING_REGIONS = ("padded", "image")
 OBJECT_LABEL_INPUTS = ("detector", "gt_label")
-VGG_CHANNELS = 512  # the VGG-16 conv5 map ignores MODEL.BACKBONE.OUT_CHANNELS
-DETECTOR_SIZE_DIVISIBILITY = 32  # = GeneralizedRCNN.SIZE_DIVISIBILITY (tests/modeling/test_linknet.py checks it)
-
-
-# ------------------------------------------------------------------------------------------------- image context
-def backbone_channels(cfg) -> int:
-    """Channels of the backbone maps in ``RelationBatch.features``."""
-    if str(cfg.MODEL.BACKBONE.CONV_BODY).upper().startswith("VGG"):
-        return VGG_CHANNELS
-    return int(cfg.MODEL.BACKBONE.OUT_CHANNELS)
-
-
-def padded_length(length: int, multiples: Sequence[int]) -> int:
-    """``length`` rounded up to each positive multiple in turn (the data loader's, then the detector's padding)."""
-    for multiple in multiples:
-        if multiple > 1:
-            length = -(-int(length) // int(multiple)) * int(multiple)
-    return int(length)
-
-
-def global_image_features(features: Optional[Dict[str, torch.Tensor]],
-                          image_sizes: Optional[Sequence[Tuple[int, int]]], map_names: Sequence[str] = (),
-                          key: str = "GLOBAL_FEATURE_MAPS", region: str = "image",
-                          size_divisibility: Sequence[int] = (DETECTOR_SIZE_DIVISIBILITY,)) -> torch.Tensor:
-    """(B, D) per-image global average of the backbone maps, then averaged over maps.
-
-    ``region`` "padded" averages each whole map, batch padding included (the reference's ``AdaptiveAvgPool2d`` on
-    neural-motifs' 592 x 592 padded images). "image" averages only the cells that cover the image: the batch tensor is
-    the largest image padded to ``size_divisibility`` (loader, then detector), so a map of height H covers
-    ``padded / H`` pixels per cell and an image of height h the first ``ceil(h * H / padded)`` rows."""
-    if region not in GLOBAL_POOLING_REGIONS:
-        raise ConfigError(f"MODEL.ROI_RELATION_HEAD.LINKNET.GLOBAL_POOLING must be one of {GLOBAL_POOLING_REGIONS}, "
-                          f"got {region!r}")
-    if not features:
-        raise ValueError("the global image feature needs the backbone feature maps (RelationBatch.features is empty)")
-    if not image_sizes:
-        raise ValueError("the global image feature needs RelationBatch.image_sizes (the (h, w) of every image)")
-    names = list(map_names) or list(features)
-    unknown = [n for n in names if n not in features]
-    if unknown:
-        raise ConfigError(f"{key}: feature map(s) {unknown} do not exist; the backbone returns {list(features)}")
-    padded_h = padded_length(max(h for h, _ in image_sizes), size_divisibility)
-    padded_w = padded_length(max(w for _, w in image_sizes), size_divisibility)
-    pooled = []
-    for name in names:
-        fmap = features[name]
-        if region == "padded":
-            pooled.append(fmap.mean(dim=(-2, -1)))
-            continue
-        rows = []
-        for index, (h, w) in enumerate(image_sizes):
-            valid_h = max(1, min(fmap.shape[-2], -(-int(h) * fmap.shape[-2] // padded_h)))
-            valid_w = max(1, min(fmap.shape[-1], -(-int(w) * fmap.shape[-1] // padded_w)))
-            rows.append(fmap[index, :, :valid_h, :valid_w].mean(dim=(-2, -1)))
-        pooled.append(torch.stack(rows))
-    return torch.stack(pooled).mean(dim=0)
-
-
-def batch_size_divisibility(cfg) -> Tuple[int, int]:
-    """The multiples a batch is padded to: the data loader's, then the detector's (GeneralizedRCNN)."""
-    return int(cfg.DATALOADER.SIZE_DIVISIBILITY), DETECTOR_SIZE_DIVISIBILITY
 
 
 def image_index_per_box(num_boxes: Sequence[int], device) -> torch.Tensor:
@@ -204,8 +147,8 @@ def multi_label_targets(batch: RelationBatch, num_classes: int) -> Optional[torc
 class LinkNetPredictor(nn.Module):
     """Global context encoding + object and edge relational embeddings + layout encoding + classifier + bias.
 
-    ``extras``: ``rel_features`` ([G0 ; K2(b)], what the classifier reads and the Ranker re-scores),
-    ``gce_logits`` (B, C) and, when the boxes are labelled, ``gce_targets`` (B, C) for the "gce" loss term.
+    ``rel_features``: [G0 ; K2(b)], what the classifier reads and the Ranker re-scores; ``aux.global_context``: the
+    (B, C) multi-label logits and, when the boxes are labelled, their (B, C) targets for the "gce" loss term.
     """
 
     CLASSIFIER_MODULES = ("rel_compress", "freq_bias")  # BA-SGG's clean classifier (ba_sgg.py)
@@ -261,7 +204,7 @@ class LinkNetPredictor(nn.Module):
 
     @staticmethod
     def rel_feature_dim(cfg) -> int:
-        """Width of ``extras["rel_features"]`` (the Ranker sizes its input from it)."""
+        """Width of ``rel_features`` (the Ranker sizes its input from it)."""
         return cfg.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM + cfg.MODEL.ROI_RELATION_HEAD.LINKNET.GEOMETRY_DIM
 
     @classmethod
@@ -313,12 +256,7 @@ class LinkNetPredictor(nn.Module):
         roles = edge_rep.view(-1, 2, self.pooling_dim)
         product = roles[pairs[:, 0], 0] * roles[pairs[:, 1], 1]  # G0 = E_s[i] * E_o[j]
         if self.use_vision:
-            if union_features is None:
-                raise ValueError("PREDICT_USE_VISION is True but the relation batch has no union_features")
-            if union_features.shape != (pairs.shape[0], self.union_dim):
-                raise ValueError(f"union_features have shape {tuple(union_features.shape)}, expected "
-                                 f"({pairs.shape[0]}, {self.union_dim}) (one row per pair, predictor in_channels)")
-            union = union_features if self.up_dim is None else self.up_dim(union_features)
+            union = union_for_pairs(union_features, pairs.shape[0], self.union_dim, self.up_dim)
             if self.limit_vision_dim:
                 limit = self.limit_vision_dim
                 product = torch.cat([product[:, :limit] * union[:, :limit], product[:, limit:]], dim=1)
@@ -341,8 +279,7 @@ class LinkNetPredictor(nn.Module):
         _, o2 = self.re1(obj_input, allowed)
         obj_context, o4 = self.re2(o2, allowed)  # O3, O4
         if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
+            obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
         else:
             obj_logits = o4
             obj_preds = self._object_labels(batch, obj_logits)
@@ -358,13 +295,10 @@ class LinkNetPredictor(nn.Module):
         if self.freq_bias is not None:
             rel_logits = rel_logits + self.freq_bias.index_with_labels(obj_preds[pairs])
 
-        extras = {"rel_features": rel_features, "gce_logits": gce_logits}
-        targets = multi_label_targets(batch, self.num_obj_classes)
-        if targets is not None:
-            extras["gce_targets"] = targets
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
+        global_context = GlobalContextOutputs(gce_logits, multi_label_targets(batch, self.num_obj_classes))
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
+                               rel_features=rel_features, aux=AuxiliaryOutputs(global_context=global_context))
 
 
 __all__: List[str] = ["LinkNetPredictor", "RelationalEmbedding", "GlobalContextEncoding", "LayoutEncoder",
-                      "relative_layout", "pair_layout", "global_image_features", "backbone_channels",
-                      "multi_label_targets", "padded_length", "batch_size_divisibility"]
+                      "relative_layout", "pair_layout", "multi_label_targets"]

@@ -12,10 +12,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_sequence
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, global_pair_indices, gt_labels, label_embedding, to_onehot,
-                     update_moving_average, xavier_init)
+from ..layers.batch_access import gt_labels
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.context_predictor import ContextEdgePredictor, ObjectContext
+from ..layers.embeddings import label_embedding
+from ..layers.init import xavier_init
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import decode_object_labels, ground_truth_objects, require_object_classifier
+from ..types import RelationBatch
 
 
 def order_by_center_x(batch: RelationBatch) -> Optional[PackedSequence]:
@@ -142,7 +146,7 @@ class HighwayLSTMDecoder(nn.Module):
         return obj_logits, obj_labels
 
 
-class LSTMContext(nn.Module):
+class LSTMContext(ObjectContext):
     """Object and edge context of MotifNet. Object input = [roi feature, label embedding, box position embedding].
 
     ``effect_analysis`` (Causal TDE, causal.py): keep SGB's untreated averages of the decoder input, the object input
@@ -152,13 +156,7 @@ class LSTMContext(nn.Module):
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
                  hidden_dim: int, obj_layers: int, edge_layers: int, dropout: float, later_nms_thresh: float,
                  effect_analysis: bool = False):
-        super().__init__()
-        self.mode = check_mode(mode)
-        self.num_obj_classes = len(class_names)
-        self.hidden_dim = hidden_dim
-        self.later_nms_thresh = later_nms_thresh
-        self.obj_input_embed = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
-        self.obj_embed2 = label_embedding(class_names, glove_dir, embed_dim)
+        super().__init__(mode, class_names, glove_dir, embed_dim, hidden_dim, later_nms_thresh)
         self.pos_embed = BoxPositionEncoder(batch_norm=True)
         obj_input_dim = in_channels + embed_dim + self.pos_embed.out_dim
         self.obj_ctx_rnn = nn.LSTM(obj_input_dim, hidden_dim, num_layers=obj_layers, bidirectional=True,
@@ -175,6 +173,14 @@ class LSTMContext(nn.Module):
             self.register_buffer("untreated_dcd_feat", torch.zeros(obj_input_dim + hidden_dim))
             self.register_buffer("untreated_obj_feat", torch.zeros(obj_input_dim))
             self.register_buffer("untreated_edg_feat", torch.zeros(embed_dim + in_channels))
+
+    @classmethod
+    def from_config(cls, cfg, obj_classes: Sequence[str], in_channels: int, statistics,
+                    effect_analysis: bool = False) -> "LSTMContext":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        return cls(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM, head.CONTEXT_HIDDEN_DIM,
+                   head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER, head.CONTEXT_DROPOUT_RATE,
+                   cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES, effect_analysis)
 
     def forward(self, batch: RelationBatch,
                 ctx_average: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -195,12 +201,9 @@ class LSTMContext(nn.Module):
         if untreated:
             decoder_input = self.untreated_dcd_feat.view(1, -1).expand_as(decoder_input)
         if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
+            obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
         else:
-            if self.decoder is None:
-                raise ValueError(f"this MotifPredictor was built for predcls and has no object decoder for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
+            require_object_classifier(self.decoder, batch, "MotifPredictor", "object decoder")
             labels = gt_labels(batch) if self.training else None
             obj_logits, obj_preds = self.decoder(decoder_input, order, labels)
             if batch.mode == "sgdet" and not self.training:
@@ -217,33 +220,9 @@ class LSTMContext(nn.Module):
 
 
 @ROI_RELATION_PREDICTORS.register("MotifPredictor")
-class MotifPredictor(nn.Module):
+class MotifPredictor(ContextEdgePredictor):
     """LSTMContext + the shared edge head (``rel_compress(post_cat([head_s; tail_o]) * union) + freq_bias``)."""
 
+    CONTEXT = LSTMContext
     # BA-SGG's clean classifier (ba_sgg.py): the modules the reference copies for Motifs
     CLASSIFIER_MODULES = ("edge_head.post_cat", "edge_head.rel_compress", "edge_head.freq_bias")
-
-    def __init__(self, context: LSTMContext, edge_head: RelationEdgeHead):
-        super().__init__()
-        self.context = context
-        self.edge_head = edge_head
-
-    @classmethod
-    def from_config(cls, cfg, in_channels: int, statistics):
-        head = cfg.MODEL.ROI_RELATION_HEAD
-        obj_classes, rel_classes = class_counts(statistics)
-        context = LSTMContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                              head.CONTEXT_HIDDEN_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,
-                              head.CONTEXT_DROPOUT_RATE, cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
-        edge_head = RelationEdgeHead(head.CONTEXT_HIDDEN_DIM, head.CONTEXT_POOLING_DIM, len(rel_classes),
-                                     union_dim=in_channels, use_vision=head.PREDICT_USE_VISION,
-                                     freq_bias=build_frequency_bias(head.PREDICT_USE_BIAS, statistics),
-                                     ctx_compress=False)
-        return cls(context, edge_head)
-
-    def forward(self, batch: RelationBatch) -> PredictorOutput:
-        obj_logits, obj_preds, edge_ctx = self.context(batch)
-        rel_logits, rel_features = self.edge_head(edge_ctx, global_pair_indices(batch), obj_preds,
-                                                  batch.union_features)
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
-                               extras={"rel_features": rel_features})

@@ -1,12 +1,12 @@
 """PE-Net, the Prototype-based Embedding Network (Zheng et al., CVPR 2023; METHODS.md 4.1-4.3), and the trunk that
-SPL (Zhang et al., ACM MM 2024; METHODS.md 4.5, branches in ``spl.py``) builds on. Both register as
+SPL (Zhang et al., ACM MM 2024; METHODS.md 4.5, branches in ``layers/spl.py``) builds on. Both register as
 ``PrototypeEmbeddingNetwork``, as in their reference code; ``MODEL.ROI_RELATION_HEAD.SPL.ENABLED`` picks SPL.
 
 Entity embeddings:  s = W_s t_s + g_s * h(x_s),  g_s = sigmoid(Linear[W_s t_s ; h(x_s)]),  then a residual LN block
 Predicate:          F(s, o) = ReLU(s + o) - (s - o)^2 ; PE-Net: r = F - g_p * u with u = h(MLP(union))
 Prototypes:         c_p = project(W_p t_p) from the predicate word vectors (background included)
 Logits:             exp(tau) * cos(project(r), c_p), tau learnt from log(1 / TEMPERATURE)
-The losses (L_euc^e, L_sim^r, L_euc^r) are registered terms in ``losses/prototype.py`` reading ``extras``.
+The losses (L_euc^e, L_sim^r, L_euc^r) are registered terms in ``losses/prototype.py`` reading ``aux.prototypes``.
 
 Init (``PENET.INIT``): "reference" keeps PyTorch's default Linear init, and maskrcnn-benchmark's ``make_fc``
 (kaiming-uniform, a = 1, zero bias) for the entity refiner, as the reference code; "xavier" is Xavier-normal with zero
@@ -28,11 +28,14 @@ from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 from sgg.utils.word_vectors import obj_edge_vectors
 
+from ..layers.batch_access import check_mode, class_counts, global_pair_indices
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.init import xavier_init
+from ..layers.object_labels import classify_objects
 from ..layers.prototypes import cosine_logits, initial_logit_scale
-from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, class_counts, decode_object_labels,
-                     global_pair_indices, gt_labels, label_embedding, to_onehot, xavier_init)
-from .spl import SPLBranches, spl_enabled
+from ..layers.spl import SPLBranches, spl_enabled
+from ..types import AuxiliaryOutputs, PredictorOutput, PrototypeOutputs, RelationBatch
 
 logger = logging.getLogger(__name__)
 
@@ -114,17 +117,15 @@ class EntityRefiner(nn.Module):
             self.hidden = make_fc(roi_dim + embed_dim + self.position.out_dim, hidden_dim, init)
             self.classifier = make_fc(hidden_dim, self.num_classes, init)
 
-    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
-        if batch.mode == "predcls":
-            labels = gt_labels(batch)
-            return to_onehot(labels, self.num_classes), labels
-        if self.mode == "predcls":
-            raise ValueError(f"this PrototypeEmbeddingNetwork was built for predcls and has no object classifier for "
-                             f"{batch.mode}; build it with the {batch.mode} config")
+    def classify(self, batch: RelationBatch) -> torch.Tensor:
         roi = batch.roi_features
         inputs = torch.cat([roi, self.label_input(batch), self.position(batch.boxes, roi.device)], dim=1)
-        logits = self.classifier(self.hidden(inputs))
-        return logits, decode_object_labels(logits, batch, self.training, self.nms_thresh)
+        return self.classifier(self.hidden(inputs))
+
+    def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor]:
+        classify = None if self.mode == "predcls" else lambda: self.classify(batch)
+        return classify_objects(batch, self.num_classes, classify, self.training, self.nms_thresh,
+                                "PrototypeEmbeddingNetwork")
 
 
 def predicate_word_vectors(rel_classes: Sequence[str], glove_dir: str, dim: int) -> torch.Tensor:
@@ -187,9 +188,9 @@ class PrototypeEmbeddingTrunk(nn.Module):
 
 @ROI_RELATION_PREDICTORS.register("PrototypeEmbeddingNetwork")
 class PrototypeEmbeddingNetwork(nn.Module):
-    """PE-Net, or SPL when ``spl`` (an ``SPLBranches`` from ``spl.py``) is given. ``extras``: ``rel_features`` (the
-    vector the final classifier reads), ``penet_rel_embed`` (B, 2D) and ``penet_prototypes`` (R, 2D) for the PE-Net
-    losses, plus the SPL branch tensors."""
+    """PE-Net, or SPL when ``spl`` (an ``SPLBranches`` from ``layers/spl.py``) is given. ``rel_features``: the
+    vector the final classifier reads; ``aux.prototypes``: the projected relations (B, 2D) and the prototypes (R, 2D)
+    for the PE-Net losses; ``aux.spl``: the SPL branch tensors."""
 
     def __init__(self, refiner: EntityRefiner, trunk: PrototypeEmbeddingTrunk, temperature: float = 0.07,
                  spl: Optional[nn.Module] = None):
@@ -230,12 +231,11 @@ class PrototypeEmbeddingNetwork(nn.Module):
             prototypes = self.trunk.prototypes()
             embed = self.trunk.project_relations(r)
         semantic_logits = cosine_logits(embed, prototypes, self.logit_scale)
-        extras = {"penet_rel_embed": embed, "penet_prototypes": prototypes}
+        aux = AuxiliaryOutputs(prototypes=PrototypeOutputs(rel_embed=embed, prototypes=prototypes))
         if self.spl is None:
-            rel_logits = semantic_logits
-            extras["rel_features"] = embed
+            rel_logits, rel_features = semantic_logits, embed
         else:
-            rel_logits, spl_extras = self.spl(r, semantic_logits, prototypes, batch.union_features)
-            extras.update(spl_extras)
-            extras["rel_features"] = r
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
+            rel_logits, aux.spl = self.spl(r, semantic_logits, prototypes, batch.union_features)
+            rel_features = r
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
+                               rel_features=rel_features, aux=aux)

@@ -13,10 +13,12 @@ from torch import nn
 from sgg.config.config import get_protocol
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, RelationEdgeHead, build_frequency_bias, check_mode,
-                     class_counts, decode_object_labels, global_pair_indices, gt_labels, label_embedding,
-                     pack_per_image, to_onehot, xavier_init)
+from ..layers.batch_access import pack_per_image
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.context_predictor import ContextEdgePredictor, ObjectContext
+from ..layers.init import xavier_init
+from ..layers.object_labels import classify_objects
+from ..types import RelationBatch
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -95,20 +97,14 @@ class TransformerEncoder(nn.Module):
         return padded[mask]
 
 
-class TransformerContext(nn.Module):
+class TransformerContext(ObjectContext):
     """Object context: ``lin_obj([roi; label embedding; box embedding])`` -> encoder -> ``out_obj`` (not in PredCls).
     Edge context: ``lin_edge([roi; object context; embedding of the pair label])`` -> encoder."""
 
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
                  hidden_dim: int, obj_layers: int, edge_layers: int, num_heads: int, key_dim: int, val_dim: int,
                  inner_dim: int, dropout: float, later_nms_thresh: float):
-        super().__init__()
-        self.mode = check_mode(mode)
-        self.num_obj_classes = len(class_names)
-        self.hidden_dim = hidden_dim
-        self.later_nms_thresh = later_nms_thresh
-        self.obj_input_embed = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
-        self.obj_embed2 = label_embedding(class_names, glove_dir, embed_dim)
+        super().__init__(mode, class_names, glove_dir, embed_dim, hidden_dim, later_nms_thresh)
         self.bbox_embed = BoxPositionEncoder(batch_norm=False, dropout=dropout)
         self.lin_obj = xavier_init(nn.Linear(in_channels + embed_dim + self.bbox_embed.out_dim, hidden_dim))
         self.lin_edge = xavier_init(nn.Linear(embed_dim + hidden_dim + in_channels, hidden_dim))
@@ -117,56 +113,33 @@ class TransformerContext(nn.Module):
         self.context_edge = TransformerEncoder(edge_layers, hidden_dim, num_heads, key_dim, val_dim, inner_dim,
                                                dropout)
 
+    @classmethod
+    def from_config(cls, cfg, obj_classes: Sequence[str], in_channels: int, statistics) -> "TransformerContext":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        tf = head.TRANSFORMER
+        return cls(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM, head.CONTEXT_HIDDEN_DIM,
+                   tf.OBJ_LAYER, tf.REL_LAYER, tf.NUM_HEAD, tf.KEY_DIM, tf.VAL_DIM, tf.INNER_DIM, tf.DROPOUT_RATE,
+                   cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+
     def forward(self, batch: RelationBatch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))."""
         roi_features = batch.roi_features
         obj_input = torch.cat([roi_features, self.obj_input_embed(batch),
                                self.bbox_embed(batch.boxes, roi_features.device)], dim=1)
         obj_feats = self.context_obj(self.lin_obj(obj_input), batch.num_boxes)
-        if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
-        else:
-            if self.out_obj is None:
-                raise ValueError(f"this TransformerPredictor was built for predcls and has no object classifier for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
-            obj_logits = self.out_obj(obj_feats)
-            obj_preds = decode_object_labels(obj_logits, batch, self.training, self.later_nms_thresh)
+        classify = None if self.out_obj is None else lambda: self.out_obj(obj_feats)
+        obj_logits, obj_preds = classify_objects(batch, self.num_obj_classes, classify, self.training,
+                                                 self.later_nms_thresh, "TransformerPredictor")
         edge_input = torch.cat([roi_features, obj_feats, self.obj_embed2(obj_preds)], dim=1)
         edge_ctx = self.context_edge(self.lin_edge(edge_input), batch.num_boxes)
         return obj_logits, obj_preds, edge_ctx
 
 
 @ROI_RELATION_PREDICTORS.register("TransformerPredictor")
-class TransformerPredictor(nn.Module):
+class TransformerPredictor(ContextEdgePredictor):
     """TransformerContext + the edge head: ``rel_compress(post_cat(prod) * union) + ctx_compress(prod) + freq_bias``."""
 
+    CONTEXT = TransformerContext
+    CTX_COMPRESS = True
     # BA-SGG's clean classifier (ba_sgg.py): the modules the reference copies for the Transformer
     CLASSIFIER_MODULES = ("edge_head.rel_compress", "edge_head.ctx_compress", "edge_head.freq_bias")
-
-    def __init__(self, context: TransformerContext, edge_head: RelationEdgeHead):
-        super().__init__()
-        self.context = context
-        self.edge_head = edge_head
-
-    @classmethod
-    def from_config(cls, cfg, in_channels: int, statistics):
-        head = cfg.MODEL.ROI_RELATION_HEAD
-        tf = head.TRANSFORMER
-        obj_classes, rel_classes = class_counts(statistics)
-        context = TransformerContext(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM,
-                                     head.CONTEXT_HIDDEN_DIM, tf.OBJ_LAYER, tf.REL_LAYER, tf.NUM_HEAD, tf.KEY_DIM,
-                                     tf.VAL_DIM, tf.INNER_DIM, tf.DROPOUT_RATE,
-                                     cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
-        edge_head = RelationEdgeHead(head.CONTEXT_HIDDEN_DIM, head.CONTEXT_POOLING_DIM, len(rel_classes),
-                                     union_dim=in_channels, use_vision=head.PREDICT_USE_VISION,
-                                     freq_bias=build_frequency_bias(head.PREDICT_USE_BIAS, statistics),
-                                     ctx_compress=True)
-        return cls(context, edge_head)
-
-    def forward(self, batch: RelationBatch) -> PredictorOutput:
-        obj_logits, obj_preds, edge_ctx = self.context(batch)
-        rel_logits, rel_features = self.edge_head(edge_ctx, global_pair_indices(batch), obj_preds,
-                                                  batch.union_features)
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
-                               extras={"rel_features": rel_features})

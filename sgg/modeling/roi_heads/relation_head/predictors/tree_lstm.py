@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import label_embedding
+from ..layers.embeddings import label_embedding
 from .vctree_tree import Forest
 
 

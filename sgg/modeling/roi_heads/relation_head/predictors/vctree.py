@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +20,16 @@ from sgg.config.config import get_protocol
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import ROI_RELATION_PREDICTORS
 
-from ..frequency_bias import FrequencyBias
-from ..losses.vctree_binary import PAIR_IMAGE, PAIR_LOGITS, PAIR_TARGETS
-from ..types import PredictorOutput, RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, SmallBatchNorm1d, check_mode, class_counts,
-                     detector_logits, encode_box_geometry, global_pair_indices, gt_labels, label_embedding,
-                     normal_init, to_onehot, update_moving_average, xavier_init)
+from ..layers.batch_access import check_mode, class_counts, detector_logits, global_pair_indices
+from ..layers.batch_norm import SmallBatchNorm1d
+from ..layers.box_geometry import BoxPositionEncoder, encode_box_geometry
+from ..layers.edge_head import require_union_features
+from ..layers.embeddings import ObjectInputEmbedding, label_embedding
+from ..layers.frequency_bias import FrequencyBias
+from ..layers.init import normal_init, xavier_init
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import ground_truth_objects, require_object_classifier
+from ..types import AuxiliaryOutputs, PairScoreTargets, PredictorOutput, RelationBatch
 from .tree_lstm import BiTreeLSTM, TreeLSTMDecoder
 from .vctree_tree import build_forest, overlap_info
 
@@ -47,13 +51,13 @@ def co_occurrence_prior(pred_dist) -> torch.Tensor:
     return (summed + summed.t()).reshape(-1)
 
 
-def pair_score_extras(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional[Sequence[torch.Tensor]],
-                      device) -> Dict[str, torch.Tensor]:
-    """What the VCTreeBinary loss term reads from ``PredictorOutput.extras``: every image's pair score logits and
-    GT pair matrix (``rel_binarys > 0``), flattened and concatenated, and the image of each entry. Empty without
+def pair_score_targets(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional[Sequence[torch.Tensor]],
+                       device) -> Optional[PairScoreTargets]:
+    """What the VCTreeBinary loss term reads (``aux.pair_scores``): every image's pair score logits and GT pair
+    matrix (``rel_binarys > 0``), flattened and concatenated, and the image of each entry. None without
     ``rel_binarys`` (test batches)."""
     if rel_binarys is None:
-        return {}
+        return None
     if len(rel_binarys) != len(pair_logits):
         raise ValueError(f"{len(rel_binarys)} rel_binarys for {len(pair_logits)} images")
     logits = [s.reshape(-1) for s in pair_logits]
@@ -64,9 +68,9 @@ def pair_score_extras(pair_logits: Sequence[torch.Tensor], rel_binarys: Optional
                              f"(an N x N matrix over the image's boxes)")
     images = [torch.full((s.numel(),), image, dtype=torch.long, device=device) for image, s in enumerate(logits)]
     empty = torch.zeros(0, device=device)
-    return {PAIR_LOGITS: torch.cat(logits) if logits else empty,
-            PAIR_TARGETS: torch.cat(targets) if targets else empty,
-            PAIR_IMAGE: torch.cat(images) if images else empty.long()}
+    return PairScoreTargets(logits=torch.cat(logits) if logits else empty,
+                            targets=torch.cat(targets) if targets else empty,
+                            image=torch.cat(images) if images else empty.long())
 
 
 class VCTreeScoreNet(nn.Module):
@@ -119,7 +123,7 @@ class VCTreeContext(nn.Module):
 
     ``forward(batch)`` -> ``(obj_logits (sum N, C), obj_preds (sum N,), edge_ctx (sum N, hidden))``;
     ``forward(batch, return_pair_scores=True)`` adds the per-image (N_i, N_i) pair score logits (list), which
-    ``pair_score_extras`` turns into what the VCTreeBinary loss term reads.
+    ``pair_score_targets`` turns into what the VCTreeBinary loss term reads.
 
     ``effect_analysis`` (Causal TDE, causal.py; SGB's VCTreeLSTMContext with EFFECT_ANALYSIS): keep SGB's untreated
     averages of the decoder input, the object input and the edge input [label embedding, roi feature] in buffers,
@@ -157,12 +161,9 @@ class VCTreeContext(nn.Module):
         untreated = ctx_average and self.effect_analysis and not self.training
         roi_features = batch.roi_features
         if batch.mode == "predcls":
-            obj_labels = gt_labels(batch)
-            input_logits = to_onehot(obj_labels, self.num_obj_classes)
+            input_logits, obj_labels = ground_truth_objects(batch, self.num_obj_classes)
         else:
-            if self.decoder_rnn is None:
-                raise ValueError(f"this VCTreePredictor was built for predcls and has no object decoder for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
+            require_object_classifier(self.decoder_rnn, batch, "VCTreePredictor", "object decoder")
             input_logits = detector_logits(batch)
         obj_embed = self.obj_embed1(batch)
         obj_input = torch.cat([roi_features, obj_embed, self.pos_embed(batch.boxes, roi_features.device)], dim=1)
@@ -241,9 +242,7 @@ class VCTreePredictor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int, statistics):
         head = cfg.MODEL.ROI_RELATION_HEAD
-        if not head.PREDICT_USE_VISION:
-            raise ConfigError("VCTreePredictor multiplies every pair with its union feature (as SGB's): "
-                              "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION must be True")
+        require_union_features(cfg, "VCTreePredictor", "multiplies every pair with its union feature (as SGB's)")
         if head.CONTEXT_HIDDEN_DIM % 2:
             raise ConfigError(f"VCTreePredictor: MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM must be even (the "
                               f"Bi-TreeLSTMs split it into two directions), got {head.CONTEXT_HIDDEN_DIM}")
@@ -265,7 +264,8 @@ class VCTreePredictor(nn.Module):
         obj_logits, obj_preds, edge_ctx, pair_scores = self.context(batch, return_pair_scores=True)
         rel_logits, rel_features = self.edge_head(edge_ctx, global_pair_indices(batch), obj_preds,
                                                   batch.union_features)
-        extras = {"rel_features": rel_features}
+        aux = AuxiliaryOutputs()
         if self.training:
-            extras.update(pair_score_extras(pair_scores, batch.rel_binarys, batch.roi_features.device))
-        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits, extras=extras)
+            aux.pair_scores = pair_score_targets(pair_scores, batch.rel_binarys, batch.roi_features.device)
+        return PredictorOutput(obj_logits=obj_logits, obj_preds=obj_preds, rel_logits=rel_logits,
+                               rel_features=rel_features, aux=aux)

@@ -9,9 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sgg.config.config import get_protocol
+
+from ..layers.box_geometry import BoxPositionEncoder
+from ..layers.context_predictor import ObjectContext
+from ..layers.moving_average import update_moving_average
+from ..layers.object_labels import ground_truth_objects, require_object_classifier
 from ..types import RelationBatch
-from .common import (BoxPositionEncoder, ObjectInputEmbedding, check_mode, gt_labels, label_embedding, to_onehot,
-                     update_moving_average)
 
 
 def make_fc(inp: int, out: int) -> nn.Linear:
@@ -22,7 +26,7 @@ def make_fc(inp: int, out: int) -> nn.Linear:
     return layer
 
 
-class VTransEContext(nn.Module):
+class VTransEContext(ObjectContext):
     """Object input = [roi feature, label embedding, box position embedding] (as LSTMContext's).
 
     SGCls/SGDet: ``pred_layer`` classifies it and the pairs are scored with its argmax over all classes (background
@@ -36,12 +40,7 @@ class VTransEContext(nn.Module):
 
     def __init__(self, mode: str, class_names: Sequence[str], in_channels: int, glove_dir: str, embed_dim: int,
                  hidden_dim: int, effect_analysis: bool = False):
-        super().__init__()
-        self.mode = check_mode(mode)
-        self.num_obj_classes = len(class_names)
-        self.hidden_dim = hidden_dim
-        self.obj_input_embed = ObjectInputEmbedding(class_names, glove_dir, embed_dim)
-        self.obj_embed2 = label_embedding(class_names, glove_dir, embed_dim)
+        super().__init__(mode, class_names, glove_dir, embed_dim, hidden_dim)
         self.pos_embed = BoxPositionEncoder(batch_norm=True)
         obj_input_dim = in_channels + embed_dim + self.pos_embed.out_dim
         self.pred_layer = None if mode == "predcls" else make_fc(obj_input_dim, self.num_obj_classes)
@@ -50,6 +49,13 @@ class VTransEContext(nn.Module):
         if effect_analysis:  # SGB's buffer names
             self.register_buffer("untreated_obj_feat", torch.zeros(obj_input_dim))
             self.register_buffer("untreated_edg_feat", torch.zeros(in_channels + self.pos_embed.out_dim))
+
+    @classmethod
+    def from_config(cls, cfg, obj_classes: Sequence[str], in_channels: int, statistics,
+                    effect_analysis: bool = False) -> "VTransEContext":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        return cls(get_protocol(cfg), obj_classes, in_channels, cfg.GLOVE_DIR, head.EMBED_DIM, head.CONTEXT_HIDDEN_DIM,
+                   effect_analysis)
 
     def forward(self, batch: RelationBatch,
                 ctx_average: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -64,13 +70,10 @@ class VTransEContext(nn.Module):
             roi_and_position = self.untreated_edg_feat.view(1, -1).expand_as(roi_and_position)
 
         if batch.mode == "predcls":
-            obj_preds = gt_labels(batch)
-            obj_logits = to_onehot(obj_preds, self.num_obj_classes)
+            obj_logits, obj_preds = ground_truth_objects(batch, self.num_obj_classes)
             label_vectors = self.obj_embed2(obj_preds)
         else:
-            if self.pred_layer is None:
-                raise ValueError(f"this VTransE context was built for predcls and has no object classifier for "
-                                 f"{batch.mode}; build it with the {batch.mode} config")
+            require_object_classifier(self.pred_layer, batch, "VTransE context")
             obj_logits = self.pred_layer(obj_input)
             obj_preds = obj_logits.argmax(dim=1)
             if untreated:  # the expected word vector under the averaged input's class distribution

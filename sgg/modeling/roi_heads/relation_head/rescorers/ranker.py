@@ -5,7 +5,7 @@
     x = LayerNorm(x + SelfAttention(x))                            attention over the image's candidate pairs
     S = sigmoid(MLP(x))
 
-Training: ``extras["ranker_logits"]`` / ``["ranker_scores"]`` feed the ``ranker`` loss term. Test: with
+Training: ``aux.ranker`` (logits and scores) feeds the ``ranker`` loss term. Test: with
 ``SCORE_COMBINATION`` "multiply" the predicate distribution becomes softmax(rel_logits) * S, so the triplet score is
 S x max_p p_p x s_subj x s_obj (the predicate label is unchanged); "none" leaves the scores alone.
 """
@@ -22,10 +22,10 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.modeling.registry import RELATION_RESCORERS, ROI_RELATION_PREDICTORS
 
+from ..layers.image_context import (DETECTOR_SIZE_DIVISIBILITY, backbone_channels, batch_size_divisibility,
+                                    global_image_features)
 from ..losses import parse_loss_spec
-from ..predictors.linknet import (DETECTOR_SIZE_DIVISIBILITY, backbone_channels, batch_size_divisibility,
-                                  global_image_features)
-from ..types import PredictorOutput, RelationBatch
+from ..types import PredictorOutput, RankerOutputs, RelationBatch
 
 SCORE_COMBINATIONS = ("multiply", "none")
 
@@ -69,7 +69,7 @@ class PairSelfAttention(nn.Module):
 
 @RELATION_RESCORERS.register("Ranker")
 class Ranker(nn.Module):
-    """Pair re-scoring usable after any predictor that exposes ``extras["rel_features"]``."""
+    """Pair re-scoring usable after any predictor that exposes ``rel_features``."""
 
     def __init__(self, rel_feature_dim: int, num_predicates: int, image_feature_dim: int, hidden_dim: int = 256,
                  attention_dim: int = 256, num_heads: int = 4, num_layers: int = 1, attention_chunk: int = 1024,
@@ -120,14 +120,14 @@ class Ranker(nn.Module):
         return int(cfg.MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM)
 
     def _relation_features(self, output: PredictorOutput, num_pairs: int) -> torch.Tensor:
-        features = output.extras.get("rel_features")
+        features = output.rel_features
         if features is None:
-            raise ConfigError(f"RESCORER Ranker reads the predictor's relation features (output.extras"
-                              f"['rel_features']), but PREDICTOR {self.predictor or type(output).__name__} exposes "
+            raise ConfigError(f"RESCORER Ranker reads the predictor's relation features (output.rel_features), "
+                              f"but PREDICTOR {self.predictor or type(output).__name__} exposes "
                               "none (e.g. FrequencyPredictor has no relation representation); use a predictor with "
                               "relation features or set MODEL.ROI_RELATION_HEAD.RESCORER \"\"")
         if features.shape != (num_pairs, self.rel_feature_dim):
-            raise ConfigError(f"RESCORER Ranker: extras['rel_features'] has shape {tuple(features.shape)}, expected "
+            raise ConfigError(f"RESCORER Ranker: rel_features has shape {tuple(features.shape)}, expected "
                               f"({num_pairs}, {self.rel_feature_dim}); set MODEL.ROI_RELATION_HEAD.RANKER."
                               f"REL_FEATURE_DIM to the predictor's relation feature width")
         return features
@@ -159,8 +159,7 @@ class Ranker(nn.Module):
     def forward(self, batch: RelationBatch, output: PredictorOutput) -> Tuple[PredictorOutput, Optional[torch.Tensor]]:
         logits = self.score_logits(batch, output)
         scores = torch.sigmoid(logits)
-        output = dataclasses.replace(output, extras={**output.extras, "ranker_logits": logits,
-                                                     "ranker_scores": scores})
+        output = dataclasses.replace(output, aux=dataclasses.replace(output.aux, ranker=RankerOutputs(logits, scores)))
         if self.training or self.score_combination == "none":
             return output, None
         # the post-processor ranks pairs by max_{p>=1} rel_scores[p] x object scores: scaling the whole row by S

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from torch import nn
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import DataError
 
-from ..layers.prototypes import cosine_logits, initial_logit_scale
+from ..types import SPLOutputs, VAEOutputs
+from .prototypes import cosine_logits, initial_logit_scale
 
 logger = logging.getLogger(__name__)
 
@@ -214,13 +215,13 @@ class SPLBranches(nn.Module):
         return base * weight + standardize(branch_logits) * (1.0 - weight)
 
     def forward(self, r: torch.Tensor, semantic_logits: torch.Tensor, semantic_prototypes: torch.Tensor,
-                union_features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+                union_features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, SPLOutputs]:
         base = standardize(self.base_classifier(r))
-        extras: Dict[str, torch.Tensor] = {}
+        outputs = SPLOutputs()
         fused = []
         if self.semantic:
             fused.append(self.fuse("sem", base, semantic_logits))
-            extras["spl_sem_prototypes"] = semantic_prototypes
+            outputs.sem_prototypes = semantic_prototypes
         if "vis" in self.branches:
             if union_features is None:
                 raise ConfigError("the SPL visual branch needs union features: set "
@@ -234,14 +235,14 @@ class SPLBranches(nn.Module):
             recon, mu, logvar = self.vis_vae(vae_input)
             query = relations + self.vis_residual(union_features - recon)
             fused.append(self.fuse("vis", base, cosine_logits(query, prototypes, self.logit_scales["vis"])))
-            extras.update(spl_vis_prototypes=prototypes, spl_vis_vae_input=vae_input,
-                          spl_vis_vae_recon=recon, spl_vis_vae_mu=mu, spl_vis_vae_logvar=logvar)
+            outputs.vis_prototypes = prototypes
+            outputs.vis_vae = VAEOutputs(input=vae_input, recon=recon, mu=mu, logvar=logvar)
         if "con" in self.branches:
             recon, mu, logvar = self.con_vae(self.concept_prototypes)
             prototypes = self.con_prototype_project(recon)
             query = self.con_project(self.dropout(F.relu(r)))
             fused.append(self.fuse("con", base, cosine_logits(query, prototypes, self.logit_scales["con"])))
-            extras.update(spl_con_prototypes=prototypes, spl_con_vae_input=self.concept_prototypes,
-                          spl_con_vae_recon=recon, spl_con_vae_mu=mu, spl_con_vae_logvar=logvar)
+            outputs.con_prototypes = prototypes
+            outputs.con_vae = VAEOutputs(input=self.concept_prototypes, recon=recon, mu=mu, logvar=logvar)
         logits = torch.stack(fused).sum(0) if fused else base
-        return logits, extras
+        return logits, outputs
