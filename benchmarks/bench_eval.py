@@ -19,45 +19,24 @@ import numpy as np
 
 from sgg.evaluation import (PredictionFileWriter, SceneGraphEvaluator, evaluate_prediction_file,
                             split_head_body_tail)
-
-NUM_PREDICATES = 51
-NUM_CLASSES = 151
+from vg_like_images import NUM_CLASSES, NUM_PREDICATES, detected_boxes, ordered_pairs, random_groundtruth
 
 
 def make_image(rng, num_boxes=80):
     """One synthetic image: GT mapping and an SGDet prediction mapping (float32, like a model's output)."""
-    width, height = 800.0, 600.0
-    num_gt = int(rng.integers(6, 19))
-    xy = rng.uniform(0, [width - 40, height - 40], size=(num_gt, 2))
-    wh = rng.uniform(20, 300, size=(num_gt, 2))
-    gt_boxes = np.column_stack([xy, np.minimum(xy + wh, [width - 1, height - 1])]).astype(np.float32)
-    gt_labels = rng.integers(1, NUM_CLASSES, size=num_gt)
-    num_rel = int(np.clip(rng.poisson(6), 1, 20))
-    subj = rng.integers(0, num_gt, size=num_rel)
-    obj = (subj + rng.integers(1, num_gt, size=num_rel)) % num_gt
-    # long-tailed predicates, roughly like VG150
-    weights = 1.0 / np.arange(1, NUM_PREDICATES) ** 1.5
-    pred = rng.choice(np.arange(1, NUM_PREDICATES), size=num_rel, p=weights / weights.sum())
-    gt = {"boxes": gt_boxes, "labels": gt_labels, "relations": np.column_stack([subj, obj, pred])}
-
+    gt, subj, obj, pred = random_groundtruth(rng)
+    num_gt = len(gt["boxes"])
     # predicted boxes: a jittered copy of every GT box (label right 70% of the time), then random boxes
-    boxes = np.empty((num_boxes, 4), dtype=np.float32)
-    boxes[:num_gt] = gt_boxes + rng.normal(0, 4, size=(num_gt, 4))
-    xy = rng.uniform(0, [width - 40, height - 40], size=(num_boxes - num_gt, 2))
-    wh = rng.uniform(20, 300, size=(num_boxes - num_gt, 2))
-    boxes[num_gt:] = np.column_stack([xy, xy + wh])
+    boxes = detected_boxes(rng, gt["boxes"], num_boxes)
     labels = rng.integers(1, NUM_CLASSES, size=num_boxes)
     keep = rng.random(num_gt) < 0.7
-    labels[:num_gt][keep] = gt_labels[keep]
+    labels[:num_gt][keep] = gt["labels"][keep]
     scores = rng.uniform(0.05, 1.0, size=num_boxes).astype(np.float32)
-    idx = np.arange(num_boxes)
-    s, o = np.meshgrid(idx, idx, indexing="ij")
-    off_diag = s != o
-    pairs = np.column_stack([s[off_diag], o[off_diag]])  # 6,320 ordered pairs
+    pairs = ordered_pairs(num_boxes)  # 6,320 ordered pairs
     logits = rng.standard_normal((len(pairs), NUM_PREDICATES), dtype=np.float32)
     logits[:, 0] += 2.0  # background dominates, as in a trained model
     rows = subj * (num_boxes - 1) + obj - (obj > subj)  # row of pair (subj, obj) in the pair list
-    boost = rng.random(num_rel) < 0.6
+    boost = rng.random(len(subj)) < 0.6
     logits[rows[boost], pred[boost]] += 7.0
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=1, keepdims=True)

@@ -30,9 +30,8 @@ import torch
 
 from sgg.evaluation import SceneGraphEvaluator
 from sgg.utils.errors import RunError
+from vg_like_images import NUM_CLASSES, NUM_PREDICATES, detected_boxes, ordered_pairs, random_groundtruth
 
-NUM_PREDICATES = 51
-NUM_CLASSES = 151
 KS = (20, 50, 100)
 MODES = ("predcls", "sgcls", "sgdet")
 
@@ -66,41 +65,23 @@ def softmax_scores(rng, num_pairs, boosted_rows, boosted_predicates):
 
 def make_image(rng, mode, num_det_boxes=80):
     """One image: GT and a prediction (numpy), VG-like; relations of the GT are often among the top scores."""
-    width, height = 800.0, 600.0
-    num_gt = int(rng.integers(6, 19))
-    xy = rng.uniform(0, [width - 40, height - 40], size=(num_gt, 2))
-    wh = rng.uniform(20, 300, size=(num_gt, 2))
-    gt_boxes = np.column_stack([xy, np.minimum(xy + wh, [width - 1, height - 1])]).astype(np.float32)
-    gt_labels = rng.integers(1, NUM_CLASSES, size=num_gt)
-    num_rel = int(np.clip(rng.poisson(6), 1, 20))
-    subj = rng.integers(0, num_gt, size=num_rel)
-    obj = (subj + rng.integers(1, num_gt, size=num_rel)) % num_gt
-    weights = 1.0 / np.arange(1, NUM_PREDICATES) ** 1.5  # long-tailed predicates, roughly like VG150
-    pred = rng.choice(np.arange(1, NUM_PREDICATES), size=num_rel, p=weights / weights.sum())
-    gt = {"boxes": gt_boxes, "labels": gt_labels, "relations": np.column_stack([subj, obj, pred])}
-
+    gt, subj, obj, pred = random_groundtruth(rng)
+    num_gt = len(gt["boxes"])
     if mode == "sgdet":
         num_boxes = num_det_boxes
-        boxes = np.empty((num_boxes, 4), dtype=np.float32)
-        boxes[:num_gt] = gt_boxes + rng.normal(0, 4, size=(num_gt, 4))
-        xy = rng.uniform(0, [width - 40, height - 40], size=(num_boxes - num_gt, 2))
-        wh = rng.uniform(20, 300, size=(num_boxes - num_gt, 2))
-        boxes[num_gt:] = np.column_stack([xy, xy + wh])
+        boxes = detected_boxes(rng, gt["boxes"], num_boxes)
     else:  # predcls / sgcls: the GT boxes in GT order
         num_boxes = num_gt
-        boxes = gt_boxes.copy()
+        boxes = gt["boxes"].copy()
     labels = rng.integers(1, NUM_CLASSES, size=num_boxes)
     keep = rng.random(num_gt) < 0.7
-    labels[:num_gt][keep] = gt_labels[keep]
+    labels[:num_gt][keep] = gt["labels"][keep]
     if mode == "predcls":
-        labels[:num_gt] = gt_labels
+        labels[:num_gt] = gt["labels"]
     scores = rng.uniform(0.05, 1.0, size=num_boxes).astype(np.float32)
-    idx = np.arange(num_boxes)
-    s, o = np.meshgrid(idx, idx, indexing="ij")
-    off_diag = s != o
-    pairs = np.column_stack([s[off_diag], o[off_diag]])
+    pairs = ordered_pairs(num_boxes)
     rows = subj * (num_boxes - 1) + obj - (obj > subj)  # row of pair (subj, obj) in the pair list
-    boost = rng.random(num_rel) < 0.6
+    boost = rng.random(len(subj)) < 0.6
     rel_scores = softmax_scores(rng, len(pairs), rows[boost], pred[boost])
     # SGB's post-processor sorts the pairs by triplet score (float32, as here) before its evaluator sees them
     object_scores = np.ones(num_boxes, np.float32) if mode == "predcls" else scores

@@ -31,8 +31,8 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from sgg.benchmarking.runner import PROTOCOL_SWITCHES, load_benchmark_spec
 from sgg.config import load_config
-from sgg.engine.benchmark import PROTOCOL_SWITCHES, load_benchmark_spec
 from sgg.modeling.detector.detectors import meta_architecture_name
 from sgg.modeling.registry import META_ARCHITECTURES
 from sgg.structures import BoxList, to_image_list

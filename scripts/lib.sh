@@ -43,3 +43,21 @@ run_unless_done() {
     "$@"
   fi
 }
+
+# run_tool TOOL [ARG ...]: runs a tools/*.py in one process, or under torchrun with NPROC processes (rendezvous port
+# PORT, default 29500); PYTHON is the interpreter.
+run_tool() {
+  local tool=$1
+  shift
+  if [ "${NPROC:-1}" -gt 1 ]; then
+    "${PYTHON:-python}" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" "$tool" "$@"
+  else
+    "${PYTHON:-python}" "$tool" "$@"
+  fi
+}
+
+# unknown_dataset: stops with exit 2 on a DATASET the calling script does not know.
+unknown_dataset() {
+  echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2
+  exit 2
+}

@@ -10,11 +10,12 @@ shift || true
 export DATASET=${DATASET:-synthetic}
 export OUTPUT_ROOT=${OUTPUT_ROOT:-output/$DATASET}
 DETECTOR_DIR="$OUTPUT_ROOT/detector"
+source scripts/lib.sh
 case "$DATASET" in
   synthetic) DETECTOR_CONFIG=configs/synthetic/detector_tiny_fpn.yaml ;;
   vglike)    DETECTOR_CONFIG=configs/synthetic_vglike/detector_tiny_fpn.yaml ;;
   vg150)     DETECTOR_CONFIG=configs/e2e_relation_detector_X_101_32_8_FPN_1x.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 if [ ! -f "$DETECTOR_DIR/model_final.pth" ]; then
   echo "== detector pre-training ($DETECTOR_CONFIG) -> $DETECTOR_DIR"

@@ -10,9 +10,5 @@ PYTHON=${PYTHON:-python}
 NPROC=${NPROC:-1}
 CONFIG=${1:-configs/synthetic/detector_tiny_fpn.yaml}
 shift || true
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/detector_pretrain_net.py --config-file "$CONFIG" "$@"
-else
-  "$PYTHON" tools/detector_pretrain_net.py --config-file "$CONFIG" "$@"
-fi
+source scripts/lib.sh
+run_tool tools/detector_pretrain_net.py --config-file "$CONFIG" "$@"

@@ -18,14 +18,9 @@ case "$DATASET" in
   synthetic) CONFIG=configs/synthetic/relation_base.yaml ;;
   vglike)    CONFIG=configs/synthetic_vglike/relation_base.yaml ;;
   vg150)     CONFIG=configs/e2e_relation_X_101_32_8_FPN_1x.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 ARGS=(--config-file "$CONFIG" "${SWITCHES[@]}" MODEL.ROI_RELATION_HEAD.PREDICTOR "$PREDICTOR"
       OUTPUT_DIR "${OUTPUT_ROOT:-output/$DATASET}/$PREDICTOR/$PROTOCOL")
 [ -n "$DETECTOR" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

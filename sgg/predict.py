@@ -15,10 +15,18 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
+import yaml
+from PIL import Image
 
-from sgg.config import get_protocol
+from sgg.config import get_cfg, get_protocol
+from sgg.data.transforms import build_transforms
+from sgg.engine.detection import dataset_label_names
+from sgg.engine.relation import build_scene_graph_model
+from sgg.evaluation import split_head_body_tail
+from sgg.structures import BoxList, to_image_list
 from sgg.utils.checkpoint import load_checkpoint_file
 from sgg.utils.errors import CheckpointError, DataError, one_line
 
@@ -27,8 +35,6 @@ PROTOCOL_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (
 
 def read_image(path: str) -> np.ndarray:
     """An image file as (H, W, 3) RGB uint8, any format OpenCV reads; a clear error names an unreadable file."""
-    import cv2
-
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist")
     check_complete_jpeg(path)
@@ -41,8 +47,6 @@ def read_image(path: str) -> np.ndarray:
 def check_complete_jpeg(path: str) -> None:
     """A JPEG whose data stops early decodes in OpenCV with only libjpeg's "Premature end of JPEG file" on stderr and
     a grey lower part; PIL refuses such data, so a JPEG is first checked with PIL and a damaged one named."""
-    from PIL import Image
-
     with open(path, "rb") as f:
         if f.read(3) != b"\xff\xd8\xff":  # not a JPEG
             return
@@ -56,8 +60,6 @@ def check_complete_jpeg(path: str) -> None:
 def placeholder_statistics(obj_classes: Sequence[str], rel_classes: Sequence[str]) -> Dict:
     """What building a model needs from the dataset statistics, with the right shapes; the checkpoint overwrites
     every learnt table (e.g. the frequency bias)."""
-    from sgg.evaluation import split_head_body_tail
-
     c, r = len(obj_classes), len(rel_classes)
     counts = np.ones(r, dtype=np.int64)
     counts[0] = 0
@@ -82,8 +84,6 @@ def load_checkpoint(path: str) -> Dict:
 def is_detector_checkpoint(checkpoint: Dict) -> bool:
     """True for a detector alone: its config says MODEL.RELATION_ON False, or (no readable config) its state dict has
     no ``relation_head.*`` tensor."""
-    import yaml
-
     try:
         relation_on = (yaml.safe_load(checkpoint.get("config") or "") or {}).get("MODEL", {}).get("RELATION_ON")
     except (yaml.YAMLError, AttributeError):  # a damaged or foreign config text: the tensors decide
@@ -100,8 +100,6 @@ def checkpoint_label_names(checkpoint: Dict, cfg, path: str) -> Dict[str, List[s
     if isinstance(names, dict) and names.get("ind_to_classes") and names.get("ind_to_predicates"):
         return {k: list(names[k]) for k in ("ind_to_classes", "ind_to_predicates")}
     try:
-        from sgg.engine.detection import dataset_label_names
-
         names = dataset_label_names(cfg)
     except Exception:  # no catalog entry or no dictionary file here: the error below says what is needed
         names = None
@@ -117,12 +115,6 @@ class SceneGraphPredictor:
     """A trained scene graph model with its preprocessing; ``__call__`` gives one image's scene graph dict."""
 
     def __init__(self, checkpoint_path: str, device: str = "cpu", opts: Sequence[str] = ()):
-        import yaml
-
-        from sgg.config import get_cfg
-        from sgg.data.transforms import build_transforms
-        from sgg.engine.relation import build_scene_graph_model
-
         checkpoint = load_checkpoint(checkpoint_path)
         cfg = get_cfg()
         cfg.merge_from_dict(yaml.safe_load(checkpoint["config"]), source=f"{checkpoint_path} (its config)")
@@ -154,9 +146,7 @@ class SceneGraphPredictor:
         self.transforms = build_transforms(cfg, is_train=False)
         self._label_index = {name: i for i, name in enumerate(self.obj_classes)}
 
-    def _target(self, boxes, labels, size) -> "BoxList":  # noqa: F821
-        from sgg.structures import BoxList
-
+    def _target(self, boxes, labels, size) -> BoxList:
         if self.protocol == "sgdet":
             return BoxList(torch.zeros(0, 4), size, "xyxy")
         if boxes is None:
@@ -183,10 +173,6 @@ class SceneGraphPredictor:
         """``image``: a path or an (H, W, 3) RGB uint8 array. Returns ``{"width", "height", "objects",
         "relations"}``: objects with ``box`` (x1, y1, x2, y2 in image pixels), ``label``, ``score``; the ``top_k``
         relations by triplet score (predicate x subject x object) with ``subject`` / ``object`` object indices."""
-        from PIL import Image
-
-        from sgg.structures import to_image_list
-
         source = image if isinstance(image, str) else None
         array = read_image(image) if isinstance(image, str) else np.asarray(image)
         if array.ndim != 3 or array.shape[2] != 3:

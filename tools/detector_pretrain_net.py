@@ -15,7 +15,8 @@ import logging
 from sgg.config import ConfigError
 from sgg.data import build_data_loader
 from sgg.engine import Trainer, default_argument_parser, default_setup, evaluate_detector
-from sgg.engine.detection import check_num_classes, dataset_label_names, test_detector
+from sgg.engine.detection import check_num_classes, dataset_label_names
+from sgg.engine.detection_eval import test_detector
 from sgg.modeling import build_detection_model
 from sgg.utils import comm
 

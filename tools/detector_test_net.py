@@ -12,7 +12,8 @@ evaluation mAp=...`` and writes OUTPUT_DIR/inference/<dataset>/detection_metrics
 import logging
 
 from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device
-from sgg.engine.detection import check_num_classes, dataset_label_names, test_detector
+from sgg.engine.detection import check_num_classes, dataset_label_names
+from sgg.engine.detection_eval import test_detector
 from sgg.modeling import build_detection_model
 
 logger = logging.getLogger("sgg.tools.detector_test_net")

@@ -12,7 +12,8 @@ OUTPUT_DIR/inference/<dataset>/; re-evaluate that file later with tools/evaluate
 import logging
 
 from sgg.engine import default_argument_parser, default_setup, load_trained_weights, resolve_device
-from sgg.engine.relation import build_scene_graph_model, load_statistics, test_relations
+from sgg.engine.relation import build_scene_graph_model, load_statistics
+from sgg.engine.relation_eval import test_relations
 from sgg.utils.module_loading import add_import_argument, import_user_modules
 
 logger = logging.getLogger("sgg.tools.relation_test_net")

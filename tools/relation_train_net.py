@@ -16,8 +16,8 @@ the config is read (docs/relation_head.md); relation_test_net.py takes the same 
 import logging
 
 from sgg.engine import Trainer, default_argument_parser, default_setup
-from sgg.engine.relation import (build_scene_graph_model, load_initial_weights, load_statistics,
-                                 relation_val_fn, test_relations)
+from sgg.engine.relation import build_scene_graph_model, load_initial_weights, load_statistics
+from sgg.engine.relation_eval import relation_val_fn, test_relations
 from sgg.utils.module_loading import add_import_argument, import_user_modules
 
 logger = logging.getLogger("sgg.tools.relation_train_net")

@@ -9,7 +9,7 @@
     python tools/run_benchmark.py --experiments ... SOLVER.MAX_ITER 20      # KEY VALUE pairs for every run
                                                                    # (the detector's training and test included)
 
-The experiment list format is documented in ``sgg/engine/benchmark.py``. Runs whose results exist are skipped;
+The experiment list format is documented in ``sgg/benchmarking/runner.py``. Runs whose results exist are skipped;
 the detector is trained from ``detector.config`` when ``detector.weights`` is missing and tested once for its AP@0.5.
 Writes ``<output-root>/benchmark.md``, ``benchmark.json`` and ``per_predicate/*.png``.
 """
@@ -22,9 +22,9 @@ import time
 
 from tqdm import tqdm
 
+from sgg.benchmarking.runner import (detector_ap50, export_records, find_results, load_benchmark_spec, run_dir,
+                                     run_one, summarise, train_command, write_tables)
 from sgg.config.sgg_config import ConfigError
-from sgg.engine.benchmark import (detector_ap50, export_records, find_results, load_benchmark_spec,
-                                  run_dir, run_one, summarise, train_command, write_tables)
 from sgg.utils.errors import RunError
 
 logger = logging.getLogger("sgg.tools.run_benchmark")

@@ -25,7 +25,7 @@ dataset_data "$DATASET"
 case "$DATASET" in
   synthetic|vglike) CONFIG=configs/synthetic/ba_sgg_stage2.yaml ;;
   vg150)     CONFIG=configs/ba_sgg/stage2.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 # stage 1 in this protocol and in PredCls (the confusion matrix is counted with GT boxes and labels, as the reference)
 for P in "$PROTOCOL" predcls; do
@@ -47,9 +47,4 @@ ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" MODEL.ROI_RELATION_H
       MODEL.PRETRAINED_MODEL_CKPT "$STAGE1" MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH "$CONF_MAT"
       OUTPUT_DIR "$OUTPUT_DIR")
 [ -n "$SEED" ] && ARGS+=(SEED "$SEED")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

@@ -45,7 +45,7 @@ case "$DATASET" in
   vg150)     BASE=configs/e2e_relation_X_101_32_8_FPN_1x.yaml; LINKNET=configs/linknet
              HCA=configs/hca; SPL_RW=configs/penet/spl.yaml; SPL_CE=configs/penet/spl.yaml
              CAUSAL=configs/causal/causal_motifs.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 
 # link_benchmark_row STAGE_DIR PROTOCOL WHAT: when STAGE_DIR does not exist and the benchmark's own row (CE_ROOT) has

@@ -24,21 +24,13 @@ dataset_data "$DATASET"
 case "$DATASET" in
   synthetic|vglike) CONFIG=configs/synthetic/causal_motifs.yaml ;;
   vg150)            CONFIG=configs/causal/causal_motifs.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 OUT=$OUTPUT_ROOT/Causal_${CONTEXT}_${FUSION}/$PROTOCOL
 HEAD=MODEL.ROI_RELATION_HEAD
 CAUSAL=("$HEAD.PREDICTOR" CausalAnalysisPredictor "$HEAD.CAUSAL.CONTEXT_LAYER" "$CONTEXT"
         "$HEAD.CAUSAL.FUSION_TYPE" "$FUSION")
-run() {
-  local tool=$1; shift
-  if [ "$NPROC" -gt 1 ]; then
-    "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" "$tool" "$@"
-  else
-    "$PYTHON" "$tool" "$@"
-  fi
-}
-run tools/relation_train_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
+run_tool tools/relation_train_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
   "$HEAD.CAUSAL.EFFECT_TYPE" none MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR" OUTPUT_DIR "$OUT" "$@"
-run tools/relation_test_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
+run_tool tools/relation_test_net.py --config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL[@]}" \
   "$HEAD.CAUSAL.EFFECT_TYPE" "$EFFECT" MODEL.WEIGHT "$OUT/model_final.pth" OUTPUT_DIR "$OUT/$EFFECT" "$@"

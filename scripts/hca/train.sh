@@ -27,7 +27,7 @@ dataset_data "$DATASET"
 case "$DATASET" in
   synthetic|vglike) CONFIG_DIR=configs/synthetic; PREFIX=hca_ ;;
   vg150)     CONFIG_DIR=configs/hca; PREFIX=hca_ ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 need_file() {
   [ -f "$1" ] || { echo "$VARIANT needs $2: $1 does not exist ($3)" >&2; exit 2; }
@@ -47,9 +47,4 @@ case "$VARIANT" in
 esac
 ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" "${METHOD[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
       OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

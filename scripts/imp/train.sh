@@ -23,14 +23,9 @@ case "$DATASET" in
   synthetic|vglike) CONFIG=configs/synthetic/imp.yaml ;;
   vg150)     CONFIG=configs/e2e_relation_X_101_32_8_FPN_1x.yaml
              [ "$PROTOCOL" = sgcls ] && EXTRA=(SOLVER.BASE_LR 0.001) ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" MODEL.ROI_RELATION_HEAD.PREDICTOR IMPPredictor "${EXTRA[@]}"
       OUTPUT_DIR "${OUTPUT_ROOT:-output/$DATASET}/IMPPredictor/$PROTOCOL")
 [ -n "$DETECTOR" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

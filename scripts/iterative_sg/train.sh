@@ -26,23 +26,13 @@ RUN_DIR=${RUN_DIR:-$ROOT/$NAME/sgdet}
 DETR_DIR=${DETR_DIR:-$ROOT/DETR}
 DETECTOR=${1:-}
 shift || true
+source scripts/lib.sh
 case "$DATASET" in
   synthetic|vglike) DETR_CONFIG=configs/synthetic/detr.yaml; CONFIG=configs/synthetic/iterative_sg.yaml ;;
   vg150)     DETR_CONFIG=configs/iterative_sg/vg150_detr_R101.yaml; CONFIG=configs/iterative_sg/vg150_R101.yaml ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
-source scripts/lib.sh
 dataset_data "$DATASET"
-
-run() {  # TOOL ARGS...: one process or torchrun
-  local tool=$1
-  shift
-  if [ "$NPROC" -gt 1 ]; then
-    "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" "$tool" "$@"
-  else
-    "$PYTHON" "$tool" "$@"
-  fi
-}
 
 DETR_CKPT=${DETR_CKPT:-auto}
 case "$DETR_CKPT" in
@@ -54,7 +44,7 @@ case "$DETR_CKPT" in
       DETR_ARGS=(--config-file "$DETR_CONFIG" "${DATA[@]}" OUTPUT_DIR "$DETR_DIR")
       [ -n "$DETECTOR" ] && DETR_ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR")
       read -r -a DETR_EXTRA <<< "${DETR_OPTS:-}"
-      run tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@" "${DETR_EXTRA[@]}"
+      run_tool tools/detector_pretrain_net.py "${DETR_ARGS[@]}" "$@" "${DETR_EXTRA[@]}"
     fi ;;
   *)
     [ -f "$DETR_CKPT" ] || { echo "DETR_CKPT $DETR_CKPT does not exist (use auto, none or a checkpoint)" >&2; exit 2; }
@@ -63,4 +53,4 @@ esac
 
 ARGS=(--config-file "$CONFIG" "${DATA[@]}" OUTPUT_DIR "$RUN_DIR")
 [ -n "$START" ] && ARGS+=(MODEL.PRETRAINED_DETECTOR_CKPT "$START")
-run tools/relation_train_net.py "${ARGS[@]}" "$@"
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

@@ -26,7 +26,7 @@ dataset_data "$DATASET"
 case "$DATASET" in
   synthetic|vglike) CONFIG_DIR=configs/synthetic ;;
   vg150)     CONFIG_DIR=configs/linknet ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 case "$VARIANT" in
   linknet_ce)         NAME=LinkNet_CE;         CE_DEFAULT="" ;;
@@ -48,9 +48,4 @@ if [ -n "$CE_DEFAULT" ]; then
     ARGS+=(MODEL.WEIGHT "$START")
   fi
 fi
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

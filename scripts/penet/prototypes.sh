@@ -21,10 +21,11 @@ BASELINE=${BASELINE:-$OUTPUT_ROOT/TransformerPredictor/predcls}
 VIS_PROTOS=${VIS_PROTOS:-$BASELINE/vis_protos.pt}
 CON_PROTOS=${CON_PROTOS:-$OUTPUT_ROOT/spl_concept_protos.pt}
 CONCEPT_SOURCE=${CONCEPT_SOURCE:-glove}
+source scripts/lib.sh
 case "$DATASET" in
   synthetic|vglike) DESCRIPTIONS=${DESCRIPTIONS:-configs/spl/predicate_descriptions_synthetic.txt}; GLOVE_DIM=${GLOVE_DIM:-50} ;;
   vg150)     DESCRIPTIONS=${DESCRIPTIONS:-configs/spl/predicate_descriptions_vg150.txt}; GLOVE_DIM=${GLOVE_DIM:-300} ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 if [ -f "$VIS_PROTOS" ]; then
   echo "== visual prototypes $VIS_PROTOS exist, kept"

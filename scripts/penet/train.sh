@@ -28,7 +28,7 @@ dataset_data "$DATASET"
 case "$DATASET" in
   synthetic|vglike) DIR=configs/synthetic; PENET=penet_ce; PENET_RW=penet_reweight; SPL=spl_reweight; SPL_CE=spl_ce ;;
   vg150)     DIR=configs/penet; PENET=penet; PENET_RW=penet_reweight; SPL=spl; SPL_CE=spl ;;
-  *) echo "unknown DATASET '$DATASET': use synthetic, vglike or vg150" >&2; exit 2 ;;
+  *) unknown_dataset ;;
 esac
 EXTRA=()
 case "$VARIANT" in
@@ -54,9 +54,4 @@ print((d['prototypes'] if isinstance(d, dict) else d).shape[1])" "$CON_PROTOS")
 fi
 ARGS=(--config-file "$CONFIG" "${DATA[@]}" "${SWITCHES[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$DETECTOR"
       OUTPUT_DIR "$OUTPUT_ROOT/$NAME/$PROTOCOL" "${EXTRA[@]}")
-if [ "$NPROC" -gt 1 ]; then
-  "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "${PORT:-29500}" \
-    tools/relation_train_net.py "${ARGS[@]}" "$@"
-else
-  "$PYTHON" tools/relation_train_net.py "${ARGS[@]}" "$@"
-fi
+run_tool tools/relation_train_net.py "${ARGS[@]}" "$@"

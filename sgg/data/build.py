@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import List, Optional
 
 import numpy as np
@@ -11,11 +12,15 @@ from torch.utils.data import BatchSampler
 
 from sgg.config import DatasetCatalog, get_protocol
 from sgg.config.sgg_config import ConfigError
+from sgg.evaluation import split_head_body_tail
 from sgg.structures import to_image_list
 from sgg.utils.comm import get_rank, get_world_size
 from sgg.utils.errors import DataError
 
+from .bpl import balance_training_split
+from .datasets import VGDataset
 from .samplers import GroupedBatchSampler, IterationBasedBatchSampler
+from .statistics import load_or_compute_statistics
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -39,8 +44,6 @@ def dataset_options(cfg, split: str) -> dict:
 
 def build_dataset(cfg, name: str, transforms=None, **overrides):
     """One catalog dataset (e.g. ``"VG150_test"``, ``"SyntheticVG_train"``) with the config's options."""
-    from sgg.data.datasets import VGDataset
-
     args = DatasetCatalog.get(name, cfg.DATASETS.DATA_DIR)
     args.pop("collection")
     zeroshot_file = args.pop("zeroshot_file")
@@ -64,8 +67,6 @@ def build_datasets(cfg, split: str, is_train: Optional[bool] = None) -> List:
     datasets = [build_dataset(cfg, name, transforms) for name in names]
     ba_sgg = cfg.MODEL.ROI_RELATION_HEAD.BA_SGG
     if split == "train" and is_train and cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER and ba_sgg.BALANCE_TRAIN_DATA:
-        from sgg.data.bpl import balance_training_split
-
         for ds in datasets:  # BA-SGG stage 2 trains on the re-balanced split
             balance_training_split(ds, ba_sgg.TOP_PREDICATES, ba_sgg.MAX_INSTANCES)
     if not is_train:
@@ -148,10 +149,6 @@ def build_data_loader(cfg, split: str = "train", is_distributed: bool = False, s
 
 def seed_worker(worker_id: int) -> None:  # pragma: no cover - runs in worker processes
     """Give numpy and random in each worker the worker's torch seed (torch does not seed numpy for us)."""
-    import random
-
-    import numpy as np
-
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -163,9 +160,6 @@ def get_dataset_statistics(cfg):
     SGB always counts the train split (without val) with non-overlapping GT relations removed, empty images dropped
     and duplicates kept, whatever the training options are (PROTOCOL.md 1.6).
     """
-    from sgg.data.statistics import load_or_compute_statistics
-    from sgg.evaluation import split_head_body_tail
-
     if not cfg.DATASETS.TRAIN:
         raise ConfigError("DATASETS.TRAIN is empty: the frequency statistics come from the first training dataset")
     name = cfg.DATASETS.TRAIN[0]

@@ -21,6 +21,8 @@ from typing import Dict
 import numpy as np
 import torch
 
+from sgg.evaluation import split_head_body_tail
+
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -57,8 +59,6 @@ def compute_statistics(dataset) -> Dict[str, object]:
     fg_matrix[:, :, 0] = bg_counts + 1
     pred_dist = np.log(fg_matrix / fg_matrix.sum(axis=2, keepdims=True) + 1e-3).astype(np.float32)
     predicate_counts = fg_counts.sum(axis=(0, 1))
-
-    from sgg.evaluation import split_head_body_tail
 
     return {"fg_matrix": torch.from_numpy(fg_matrix), "bg_matrix": torch.from_numpy(bg_counts),
             "pred_dist": torch.from_numpy(pred_dist), "predicate_counts": torch.from_numpy(predicate_counts),

@@ -98,11 +98,20 @@ def require_file(path: str, what: str) -> None:
                                 "or run tools/make_synthetic_vg.py for the synthetic dataset")
 
 
+def read_json(path: str):
+    """The content of a JSON file; a DataError names the file when it is not valid JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+
+
 def read_vg_h5(roidb_file: str, with_attributes: bool = True) -> Dict[str, np.ndarray]:
     """Read and check the arrays the loader needs, each in one bulk read. Per-box/per-relation columns of width 1
     (``labels``, ``predicates``) are flattened. A missing ``attributes`` dataset (the attribute-free ``VG-SGG.h5``)
     becomes zeros, with a warning."""
-    import h5py
+    import h5py  # lazy: only reading the h5 needs it, and it adds ~50 ms to every import of sgg.data
 
     require_file(roidb_file, "VG roidb (h5)")
     wanted = list(REQUIRED_H5) + (["attributes"] if with_attributes else [])
@@ -277,11 +286,7 @@ def load_vg_dicts(dict_file: str) -> Dict[str, List[str]]:
     attributes (the attribute-free ``VG-SGG-dicts.json``) gives an attribute list holding only the background.
     """
     require_file(dict_file, "VG dictionary file")
-    try:
-        with open(dict_file) as f:
-            info = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{dict_file}: not valid JSON ({err})") from err
+    info = read_json(dict_file)
     for key in ("label_to_idx", "predicate_to_idx"):
         if key not in info:
             raise DataError(f"{dict_file}: missing key '{key}'; expected the keys {', '.join(DICT_KEYS)}")
@@ -298,11 +303,7 @@ def load_vg_dicts(dict_file: str) -> Dict[str, List[str]]:
 def load_image_data(image_file: str) -> List[dict]:
     """The list of image metadata dicts; each needs ``width``, ``height`` and ``image_id``."""
     require_file(image_file, "VG image metadata file")
-    try:
-        with open(image_file) as f:
-            entries = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{image_file}: not valid JSON ({err})") from err
+    entries = read_json(image_file)
     if not isinstance(entries, list):
         raise DataError(f"{image_file}: expected a JSON list of image dicts, got {type(entries).__name__}")
     for i, entry in enumerate(entries):

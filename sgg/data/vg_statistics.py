@@ -9,7 +9,6 @@ never copied into this repository.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from sgg.utils.errors import DataError
 
-from .vg_format import SPLIT_TEST, SPLIT_TRAIN, read_vg_h5
+from .vg_format import SPLIT_TEST, SPLIT_TRAIN, read_json, read_vg_h5
 
 # Sizes of VG150's VG-SGG-with-attri.h5 (the file itself is not needed to compare against it).
 VG150_IMAGES = 108_073
@@ -88,11 +87,7 @@ def vg150_reference(dict_file: str) -> Dict[str, float]:
     if not os.path.isfile(dict_file):
         raise DataError(f"VG150 dictionary file not found: {dict_file} (expected VG150's VG-SGG-dicts-with-attri.json,"
                         f" e.g. ../shared/data/vg150/VG-SGG-dicts-with-attri.json)")
-    try:
-        with open(dict_file) as f:
-            info = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{dict_file}: not valid JSON ({err})") from err
+    info = read_json(dict_file)
     counts = info.get("predicate_count") if isinstance(info, dict) else None
     if not isinstance(counts, dict) or not counts:
         raise DataError(f"{dict_file}: no 'predicate_count' (a dict predicate name -> count, as in VG150's "

@@ -7,10 +7,10 @@ import os
 import sys
 from typing import Iterable, Optional
 
-
 from sgg.config import load_config
 from sgg.modeling.device import resolve_device  # noqa: F401  (re-exported: tools import it from sgg.engine)
 from sgg.utils import comm
+from sgg.utils.checkpoint import LAST_CHECKPOINT, Checkpointer
 from sgg.utils.logger import setup_logger
 from sgg.utils.miscellaneous import collect_env_info, mkdir, seed_everything, set_deterministic
 
@@ -77,8 +77,6 @@ def default_setup(config_file: Optional[str] = None, opts: Iterable = (), args: 
 def load_trained_weights(cfg, model) -> str:
     """The test tools' rule (as SGB's): ``OUTPUT_DIR/last_checkpoint`` when it exists, else ``MODEL.WEIGHT``;
     the weights must fit the model exactly. Returns the file loaded."""
-    from sgg.utils.checkpoint import LAST_CHECKPOINT, Checkpointer
-
     checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR, cfg=cfg)
     if checkpointer.has_checkpoint():
         path = checkpointer.get_checkpoint_file()

@@ -15,6 +15,7 @@ import time
 from typing import Callable, Dict, Optional
 
 import torch
+from tqdm import tqdm
 
 from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
@@ -203,6 +204,7 @@ class TrainLogger(HookBase):
     def _tensorboard(self):
         if self._writer is None:
             try:
+                # lazy: tensorboard takes most of a second to import, and a broken install only turns logging off
                 from torch.utils.tensorboard import SummaryWriter
 
                 # purge_step: TensorBoard hides what an earlier, interrupted run logged after this run's start
@@ -223,8 +225,6 @@ class TrainLogger(HookBase):
         drop_records_to_be_rewritten(path, self.trainer.start_iter)
         self._json = open(path, "a")
         if sys.stderr.isatty():
-            from tqdm import tqdm
-
             self._bar = tqdm(total=self.trainer.max_iter, initial=self.trainer.start_iter, desc="train",
                              dynamic_ncols=True, leave=False)
         if self.trainer.latest_metrics:

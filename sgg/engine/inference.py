@@ -1,4 +1,4 @@
-"""Inference over a dataset, sharded over processes and merged, detectron2-style; the detector's COCO mAP.
+"""Inference over a dataset, sharded over processes and merged, detectron2-style (any model, any evaluator).
 
 ``run_inference`` puts the model in eval mode under ``torch.no_grad``, runs every batch, resizes each prediction
 back to its image's original size (``dataset.get_img_info``), and gathers ``{dataset index: prediction}`` from all
@@ -11,15 +11,16 @@ import datetime
 import logging
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from sgg.utils import comm
 from sgg.utils.errors import DataError
 
-from .trainer import autocast_context
+from .precision import autocast_context
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ NUM_WARMUP_BATCHES = 5
 PROGRESS_LOG_SECONDS = 10.0
 
 
-def _dataset_name(dataset) -> str:
+def dataset_name(dataset) -> str:
     return getattr(dataset, "name", type(dataset).__name__)
 
 
@@ -56,7 +57,7 @@ def run_inference(model: nn.Module, data_loader, device: Optional[torch.device] 
     model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     device = device or next(model.parameters()).device
     dataset = data_loader.dataset
-    name = _dataset_name(dataset)
+    name = dataset_name(dataset)
     total = len(data_loader)
     if len(dataset) == 0 or total == 0:
         raise DataError(f"inference: dataset {name} has no images (is the split empty after filtering, or "
@@ -69,8 +70,6 @@ def run_inference(model: nn.Module, data_loader, device: Optional[torch.device] 
     predictions: Dict[int, object] = {}
     bar = None
     if comm.is_main_process() and sys.stderr.isatty():
-        from tqdm import tqdm
-
         bar = tqdm(total=total, desc=f"inference {name}", dynamic_ncols=True, leave=False)
     start = timed_start = time.perf_counter()
     compute_time = 0.0
@@ -137,45 +136,3 @@ def inference_on_dataset(model: nn.Module, data_loader, evaluator_fn: Callable[[
     if not comm.is_main_process():
         return {}
     return evaluator_fn(predictions, data_loader.dataset)
-
-
-def _num_classes(cfg, dataset) -> int:
-    """Object classes including background: the dataset's own list when it has one."""
-    classes = getattr(dataset, "ind_to_classes", None)
-    return len(classes) if classes is not None else cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES
-
-
-def detection_evaluator(num_classes: int) -> Callable:
-    """An ``evaluator_fn`` computing COCO AP (``mAP`` = AP@0.5, SGB's detector number) against
-    ``dataset.get_groundtruth(i, evaluation=True)``, and logging SGB's line ``Detection evaluation mAp=...``."""
-
-    def evaluate(predictions: Dict[int, object], dataset) -> Dict:
-        from sgg.evaluation.coco_eval import evaluate_detections
-
-        indices = sorted(predictions)
-        groundtruths, detections = [], []
-        for i in indices:
-            gt = dataset.get_groundtruth(i, evaluation=True).convert("xyxy")
-            groundtruths.append({"boxes": gt.bbox, "labels": gt.get_field("labels")})
-            pred = predictions[i].convert("xyxy")
-            detections.append({"boxes": pred.bbox, "labels": pred.get_field("pred_labels"),
-                               "scores": pred.get_field("pred_scores")})
-        results = evaluate_detections(groundtruths, detections, num_classes)
-        logger.info("Detection evaluation mAp=%.4f", results["mAP"])
-        return results
-
-    return evaluate
-
-
-def evaluate_detector(cfg, model: nn.Module, data_loaders: List, device: Optional[torch.device] = None) -> Dict:
-    """COCO AP of the detector on each loader's dataset. One loader: its metrics (``mAP``, ...); several: the first
-    dataset's metrics plus every dataset's under ``<name>/<metric>``. ``{}`` on ranks other than 0."""
-    results: Dict = {}
-    for position, loader in enumerate(data_loaders):
-        evaluator = detection_evaluator(_num_classes(cfg, loader.dataset))
-        metrics = inference_on_dataset(model, loader, evaluator, device, cfg.DTYPE, pass_targets=False)
-        if position == 0:
-            results.update(metrics)
-        if len(data_loaders) > 1:
-            results.update({f"{_dataset_name(loader.dataset)}/{k}": v for k, v in metrics.items()})
-    return results

@@ -1,4 +1,5 @@
-"""Relation evaluation of a scene graph model on a dataset: streaming, per process, merged on rank 0.
+"""Relation evaluation of a scene graph model on a dataset: streaming, per process, merged on rank 0; the relation
+tools' validation and test runs on top of it.
 
 Each prediction is evaluated (and optionally written to the compact prediction file) as soon as it leaves the model,
 so memory stays bounded however many pairs an image has; the evaluators of all processes are merged at the end.
@@ -11,16 +12,23 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from torch import nn
 
 from sgg.config import get_protocol
+from sgg.config.sgg_config import ConfigError
+from sgg.data import build_data_loader
 from sgg.evaluation import PredictionFileWriter, SceneGraphEvaluator, write_results
 from sgg.modeling.roi_heads.relation_head.inference import groundtruth_to_eval_fields, prediction_to_eval_fields
 from sgg.utils import comm
 from sgg.utils.errors import DataError, EvaluationError
+from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
+                                    plot_predicate_distribution)
 
 from .inference import run_inference
 
 logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
 
 
 def _image_id(dataset, index: int):
@@ -114,7 +122,7 @@ def evaluate_relations(cfg, model, data_loader, output_dir: Optional[str] = None
     finally:
         if writer is not None:
             writer.close()
-    evaluator.gather()
+    evaluator.gather(comm.all_gather, comm.get_rank())
     if not comm.is_main_process():
         return {}
     results = evaluator.compute()
@@ -123,4 +131,43 @@ def evaluate_relations(cfg, model, data_loader, output_dir: Optional[str] = None
     if output_dir:
         write_results(results, text, output_dir)
     results["text"] = text
+    return results
+
+
+def write_result_plots(results_file: str, folder: str) -> None:
+    """Per-predicate R@K (largest K) and the GT predicate distribution of a results file, when matplotlib is there."""
+    try:
+        block = load_per_predicate(results_file)
+        k = max(int(key[2:]) for key in block if key.startswith("R@"))
+        plot_per_predicate_recall(results_file, os.path.join(folder, f"per_predicate_R@{k}.png"), k=k)
+        plot_predicate_distribution(block["names"], block["gt_count"],
+                                    os.path.join(folder, "predicate_distribution.png"), log=True)
+    except ImportError as err:
+        logger.info("no result plots (TEST.RELATION.PLOTS): %s", err)
+
+
+def relation_val_fn(cfg, statistics: Dict) -> Callable[[nn.Module], Dict]:
+    """Validation on the first ``DATASETS.VAL`` dataset; its ``R@100`` drives the plateau schedule, as in SGB."""
+    loaders = build_data_loader(cfg, "val", is_distributed=comm.get_world_size() > 1)
+
+    def validate(model: nn.Module) -> Dict:
+        results = evaluate_relations(cfg, model, loaders[0], statistics=statistics)
+        return {k: v for k, v in results.items() if k != "text"}
+
+    return validate
+
+
+def test_relations(cfg, model: nn.Module, statistics: Dict, split: str = "test") -> Dict:
+    """Evaluate every dataset of ``DATASETS.<split>``; results (and the prediction file when
+    ``TEST.RELATION.SAVE_PREDICTIONS``) go to ``OUTPUT_DIR/inference/<dataset>/``."""
+    if split not in SPLITS:
+        raise ConfigError(f"DATASETS.TO_TEST must be one of {', '.join(SPLITS)} (or empty for test), got {split!r}")
+    results = {}
+    for loader in build_data_loader(cfg, split, is_distributed=comm.get_world_size() > 1, for_training=False):
+        name = getattr(loader.dataset, "name", split)
+        folder = os.path.join(cfg.OUTPUT_DIR, "inference", name)
+        results[name] = evaluate_relations(cfg, model, loader, folder, statistics,
+                                           save_predictions=cfg.TEST.RELATION.SAVE_PREDICTIONS)
+        if cfg.TEST.RELATION.PLOTS and comm.is_main_process():
+            write_result_plots(os.path.join(folder, "results.json"), folder)
     return results

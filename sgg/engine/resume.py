@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 import yaml
 
+from sgg.config import save_config
 from sgg.config.sgg_config import _flatten
 from sgg.utils.errors import RunError
 
@@ -92,8 +93,6 @@ def check_fresh_start(output_dir: str) -> None:
 def write_run_config(cfg, start_iter: int) -> str:
     """``OUTPUT_DIR/config.yaml`` once the run has started; a different earlier one is kept as
     ``config_until_{start_iter:07d}.yaml`` (the config the run had until that iteration). Returns the path."""
-    from sgg.config import save_config
-
     path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
     if os.path.isfile(path):
         with open(path) as f:

@@ -34,6 +34,7 @@ def evaluate_detections(groundtruths: Sequence[Mapping], predictions: Sequence[M
     ``quiet`` pycocotools' printing is captured and sent to the debug log. With no predictions at all every stat
     is 0.0 (pycocotools cannot load an empty result set).
     """
+    # lazy: pycocotools is compiled code that some platforms lack; the relation evaluator never needs it
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

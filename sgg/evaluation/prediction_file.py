@@ -29,6 +29,7 @@ from sgg.utils.errors import EvaluationError
 
 from .inputs import check_mode, parse_groundtruth, parse_prediction
 from .ranking import RankedPrediction, rank_prediction
+from .sg_evaluator import SceneGraphEvaluator
 
 MAGIC = b"SGGPRED2"
 FORMAT_VERSION = 2
@@ -273,8 +274,6 @@ def evaluate_prediction_file(path: str, groundtruth_lookup: Callable[[Any], Mapp
     metadata; settings that would need a different stored ranking raise ValueError. Returns the filled
     :class:`SceneGraphEvaluator` (call ``compute()`` / ``format()`` on it).
     """
-    from .sg_evaluator import SceneGraphEvaluator
-
     reader = PredictionFileReader(path)
     meta = reader.meta
     kwargs = dict(evaluator_kwargs)

@@ -12,7 +12,7 @@ matching prediction in each ranked list); predictions are dropped as soon as the
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -149,14 +149,13 @@ class SceneGraphEvaluator:
         self.load_state_dict(state, merge=True)
         return self
 
-    def gather(self) -> "SceneGraphEvaluator":
-        """Merge the evaluators of every torch.distributed process into this one (no-op with one process)."""
-        from sgg.utils.comm import all_gather, get_rank
-
+    def gather(self, all_gather: Callable[[Any], List[Any]], rank: int) -> "SceneGraphEvaluator":
+        """Merge the evaluators of every process into this one, given the process group's ``all_gather(object) ->
+        [object of each rank]`` and this process's ``rank`` (``sgg.utils.comm``'s; passed in so that the evaluator
+        stays free of torch.distributed)."""
         states = all_gather(self.state_dict())
-        mine = get_rank()
-        for rank, state in enumerate(states):
-            if rank != mine:
+        for other, state in enumerate(states):
+            if other != rank:
                 self.merge(state)
         return self
 

@@ -185,7 +185,9 @@ def test_split_over_two_evaluators_then_merge_equals_one(make_image, rng):
     assert first.compute() == whole.compute()
     rebuilt = SceneGraphEvaluator.from_state_dict(whole.state_dict())
     assert rebuilt.compute() == whole.compute()
-    assert rebuilt.gather().compute() == whole.compute()  # one process: nothing to add
+    assert rebuilt.gather(lambda state: [state], 0).compute() == whole.compute()  # one process: nothing to add
+    # two processes: rank 1 adds rank 0's images to its own
+    assert second.gather(lambda state: [first.state_dict(), state], 1).compute() == whole.compute()
 
 
 def test_merge_rejects_different_settings():

@@ -27,26 +27,19 @@ predictor then takes the union features as the pair (region, spatial); ``spatial
 * ``eval``: one image (SGB's decoder asserts one image per batch at test), with the averages set to the random
   ``trained_buffers``, for EFFECT_TYPE none, TDE, NIE and TE: SGB's object and relation logits.
 """
-import re
-
 import pytest
 import torch
 
-from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
-from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.types import RelationBatch
-from sgg.structures import BoxList
 from sgg.utils.sgb_causal_keys import sgb_causal_key_map
 
+from causal_golden_parts import (EFFECTS, HEAD, build_causal_predictor, check_converter_follows_the_key_map,
+                                 check_effects_differ, relation_batch)
 from golden_values import load_golden
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
-HEAD = "MODEL.ROI_RELATION_HEAD."
-WIDTH, HIDDEN, EMBED = 12, 8, 6
 CASES = [("motifs", "predcls_sum"), ("motifs", "predcls_gate"), ("motifs", "sgcls_sum"), ("motifs", "sgcls_gate"),
          ("motifs", "sgcls_sum_separate"), ("vtranse", "sgcls_sum"), ("vtranse", "sgcls_gate")]
-EFFECTS = ["none", "TDE", "NIE", "TE"]
 AVERAGES = {"motifs": 7, "vtranse": 6}  # the predictor's four and the context's
 
 
@@ -58,38 +51,14 @@ def fixtures():
 def build(golden, context, case, effect, trained_averages=False):
     """Our predictor for ``case`` with the fixture's weights (the keys it has; a missing one fails the load)."""
     mode, fusion, *separate = case.split("_")
-    cfg = load_config(None, [str(o) for o in [
-        HEAD + "PREDICTOR", "CausalAnalysisPredictor", HEAD + "USE_GT_BOX", True,
-        HEAD + "USE_GT_OBJECT_LABEL", mode == "predcls", HEAD + "CONTEXT_HIDDEN_DIM", HIDDEN,
-        HEAD + "CONTEXT_POOLING_DIM", WIDTH, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", WIDTH, HEAD + "EMBED_DIM", EMBED,
-        HEAD + "CONTEXT_DROPOUT_RATE", 0.0, HEAD + "CAUSAL.FUSION_TYPE", fusion, HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
-        HEAD + "CAUSAL.SPATIAL_FOR_VISION", True, HEAD + "CAUSAL.EFFECT_TYPE", effect,
-        HEAD + "CAUSAL.CONTEXT_LAYER", context, HEAD + "CAUSAL.SEPARATE_SPATIAL", bool(separate),
-        "GLOVE_DIR", "/nonexistent/glove"]])
-    statistics = {"pred_dist": golden["pred_dist"], "obj_classes": golden["obj_classes"],
-                  "rel_classes": golden["rel_classes"]}
-    predictor = build_predictor(cfg, WIDTH, statistics)
-    weights = dict(golden["weights"])
-    if trained_averages:
-        weights.update(golden["trained_buffers"])
-    predictor.load_state_dict({key: value for key, value in weights.items() if key in predictor.state_dict()})
-    return predictor, cfg
+    return build_causal_predictor(golden, context, mode, fusion, effect, trained_averages,
+                                  extra_opts=[HEAD + "CAUSAL.SEPARATE_SPATIAL", bool(separate)])
 
 
 def batch(images, case, training):
-    mode = case.split("_")[0]
-    boxes = []
-    for image in images:
-        box = BoxList(image["boxes"].clone(), image["size"])
-        box.add_field("labels", image["labels"].clone())
-        box.add_field("predict_logits", image["predict_logits"].clone())
-        boxes.append(box)
-    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=[image["pairs"] for image in images],
-                         roi_features=torch.cat([image["roi_features"] for image in images]),
-                         union_features=torch.cat([image["union_features"] for image in images]),
-                         rel_labels=[image["rel_labels"] for image in images] if training else None,
-                         union_spatial_features=torch.cat([image["spatial_features"] for image in images])
-                         if case.endswith("separate") else None)
+    separate = case.endswith("separate")  # SGB's predictor then takes the union features as (region, spatial)
+    return relation_batch(images, case.split("_")[0], training, union_spatial_features=torch.cat(
+        [image["spatial_features"] for image in images]) if separate else None)
 
 
 @pytest.mark.parametrize("context,case", CASES)
@@ -134,14 +103,8 @@ def test_test_time_effects_match_sgb(fixtures, context, case, effect):
 
 def test_effects_differ_from_the_factual_logits(fixtures):
     """The fixture discriminates: a predictor that ignored EFFECT_TYPE or mixed two effects would fail above."""
-    for context, case in CASES:
-        logits = {effect: fixtures[context]["cases"][case]["eval"][effect]["rel_logits"] for effect in EFFECTS}
-        for effect in ("TDE", "TE"):
-            assert not torch.allclose(logits[effect], logits["none"], atol=1e-3), (case, effect)
-        if case.startswith("predcls"):  # the GT labels are the same in both passes: no indirect effect
-            assert torch.equal(logits["NIE"], torch.zeros_like(logits["NIE"])), case
-        else:
-            assert logits["NIE"].abs().max() > 1e-3 and not torch.allclose(logits["TDE"], logits["TE"], atol=1e-3)
+    check_effects_differ([(case, {effect: fixtures[context]["cases"][case]["eval"][effect]["rel_logits"]
+                                  for effect in EFFECTS}) for context, case in CASES])
 
 
 @pytest.mark.parametrize("context,case", CASES)
@@ -161,29 +124,6 @@ def test_sgb_key_map_covers_sgb_checkpoint_keys(fixtures, context, case):
     full = "roi_heads.relation.predictor.context_layer.obj_embed1.weight"
     assert sgb_causal_key_map(full) == "relation_head.predictor.context.obj_input_embed.embedding.weight"
     assert sgb_causal_key_map("roi_heads.relation.union_feature_extractor.fc6.weight") is None
-
-
-def check_converter_follows_the_key_map(sgb_keys, ours_state, context_layer):
-    """sgg/utils/sgb_relation_checkpoint.py's CAUSAL_KEYS (what tools/convert_sgb_checkpoint.py applies) sends every
-    SGB predictor key to the key ``sgb_causal_key_map`` gives, which the golden values verify; what our PredCls model
-    does not build (SGB's label decoder / pred_layer) and the VCTree decoder's second names are dropped with their
-    reason. Shared with test_causal_vctree_golden.py."""
-    from sgg.utils.sgb_relation_checkpoint import (CAUSAL_KEYS, DECODER_ALIAS, UNUSED_IN_PREDCLS, apply_rules,
-                                                   sgb_name)
-
-    ours = {f"predictor.{k}": v for k, v in ours_state.items()}
-    relation = {}
-    for key in sgb_keys:
-        mapped = f"predictor.{sgb_causal_key_map(key, context_layer)}"
-        relation[f"predictor.{key}"] = torch.zeros(ours[mapped].shape) if mapped in ours else torch.zeros(1)
-    converted, dropped, unknown, shapes = apply_rules(CAUSAL_KEYS.prepare(relation), CAUSAL_KEYS.rules, ours)
-    assert not unknown and not shapes and set(converted) == set(ours)
-    reasons = {sgb_name(key): why for key, why in dropped.items()}
-    assert set(reasons.values()) <= {UNUSED_IN_PREDCLS, DECODER_ALIAS}
-    assert all(re.search(r"context_layer\.(decoder_rnn|pred_layer)\.", key) for key in reasons)
-    kept = {sgb_name(key) for key in CAUSAL_KEYS.prepare(relation)} - set(reasons)
-    assert {f"predictor.{sgb_causal_key_map(key[len('predictor.'):], context_layer)}" for key in kept} == set(ours)
-    return reasons
 
 
 @pytest.mark.parametrize("context,case", CASES)

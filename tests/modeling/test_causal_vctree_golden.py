@@ -35,20 +35,15 @@ Cases: PredCls with FUSION_TYPE sum and gate, SGCls with sum.
 import pytest
 import torch
 
-from sgg.config import load_config
 from sgg.modeling.roi_heads.relation_head.losses import RelationLossInputs, build_relation_losses
-from sgg.modeling.roi_heads.relation_head.predictors import build_predictor
-from sgg.modeling.roi_heads.relation_head.types import RelationBatch
-from sgg.structures import BoxList
 from sgg.utils.sgb_causal_keys import sgb_causal_key_map
 
+from causal_golden_parts import (EFFECTS, HEAD, build_causal_predictor, check_converter_follows_the_key_map,
+                                 check_effects_differ, relation_batch)
 from golden_values import load_golden
 
 pytestmark = pytest.mark.filterwarnings("ignore:word vectors glove")
-HEAD = "MODEL.ROI_RELATION_HEAD."
-WIDTH, HIDDEN, EMBED = 12, 8, 6
 CASES = ["predcls_sum", "predcls_gate", "sgcls_sum"]
-EFFECTS = ["none", "TDE", "NIE", "TE"]
 SGB_LOSS_NAMES = {"binary_loss": "loss_binary"}  # SGB's add_losses key -> ours (the others are the same)
 
 
@@ -60,36 +55,13 @@ def golden():
 def build(golden, case, effect, trained_averages=False):
     """Our predictor for ``case`` with the fixture's weights (the keys it has; a missing one fails the load)."""
     mode, fusion = case.split("_")
-    cfg = load_config(None, [str(o) for o in [
-        HEAD + "PREDICTOR", "CausalAnalysisPredictor", HEAD + "USE_GT_BOX", True,
-        HEAD + "USE_GT_OBJECT_LABEL", mode == "predcls", HEAD + "CONTEXT_HIDDEN_DIM", HIDDEN,
-        HEAD + "CONTEXT_POOLING_DIM", WIDTH, "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", WIDTH, HEAD + "EMBED_DIM", EMBED,
-        HEAD + "CONTEXT_OBJ_LAYER", 2, HEAD + "CONTEXT_REL_LAYER", 1, HEAD + "CONTEXT_DROPOUT_RATE", 0.0,
-        HEAD + "CAUSAL.FUSION_TYPE", fusion, HEAD + "CAUSAL.EFFECT_ANALYSIS", True,
-        HEAD + "CAUSAL.SPATIAL_FOR_VISION", True, HEAD + "CAUSAL.EFFECT_TYPE", effect,
-        HEAD + "CAUSAL.CONTEXT_LAYER", "vctree", "GLOVE_DIR", "/nonexistent/glove"]])
-    statistics = {"pred_dist": golden["pred_dist"], "obj_classes": golden["obj_classes"],
-                  "rel_classes": golden["rel_classes"]}
-    predictor = build_predictor(cfg, WIDTH, statistics)
-    weights = dict(golden["weights"])
-    if trained_averages:
-        weights.update(golden["trained_buffers"])
-    predictor.load_state_dict({key: value for key, value in weights.items() if key in predictor.state_dict()})
-    return predictor, cfg
+    return build_causal_predictor(golden, "vctree", mode, fusion, effect, trained_averages,
+                                  extra_opts=[HEAD + "CONTEXT_OBJ_LAYER", 2, HEAD + "CONTEXT_REL_LAYER", 1])
 
 
 def batch(images, mode, training):
-    boxes = []
-    for image in images:
-        box = BoxList(image["boxes"].clone(), image["size"])
-        box.add_field("labels", image["labels"].clone())
-        box.add_field("predict_logits", image["predict_logits"].clone())
-        boxes.append(box)
-    return RelationBatch(mode=mode, boxes=boxes, pair_idxs=[image["pairs"] for image in images],
-                         roi_features=torch.cat([image["roi_features"] for image in images]),
-                         union_features=torch.cat([image["union_features"] for image in images]),
-                         rel_labels=[image["rel_labels"] for image in images] if training else None,
-                         rel_binarys=[image["rel_binarys"] for image in images] if training else None)
+    return relation_batch(images, mode, training,
+                          rel_binarys=[image["rel_binarys"] for image in images] if training else None)
 
 
 def training_step(golden, case):
@@ -150,14 +122,8 @@ def test_test_time_effects_match_sgb(golden, case, effect):
 
 def test_effects_differ_from_the_factual_logits(golden):
     """The fixture discriminates: a predictor that ignored EFFECT_TYPE or mixed two effects would fail above."""
-    for case in CASES:
-        logits = {effect: golden["cases"][case]["eval"][effect]["rel_logits"] for effect in EFFECTS}
-        for effect in ("TDE", "TE"):
-            assert not torch.allclose(logits[effect], logits["none"], atol=1e-3), (case, effect)
-        if case.startswith("predcls"):  # the GT labels are the same in both passes: no indirect effect
-            assert torch.equal(logits["NIE"], torch.zeros_like(logits["NIE"])), case
-        else:
-            assert logits["NIE"].abs().max() > 1e-3 and not torch.allclose(logits["TDE"], logits["TE"], atol=1e-3)
+    check_effects_differ([(case, {effect: golden["cases"][case]["eval"][effect]["rel_logits"] for effect in EFFECTS})
+                          for case in CASES])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -185,8 +151,6 @@ def test_sgb_key_map_covers_sgb_checkpoint_keys(golden, case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_the_checkpoint_converter_maps_causal_vctree_keys_as_the_key_map(golden, case):
-    from test_causal_golden import check_converter_follows_the_key_map
-
     reasons = check_converter_follows_the_key_map(golden["cases"][case]["sgb_keys"],
                                                   build(golden, case, "none")[0].state_dict(), "vctree")
     assert any("decoderLSTM.embed_layer" in key for key in reasons)  # the decoder's second names, always dropped

@@ -5,7 +5,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_relation_tools import CONFIGS, _opts, _run, data_root, detector_ckpt  # noqa: E402,F401  (fixtures)
+from test_relation_tools import CONFIGS, _opts, data_root, detector_ckpt  # noqa: E402,F401  (fixtures)
+from tool_process import run_tool  # noqa: E402
 
 
 def test_stage1_confusion_matrix_stage2(data_root, detector_ckpt, tmp_path):  # noqa: F811
@@ -14,10 +15,10 @@ def test_stage1_confusion_matrix_stage2(data_root, detector_ckpt, tmp_path):  # 
     config = os.path.join(CONFIGS, "relation_predcls.yaml")
     stage1 = tmp_path / "stage1"
     base = ["MODEL.ROI_RELATION_HEAD.PREDICTOR", "TransformerPredictor"]
-    _run(["tools/relation_train_net.py", "--config-file", config, "--skip-test",
+    run_tool(["tools/relation_train_net.py", "--config-file", config, "--skip-test",
           *_opts(data_root, stage1, 2, *base, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))])
 
-    log = _run(["tools/relation_confusion_matrix.py", "--config-file", str(stage1 / "config.yaml"),
+    log = run_tool(["tools/relation_confusion_matrix.py", "--config-file", str(stage1 / "config.yaml"),
                 "OUTPUT_DIR", str(stage1), "MODEL.WEIGHT", str(stage1 / "model_final.pth")])
     matrix = np.load(stage1 / "conf_mat_freq_train.npy")
     assert matrix.shape == (23, 23) and (matrix[0] == 0).all() and (matrix[:, 0] == 0).all()
@@ -43,7 +44,7 @@ def test_stage1_confusion_matrix_stage2(data_root, detector_ckpt, tmp_path):  # 
                         "MODEL.ROI_RELATION_HEAD.BA_SGG.CONFUSION_MATRIX_PATH", str(tmp_path / "conf_mat.npy"),
                         "MODEL.ROI_RELATION_HEAD.BA_SGG.TOP_PREDICATES", "5",
                         "MODEL.ROI_RELATION_HEAD.BA_SGG.MAX_INSTANCES", "3")
-    log = _run(["tools/relation_train_net.py", "--config-file", config, *stage2_opts,
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config, *stage2_opts,
                 "MODEL.PRETRAINED_MODEL_CKPT", str(stage1 / "model_final.pth")])
     assert "BA-SGG clean classifier over edge_head.rel_compress" in log
     assert f"has all-zero rows for predicates {empty[0]} (" in log
@@ -52,5 +53,5 @@ def test_stage1_confusion_matrix_stage2(data_root, detector_ckpt, tmp_path):  # 
 
     # stage 2 without its stage-1 model is refused before anything trains
     no_stage1 = _opts(data_root, tmp_path / "no_stage1", 2) + stage2_opts[stage2_opts.index(base[0]):]
-    log = _run(["tools/relation_train_net.py", "--config-file", config, *no_stage1], expect_ok=False)
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config, *no_stage1], expect_ok=False)
     assert "MODEL.PRETRAINED_MODEL_CKPT is empty" in log

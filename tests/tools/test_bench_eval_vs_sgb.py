@@ -13,6 +13,10 @@ SCRIPT = os.path.join(REPO, "benchmarks", "bench_eval_vs_sgb.py")
 
 
 def _load():
+    """The script as a module, with its folder first on sys.path as ``python benchmarks/...`` has it (the script
+    imports its sibling vg_like_images.py)."""
+    if os.path.dirname(SCRIPT) not in sys.path:
+        sys.path.insert(0, os.path.dirname(SCRIPT))
     spec = importlib.util.spec_from_file_location("bench_eval_vs_sgb", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -14,7 +14,8 @@ from sgg.evaluation.prediction_file import read_prediction_file
 from sgg.modeling.roi_heads.relation_head.losses.build import with_required_terms
 from sgg.modeling.roi_heads.relation_head.losses.reweight import resolve_loss_spec
 
-from test_relation_tools import CONFIGS, REPO, _opts, _run, data_root, detector_ckpt  # noqa: F401  (fixtures)
+from test_relation_tools import CONFIGS, REPO, _opts, data_root, detector_ckpt  # noqa: F401  (fixtures)
+from tool_process import run_tool
 
 HEAD = "MODEL.ROI_RELATION_HEAD."
 # SGB README.md, "Training Example 2" and "Test Example 2", after the tool's name (paths as printed there)
@@ -55,7 +56,7 @@ def test_readme_train_then_tde_test_run_on_synthetic(data_root, detector_ckpt, t
     out = tmp_path / "causal-motifs-sgcls"
     toy = _opts(data_root, out, 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))
     config = os.path.join(CONFIGS, "causal_motifs.yaml")
-    log = _run(["tools/relation_train_net.py", "--config-file", config, *README_TRAIN, *toy])
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config, *README_TRAIN, *toy])
     for term in ("auxiliary_ctx", "auxiliary_vis", "auxiliary_frq", "loss_rel", "loss_refine_obj"):
         assert term in log, term
     weights = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)["model"]
@@ -65,7 +66,7 @@ def test_readme_train_then_tde_test_run_on_synthetic(data_root, detector_ckpt, t
     shutil.copy(folder / "predictions.sgg", tmp_path / "factual.sgg")
 
     # the README's test command on the training run's OUTPUT_DIR (its last_checkpoint is loaded)
-    _run(["tools/relation_test_net.py", "--config-file", config, *README_TEST,
+    run_tool(["tools/relation_test_net.py", "--config-file", config, *README_TEST,
           *_opts(data_root, out, 2, "TEST.IMS_PER_BATCH", "1")])
     tde = json.loads((folder / "results.json").read_text())
     assert 0.0 <= tde["R@100"] <= 1.0 and 0.0 <= tde["mR@100"] <= 1.0

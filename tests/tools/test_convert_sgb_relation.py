@@ -20,8 +20,9 @@ import convert_sgb_checkpoint as tool  # noqa: E402
 import demo  # noqa: E402
 from sgb_relation_weights import seeded_sgb_weights, sgb_relation_shapes, tie_sgb_aliases  # noqa: E402
 from test_convert_sgb import sgb_resnet_fpn_state_dict  # noqa: E402
-from test_relation_tools import CONFIGS, RECALL_LINE, _opts, _run  # noqa: E402
+from test_relation_tools import CONFIGS, _opts  # noqa: E402
 from test_sgb_relation_golden import OBJ, REL, build_relation_head  # noqa: E402
+from tool_process import RECALL_LINE, run_tool  # noqa: E402
 
 from sgg.data.synthetic import generate_synthetic_vg  # noqa: E402
 from sgg.utils import sgb_relation_checkpoint as conversion  # noqa: E402
@@ -296,7 +297,7 @@ def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path,
     # relation_test_net.py evaluates it (strict loading: every tensor of the model comes from the file)
     out = tmp_path / "test"
     opts = _opts(data_root, out, 1, *MODEL_OPTS, "MODEL.WEIGHT", str(converted))
-    log = _run(["tools/relation_test_net.py", "--config-file", config, *opts])
+    log = run_tool(["tools/relation_test_net.py", "--config-file", config, *opts])
     assert f"Loaded model weights from {converted} ({len(model)} of {len(model)} model tensors)" in log
     assert RECALL_LINE.search(log)
 
@@ -316,7 +317,7 @@ def test_convert_evaluate_demo_and_finetune(sgb_checkpoint, data_root, tmp_path,
     # fine-tuning starts from it: two iterations, the frozen detector keeps SGB's weights, the relation head moves
     out = tmp_path / "finetune"
     opts = _opts(data_root, out, 2, *MODEL_OPTS, "MODEL.WEIGHT", str(converted), "SOLVER.TO_VAL", "False")
-    log = _run(["tools/relation_train_net.py", "--config-file", config, "--skip-test", *opts])
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config, "--skip-test", *opts])
     assert f"Loaded model weights from {converted}" in log
     tuned = torch.load(out / "model_final.pth", weights_only=False)["model"]
     assert all(torch.equal(tuned[k], v) for k, v in model.items() if k.startswith("detector."))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_relation_tools import CONFIGS, _opts, _run, data_root, detector_ckpt  # noqa: E402,F401  (fixtures)
+from test_relation_tools import CONFIGS, _opts, data_root, detector_ckpt  # noqa: E402,F401  (fixtures)
+from tool_process import run_tool  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -23,7 +24,7 @@ from sgg.utils.visualize import picture_size  # noqa: E402
 
 
 def _train(data_root, detector_ckpt, out, protocol):  # noqa: F811
-    _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, f"relation_{protocol}.yaml"),
+    run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, f"relation_{protocol}.yaml"),
           "--skip-test", *_opts(data_root, out, 1, "MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor",
                                 "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))])
     return out / "model_final.pth"

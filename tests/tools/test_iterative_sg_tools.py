@@ -2,7 +2,6 @@
 checkpoint, training with validation, testing, the test tool reproducing the numbers, and the first errors."""
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -10,20 +9,18 @@ import pytest
 import torch
 
 from sgg.config import load_config
-from sgg.data.synthetic import generate_synthetic_vg
 from sgg.modeling.detector.generalized_rcnn import GeneralizedRCNN
+
+from tool_process import RECALL_LINE, run_tool, synthetic_data_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs", "synthetic")
 CONFIG = os.path.join(CONFIGS, "iterative_sg.yaml")
-RECALL_LINE = re.compile(r"SGG eval:\s+R @ 20: (\d\.\d{4});\s+R @ 50: (\d\.\d{4});\s+R @ 100: (\d\.\d{4});")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=40, num_test=12, seed=5, workers=1)
-    return root
+    return synthetic_data_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +39,10 @@ def _opts(data_root, output_dir, max_iter, *extra):
             "SOLVER.VAL_PERIOD", "2", "DATASETS.VAL_SIZE", "6", *extra]
 
 
-def _run(args, expect_ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SGG_DATA_DIR"):
-        env.pop(key, None)
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    output = proc.stdout + proc.stderr
-    if expect_ok:
-        assert proc.returncode == 0, output[-4000:]
-    else:
-        assert proc.returncode != 0, output[-2000:]
-    return output
-
-
 def test_train_validate_test_and_reproduce(data_root, detector_ckpt, tmp_path):
     out = tmp_path / "IterativeSG" / "sgdet"
     opts = _opts(data_root, out, 4, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))
-    log = _run(["tools/relation_train_net.py", "--config-file", CONFIG, *opts])
+    log = run_tool(["tools/relation_train_net.py", "--config-file", CONFIG, *opts])
     assert "backbone loaded from the detector checkpoint" in log
     assert "loss_predicate_ce" in log and "mode=sgdet" in log
     lines = RECALL_LINE.findall(log)
@@ -69,19 +53,19 @@ def test_train_validate_test_and_reproduce(data_root, detector_ckpt, tmp_path):
     assert 0.0 <= results["mR@50"] <= 1.0
     assert (out / "model_final.pth").exists() and (out / "inference" / "SyntheticVG_test" / "predictions.sgg").exists()
     # the test tool loads OUTPUT_DIR/last_checkpoint and gives the same numbers
-    log = _run(["tools/relation_test_net.py", "--config-file", CONFIG, *opts])
+    log = run_tool(["tools/relation_test_net.py", "--config-file", CONFIG, *opts])
     assert RECALL_LINE.findall(log)[-1] == lines[-1]
 
 
 def test_predcls_is_refused_by_the_tools(data_root, tmp_path):
-    log = _run(["tools/relation_train_net.py", "--config-file", CONFIG,
+    log = run_tool(["tools/relation_train_net.py", "--config-file", CONFIG,
                 *_opts(data_root, tmp_path / "p", 2, "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True",
                        "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", "True")], expect_ok=False)
     assert "predcls" in log and "USE_GT_BOX False" in log
 
 
 def test_detector_checkpoint_of_another_backbone_is_reported(data_root, detector_ckpt, tmp_path):
-    log = _run(["tools/relation_train_net.py", "--config-file", CONFIG,
+    log = run_tool(["tools/relation_train_net.py", "--config-file", CONFIG,
                 *_opts(data_root, tmp_path / "b", 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
                        "MODEL.TINY_BACKBONE.STAGE_CHANNELS", "(16, 32, 64, 64)")], expect_ok=False)
     assert "MODEL.PRETRAINED_DETECTOR_CKPT" in log and "does not fit" in log

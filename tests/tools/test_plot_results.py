@@ -10,7 +10,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import plot_results  # noqa: E402
 
-from sgg.engine.relation import write_result_plots  # noqa: E402
+from sgg.engine.relation_eval import write_result_plots  # noqa: E402
 from sgg.utils.result_plots import frequency_order, load_per_predicate  # noqa: E402
 
 

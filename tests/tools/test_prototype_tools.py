@@ -1,7 +1,6 @@
 """The SPL prototype tools: concept prototypes from each source (and their errors), class means, and end to end on a
 tiny synthetic VG: baseline -> visual prototypes -> a few SPL iterations reading both files."""
 import os
-import subprocess
 import sys
 import types
 
@@ -15,6 +14,8 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 
 import compute_concept_prototypes as concept  # noqa: E402
 import compute_visual_prototypes as visual  # noqa: E402
+
+from tool_process import run_tool  # noqa: E402
 
 CONFIGS = os.path.join(REPO, "configs", "synthetic")
 SYNTHETIC_DESCRIPTIONS = os.path.join(REPO, "configs", "spl", "predicate_descriptions_synthetic.txt")
@@ -132,16 +133,6 @@ def test_class_means_by_hand():
     assert torch.equal(means, again) and not torch.equal(means[0], means[2])  # seeded N(0, 1) rows
 
 
-def _run(args, expect_ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SGG_DATA_DIR"):
-        env.pop(key, None)
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
-    output = proc.stdout + proc.stderr
-    assert (proc.returncode == 0) == expect_ok, output[-4000:]
-    return output
-
-
 def test_visual_prototypes_end_to_end_then_spl_trains(tmp_path):
     data = tmp_path / "data"
     generate_synthetic_vg(str(data / "synthetic_vg"), num_train=24, num_test=6, seed=5, workers=1)
@@ -149,10 +140,10 @@ def test_visual_prototypes_end_to_end_then_spl_trains(tmp_path):
               "DATASETS.VAL_SIZE", "4", "GLOVE_DIR", str(tmp_path / "no_glove"), "DATALOADER.NUM_WORKERS", "0",
               "SOLVER.PRE_VAL", "False", "SOLVER.VAL_PERIOD", "0", "SOLVER.CHECKPOINT_PERIOD", "2"]
     baseline = tmp_path / "baseline"
-    _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"), *common,
+    run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"), *common,
           "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(baseline), "--skip-test"])
     vis = tmp_path / "vis.pt"
-    log = _run(["tools/compute_visual_prototypes.py", "--config-file", str(baseline / "config.yaml"),
+    log = run_tool(["tools/compute_visual_prototypes.py", "--config-file", str(baseline / "config.yaml"),
                 "--output", str(vis), "OUTPUT_DIR", str(baseline)])
     assert "visual prototypes (23, 256)" in log
     stored = torch.load(vis, weights_only=True)
@@ -163,7 +154,7 @@ def test_visual_prototypes_end_to_end_then_spl_trains(tmp_path):
     assert concept.main(["--source", "glove", "--descriptions", SYNTHETIC_DESCRIPTIONS, "--dim", "50",
                          "--glove-dir", str(tmp_path / "no_glove"), "--output", str(con)]) == 0
     out = tmp_path / "spl"
-    log = _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "spl_reweight.yaml"), *common,
+    log = run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "spl_reweight.yaml"), *common,
                 "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True", "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", "True",
                 "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out), "--skip-test",
                 "MODEL.ROI_RELATION_HEAD.VIS_PRO_PATH", str(vis), "MODEL.ROI_RELATION_HEAD.CON_PRO_PATH", str(con)])

@@ -2,24 +2,18 @@
 re-evaluation of the saved predictions, resume, and the errors a user meets first."""
 import json
 import os
-import re
-import subprocess
-import sys
 
 import pytest
 
-from sgg.data.synthetic import generate_synthetic_vg
+from tool_process import RECALL_LINE, run_tool, synthetic_data_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs", "synthetic")
-RECALL_LINE = re.compile(r"SGG eval:\s+R @ 20: (\d\.\d{4});\s+R @ 50: (\d\.\d{4});\s+R @ 100: (\d\.\d{4});")
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    generate_synthetic_vg(str(root / "synthetic_vg"), num_train=40, num_test=12, seed=5, workers=1)
-    return root
+    return synthetic_data_root(tmp_path_factory)
 
 
 def _opts(data_root, output_dir, max_iter, *extra):
@@ -28,23 +22,10 @@ def _opts(data_root, output_dir, max_iter, *extra):
             "SOLVER.VAL_PERIOD", "2", "DATASETS.VAL_SIZE", "6", "GLOVE_DIR", str(data_root / "no_glove"), *extra]
 
 
-def _run(args, expect_ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SGG_DATA_DIR"):
-        env.pop(key, None)
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
-    output = proc.stdout + proc.stderr
-    if expect_ok:
-        assert proc.returncode == 0, output[-4000:]
-    else:
-        assert proc.returncode != 0, output[-2000:]
-    return output
-
-
 @pytest.fixture(scope="module")
 def detector_ckpt(data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("detector")
-    _run(["tools/detector_pretrain_net.py", "--config-file", os.path.join(CONFIGS, "detector_tiny_fpn.yaml"),
+    run_tool(["tools/detector_pretrain_net.py", "--config-file", os.path.join(CONFIGS, "detector_tiny_fpn.yaml"),
           *_opts(data_root, out, 2), "--skip-test"])
     return out / "model_final.pth"
 
@@ -59,7 +40,7 @@ def test_predcls_train_test_reevaluate_and_resume(data_root, detector_ckpt, tmp_
     config = os.path.join(CONFIGS, "relation_predcls.yaml")
     opts = _opts(data_root, out, 4, "MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor",
                  "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt))
-    log = _run(["tools/relation_train_net.py", "--config-file", config, *opts])
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config, *opts])
     assert "Loaded the detector from" in log
     lines = RECALL_LINE.findall(log)
     assert len(lines) == 3  # validation at 2 and 4, then the test split
@@ -72,18 +53,18 @@ def test_predcls_train_test_reevaluate_and_resume(data_root, detector_ckpt, tmp_
     assert 0.0 <= trained["mR@100"] <= trained["ngmR@100"] <= 1.0
 
     # the test tool loads OUTPUT_DIR/last_checkpoint and reproduces the numbers
-    log = _run(["tools/relation_test_net.py", "--config-file", config, *opts])
+    log = run_tool(["tools/relation_test_net.py", "--config-file", config, *opts])
     assert RECALL_LINE.findall(log)[-1] == lines[-1]
 
     # re-evaluating the saved prediction file gives every number again
-    _run(["tools/evaluate.py", "--predictions", str(folder / "predictions.sgg"), "--dataset", "SyntheticVG_test",
+    run_tool(["tools/evaluate.py", "--predictions", str(folder / "predictions.sgg"), "--dataset", "SyntheticVG_test",
           "--config-file", config, "--output-dir", str(tmp_path / "reeval"), *opts])
     with open(tmp_path / "reeval" / "results.json") as f:
         again = json.load(f)
     assert {k: v for k, v in again.items() if "@" in k} == {k: v for k, v in trained.items() if "@" in k}
 
     # extending the finished run from iteration 4 to 6 (the detector key may differ: the checkpoint replaces it)
-    log = _run(["tools/relation_train_net.py", "--config-file", config,
+    log = run_tool(["tools/relation_train_net.py", "--config-file", config,
                 *_opts(data_root, out, 6, "MODEL.ROI_RELATION_HEAD.PREDICTOR", "MotifPredictor",
                        "SOLVER.EXTEND_RUN", "True"), "--skip-test"])
     assert "Resumed from" in log and "iter: 6/6" in log
@@ -92,7 +73,7 @@ def test_predcls_train_test_reevaluate_and_resume(data_root, detector_ckpt, tmp_
 
 def test_sgdet_trains_on_detections_and_tests(data_root, detector_ckpt, tmp_path):
     out = tmp_path / "sgdet"
-    log = _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_sgdet.yaml"),
+    log = run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_sgdet.yaml"),
                 *_opts(data_root, out, 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
                        "SOLVER.PRE_VAL", "False", "SOLVER.VAL_PERIOD", "0")])
     assert "mode=sgdet" in log and "A @" not in log  # no pair accuracy in SGDet
@@ -100,19 +81,19 @@ def test_sgdet_trains_on_detections_and_tests(data_root, detector_ckpt, tmp_path
 
 
 def test_sgdet_without_a_detector_is_explained(data_root, tmp_path):
-    log = _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_sgdet.yaml"),
+    log = run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_sgdet.yaml"),
                 *_opts(data_root, tmp_path / "x", 2)], expect_ok=False)
     assert "SGDet needs a trained detector" in log and "MODEL.PRETRAINED_DETECTOR_CKPT" in log
 
 
 def test_test_tool_without_weights_is_explained(data_root, tmp_path):
-    log = _run(["tools/relation_test_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"),
+    log = run_tool(["tools/relation_test_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"),
                 *_opts(data_root, tmp_path / "empty", 2)], expect_ok=False)
     assert "nothing to test" in log and "MODEL.WEIGHT" in log
 
 
 def test_detector_checkpoint_of_another_architecture_is_reported(data_root, detector_ckpt, tmp_path):
-    log = _run(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"),
+    log = run_tool(["tools/relation_train_net.py", "--config-file", os.path.join(CONFIGS, "relation_predcls.yaml"),
                 *_opts(data_root, tmp_path / "y", 2, "MODEL.PRETRAINED_DETECTOR_CKPT", str(detector_ckpt),
                        "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", "128")], expect_ok=False)
     assert "MODEL.PRETRAINED_DETECTOR_CKPT" in log and "does not fit" in log

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from sgg.engine.benchmark import (export_records, load_benchmark_spec, markdown_tables, parse_times, run_dir,
-                                  summarise, train_command)
+from sgg.benchmarking.runner import (export_records, load_benchmark_spec, markdown_tables, parse_times,
+                                     run_dir, summarise, train_command)
 from sgg.data.synthetic import generate_synthetic_vg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

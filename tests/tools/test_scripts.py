@@ -30,11 +30,24 @@ def test_unknown_protocol_is_refused_before_any_work(script, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_unknown_dataset_is_refused(tmp_path):
+@pytest.mark.parametrize("script", [
+    ["scripts/train_relation.sh", "MotifPredictor", "predcls", "detector.pth"],
+    ["scripts/pipeline.sh", "MotifPredictor"],
+    ["scripts/imp/train.sh", "predcls", "detector.pth"],
+    ["scripts/causal/train.sh", "predcls", "detector.pth"],
+    ["scripts/ba_sgg/train.sh", "MotifPredictor", "predcls", "detector.pth"],
+    ["scripts/hca/train.sh", "ce", "predcls", "detector.pth"],
+    ["scripts/linknet/train.sh", "linknet_ce", "predcls", "detector.pth"],
+    ["scripts/penet/train.sh", "penet", "predcls", "detector.pth"],
+    ["scripts/penet/prototypes.sh"],
+    ["scripts/iterative_sg/train.sh", "detector.pth"],
+    ["scripts/benchmark/recipe.sh", "cce_ranker", "MotifPredictor", "predcls", "det.pth", "run", "0"],
+])
+def test_unknown_dataset_is_refused(script, tmp_path):
     env = dict(os.environ, OUTPUT_ROOT=str(tmp_path), DATASET="coco")
-    proc = subprocess.run(["bash", "scripts/train_relation.sh", "MotifPredictor", "predcls", "detector.pth"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "unknown DATASET 'coco'" in proc.stderr
+    proc = subprocess.run(["bash", *script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown DATASET 'coco': use synthetic, vglike or vg150" in proc.stderr
+    assert os.listdir(tmp_path) == []
 
 
 def _shell_lines(path):
@@ -120,6 +133,22 @@ def test_run_unless_done_skips_only_a_finished_run(tmp_path):
     assert ran()  # no results yet: the test pass did not finish
     (run / "inference" / "test" / "results.json").write_text("{}")
     assert not ran()
+
+
+def test_run_tool_starts_torchrun_only_for_more_than_one_process(tmp_path):
+    """scripts/lib.sh's run_tool, which every training script launches its tools with: NPROC 1 runs the tool with
+    PYTHON, NPROC > 1 under torch.distributed.run on PORT; the arguments arrive unchanged (spaces included)."""
+    recorder = tmp_path / "python"
+    recorder.write_text(RECORDER.format(python=sys.executable))
+    recorder.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    for nproc in ("1", "3"):
+        env = dict(os.environ, PYTHON=str(recorder), CALLS=str(calls), NPROC=nproc, PORT="29611")
+        subprocess.run(["bash", "-c", 'source scripts/lib.sh && run_tool tools/x.py A "b c"'], cwd=REPO, env=env,
+                       check=True, timeout=60)
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
+        ["tools/x.py", "A", "b c"],
+        ["-m", "torch.distributed.run", "--nproc_per_node", "3", "--master_port", "29611", "tools/x.py", "A", "b c"]]
 
 
 def _vglike_data():

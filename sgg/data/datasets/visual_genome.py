@@ -23,6 +23,7 @@ from sgg.config.sgg_config import ConfigError
 from sgg.structures import FLIP_LEFT_RIGHT, BoxList
 from sgg.utils.errors import DataError
 
+from ..statistics import compute_statistics
 from ..vg_format import (BOX_SCALE, SPLIT_TEST, SPLIT_TRAIN, align_image_data, check_ids, decode_boxes,
                          load_image_data, load_vg_dicts, ranges_to_rows, read_vg_h5)
 
@@ -237,8 +238,6 @@ class VGDataset(Dataset):
 
     def get_statistics(self):
         """Frequency statistics of this dataset (PROTOCOL.md 1.6): :func:`sgg.data.statistics.compute_statistics`."""
-        from sgg.data.statistics import compute_statistics
-
         return compute_statistics(self)
 
     def __repr__(self) -> str:

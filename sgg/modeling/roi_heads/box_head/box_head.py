@@ -16,6 +16,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 
 from sgg.config.sgg_config import ConfigError
+from sgg.modeling.sgb_conventions import MultiLevelRoIAlign, PlusOneBoxCoder
 from sgg.structures import BoxList
 
 from .inference import BoxPostProcessor
@@ -55,8 +56,6 @@ class BoxHead(RoIHeads):
                               f"got {box.NUM_CLASSES}")
         resolution = box.POOLER_RESOLUTION
         if box.POOLER_ALIGNED or box.POOLER_LEGACY_LEVELS:  # SGB's level rule / the aligned RoIAlign (sgb_conventions)
-            from sgg.modeling.sgb_conventions import MultiLevelRoIAlign
-
             pooler = MultiLevelRoIAlign(featmap_names, resolution, box.POOLER_SAMPLING_RATIO,
                                         aligned=box.POOLER_ALIGNED, legacy_levels=box.POOLER_LEGACY_LEVELS)
         else:
@@ -74,8 +73,6 @@ class BoxHead(RoIHeads):
                    nms_plus_one=cfg.MODEL.NMS_PLUS_ONE, clip_to_last_pixel=cfg.MODEL.CLIP_TO_LAST_PIXEL,
                    proposal_order=heads.PROPOSAL_ORDER)
         if cfg.MODEL.BOX_CODER_PLUS_ONE:  # maskrcnn-benchmark's +1 box widths (sgg/modeling/sgb_conventions.py)
-            from sgg.modeling.sgb_conventions import PlusOneBoxCoder
-
             head.box_coder = PlusOneBoxCoder(head.box_coder.weights, head.box_coder.bbox_xform_clip)
             head.post_processor.box_coder = head.box_coder
         return head

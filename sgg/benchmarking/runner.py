@@ -20,6 +20,10 @@ Each run lives in ``<root>/<name>/<protocol>/seed<k>`` and is skipped when its `
 interrupted benchmark continues where it stopped. ``collect`` reads every finished run back; the Markdown and JSON
 tables give mean (and spread over seeds) of R@K, mR@K, F@K, head/body/tail mR@K and their no-graph-constraint variants,
 plus a model table (parameters, detector AP@0.5, batch, device, training and inference time).
+
+It drives the tools as subprocesses and reads their output files; it imports nothing of ``sgg.engine`` or
+``sgg.modeling``, so it lives beside them (``sgg/benchmarking``) for ``tools/run_benchmark.py`` and
+``benchmarks/bench_vg150_cost.py``.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import yaml
 
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import RunError
+from sgg.utils.plots import save_bar_chart
 
 PROTOCOLS = ("predcls", "sgcls", "sgdet")
 PROTOCOL_SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
@@ -313,8 +318,6 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
 
 def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str, str]:
     """``benchmark.md``, ``benchmark.json`` and one per-predicate R@K chart per row (PNG, drawn with OpenCV)."""
-    from sgg.utils.plots import save_bar_chart
-
     os.makedirs(out_dir, exist_ok=True)
     paths = {"markdown": os.path.join(out_dir, "benchmark.md"), "json": os.path.join(out_dir, "benchmark.json")}
     with open(paths["markdown"], "w") as f:
