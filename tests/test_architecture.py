@@ -159,8 +159,7 @@ def test_the_checker_sees_a_planted_cycle_and_a_planted_late_import(tmp_path):
 
 def test_tools_and_benchmarks_import_the_installed_package():
     """Scripts run against the installed ``sgg`` (pip install -e .), not a path they put in front of it; only the
-    side-by-side scripts add the user's SGB copy to the path. convert_sgb_checkpoint.py and compare_sgb_detector.py
-    are the two left for issue 26."""
+    side-by-side scripts add the user's SGB copy to the path."""
     offenders = []
     for folder in ("tools", "benchmarks"):
         for name in sorted(os.listdir(os.path.join(REPO, folder))):
@@ -170,4 +169,4 @@ def test_tools_and_benchmarks_import_the_installed_package():
                 for line in f:
                     if "sys.path.insert" in line and "sgb" not in line.lower():
                         offenders.append(f"{folder}/{name}")
-    assert offenders == ["tools/compare_sgb_detector.py", "tools/convert_sgb_checkpoint.py"]
+    assert offenders == []

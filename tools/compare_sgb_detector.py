@@ -27,7 +27,6 @@ import time
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 # setting name -> (SGB's yaml under its configs/, this framework's config); SGB's detector yaml is copied here as is
 SETTINGS = {

@@ -28,16 +28,13 @@ conventions") and what the relation mapping does ("SGB checkpoints").
 import argparse
 import logging
 import os
-import sys
 import warnings
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sgg.utils.errors import CheckpointError, one_line  # noqa: E402
-from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict  # noqa: E402
-from sgg.utils.sgb_relation_checkpoint import (convert_sgb_relation_state, dropped_summary,  # noqa: E402
+from sgg.utils.errors import CheckpointError, one_line
+from sgg.utils.sgb_checkpoint import convert_sgb_state_dict, sgb_state_dict
+from sgg.utils.sgb_relation_checkpoint import (convert_sgb_relation_state, dropped_summary,
                                                split_relation_state)
 
 logger = logging.getLogger("sgg.tools.convert_sgb_checkpoint")
