@@ -31,6 +31,7 @@ import torch
 
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import DataError
+from sgg.modeling.roi_heads.relation_head.layers.spl import read_prototype_tensor
 
 logger = logging.getLogger("sgg.tools.compute_concept_prototypes")
 
@@ -73,18 +74,7 @@ def check_against_dataset(names: Sequence[str], dict_file: str) -> None:
 def load_reference_file(path: str) -> torch.Tensor:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--input: {path} does not exist")
-    if path.endswith(".npy"):
-        data = torch.from_numpy(np.load(path))
-    else:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(data, dict):
-            if "prototypes" not in data:
-                raise DataError(f"--input: {path} holds a dict without 'prototypes' (keys: {sorted(data)})")
-            data = data["prototypes"]
-    data = torch.as_tensor(data).float()
-    if data.ndim != 2:
-        raise DataError(f"--input: {path} has shape {tuple(data.shape)}, expected (predicate classes, features)")
-    return data
+    return read_prototype_tensor(path, "--input")
 
 
 def sentence_embeddings(descriptions: Sequence[str], model_dir: str, device: str = "cpu") -> torch.Tensor:

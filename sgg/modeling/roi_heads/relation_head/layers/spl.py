@@ -63,13 +63,9 @@ def concept_path(cfg) -> Tuple[str, str]:
     return f"{HEAD}.{keys[kind]}", head[keys[kind]]
 
 
-def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key: str) -> torch.Tensor:
-    """A (num_classes, dim) float tensor from a .pt (tensor, or dict with "prototypes") or .npy file."""
-    if not path:
-        raise ConfigError(f"{key} is empty: SPL needs this prototype file (docs/penet_spl.md says how to build it), "
-                          f"or turn the branch off")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{key}: prototype file {path} does not exist (docs/penet_spl.md: how to build it)")
+def read_prototype_tensor(path: str, key: str) -> torch.Tensor:
+    """A 2-D float tensor from a .pt (tensor, or dict with "prototypes") or .npy file; ``key`` names the source in
+    errors (a config key or a tool option)."""
     if path.endswith(".npy"):
         data = torch.from_numpy(np.load(path))
     else:
@@ -81,6 +77,17 @@ def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key
     data = torch.as_tensor(data).float()
     if data.ndim != 2:
         raise DataError(f"{key}: {path} has shape {tuple(data.shape)}, expected (classes, features)")
+    return data
+
+
+def load_prototype_file(path: str, key: str, num_classes: int, dim: int, dim_key: str) -> torch.Tensor:
+    """A (num_classes, dim) float tensor from a .pt (tensor, or dict with "prototypes") or .npy file."""
+    if not path:
+        raise ConfigError(f"{key} is empty: SPL needs this prototype file (docs/penet_spl.md says how to build it), "
+                          f"or turn the branch off")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{key}: prototype file {path} does not exist (docs/penet_spl.md: how to build it)")
+    data = read_prototype_tensor(path, key)
     if data.shape[0] != num_classes:
         raise DataError(f"{key}: {path} has {data.shape[0]} rows but there are {num_classes} predicate classes "
                         f"({HEAD}.NUM_CLASSES, background included): it was built for another dataset")
