@@ -87,7 +87,7 @@ def main(argv=None) -> int:
 
     if not args.collect_only:
         detector = ensure_detector(spec, args.opts, args.dry_run)
-        jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds
+        jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds_for(p)
                 if not args.protocols or p in args.protocols]
         start = time.time()
         for exp, protocol, seed in tqdm(jobs, desc="experiments", unit="run"):

@@ -7,7 +7,7 @@ An experiment list is a small yaml::
       weights: output/benchmark/detector/model_final.pth    # trained with ``config`` when missing
     base_config: configs/synthetic/relation_base.yaml
     protocols: [predcls, sgcls, sgdet]
-    seeds: [0]
+    seeds: [0]                                  # or per protocol: {predcls: [0, 1], sgcls: [0, 1], sgdet: [0]}
     opts: []                                    # KEY VALUE pairs for every run
     experiments:
       - name: Transformer
@@ -59,7 +59,10 @@ class Experiment:
     opts: List[str]
     command: str
     protocols: List[str]
-    seeds: List[int]
+    seeds: Dict[str, List[int]]  # protocol -> its seeds
+
+    def seeds_for(self, protocol: str) -> List[int]:
+        return self.seeds[protocol]
 
 
 @dataclass
@@ -77,6 +80,25 @@ def _check_protocols(protocols, where: str) -> List[str]:
     if bad or not protocols:
         raise ConfigError(f"{where}: protocols must be a non-empty list of {', '.join(PROTOCOLS)}, got {protocols}")
     return protocols
+
+
+def _check_seeds(seeds, defaults: Dict[str, List[int]], where: str) -> Dict[str, List[int]]:
+    """``seeds`` as protocol -> seeds: a list applies to every protocol, a mapping overrides the protocols it names
+    (the others keep ``defaults``)."""
+    def as_list(value, key):
+        if not isinstance(value, (list, tuple)) or not value or \
+                not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: {key} must be a non-empty list of integers, got {value!r}")
+        return [int(v) for v in value]
+
+    if isinstance(seeds, dict):
+        unknown = sorted(str(p) for p in seeds if str(p).lower() not in PROTOCOLS)
+        if unknown:
+            raise ConfigError(f"{where}: seeds names unknown protocols {unknown}; use {', '.join(PROTOCOLS)}")
+        chosen = dict(defaults)
+        chosen.update({str(p).lower(): as_list(v, f"seeds[{p}]") for p, v in seeds.items()})
+        return chosen
+    return {p: as_list(seeds, "seeds") for p in PROTOCOLS}
 
 
 def _check_opts(opts, where: str) -> List[str]:
@@ -101,7 +123,7 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
         raise ConfigError(f"{path}: 'experiments' must be a non-empty list")
     detector = raw.get("detector") or {}
     protocols = _check_protocols(raw.get("protocols", PROTOCOLS), f"{path}: protocols")
-    seeds = [int(s) for s in raw.get("seeds", [0])]
+    seeds = _check_seeds(raw.get("seeds", [0]), {p: [0] for p in PROTOCOLS}, f"{path}")
     common_opts = _check_opts(raw.get("opts", []), f"{path}: opts")
     base_config = str(raw.get("base_config", ""))
     spec = BenchmarkSpec(path, str(detector.get("config", "")), str(detector.get("weights", "")),
@@ -128,7 +150,7 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
             name=name, config=config, opts=common_opts + _check_opts(entry.get("opts", []), f"{where} ({name}): opts"),
             command=command,
             protocols=_check_protocols(entry.get("protocols", protocols), f"{where} ({name})"),
-            seeds=[int(s) for s in entry.get("seeds", seeds)]))
+            seeds=_check_seeds(entry.get("seeds", seeds), seeds, f"{where} ({name})")))
     return spec
 
 
@@ -247,7 +269,7 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
     rows = []
     for exp in spec.experiments:
         for protocol in exp.protocols:
-            runs = [collect_run(run_dir(root, exp.name, protocol, seed)) for seed in exp.seeds]
+            runs = [collect_run(run_dir(root, exp.name, protocol, seed)) for seed in exp.seeds_for(protocol)]
             runs = [r for r in runs if r is not None]
             if not runs:
                 continue
@@ -344,7 +366,7 @@ def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
     exported = 0
     for exp in spec.experiments:
         for protocol in exp.protocols:
-            for seed in exp.seeds:
+            for seed in exp.seeds_for(protocol):
                 folder = run_dir(root, exp.name, protocol, seed)
                 run = collect_run(folder)
                 if run is None:

@@ -10,6 +10,7 @@ import pytest
 from sgg.benchmarking.runner import (export_records, load_benchmark_spec, markdown_tables, parse_times,
                                      run_dir, summarise, train_command)
 from sgg.data.synthetic import generate_synthetic_vg
+from tool_process import vglike_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,12 +35,16 @@ experiments:
     protocols: [sgdet]
     seeds: [3]
     command: "bash run.sh {protocol} {detector} {output_dir} {seed}"
+  - name: Transformer
+    seeds: {sgcls: [2, 5]}
 """))
-    freq, motif = spec.experiments
-    assert (freq.protocols, freq.seeds, freq.config) == (["predcls", "sgcls"], [0, 1],
-                                                          "configs/synthetic/relation_base.yaml")
+    freq, motif, transformer = spec.experiments
+    assert (freq.protocols, freq.seeds_for("predcls"), freq.seeds_for("sgcls"), freq.config) == (
+        ["predcls", "sgcls"], [0, 1], [0, 1], "configs/synthetic/relation_base.yaml")
+    # a mapping overrides the protocols it names; the others keep the list's seeds
+    assert (transformer.seeds_for("predcls"), transformer.seeds_for("sgcls")) == ([0, 1], [2, 5])
     assert freq.opts == ["SOLVER.MAX_ITER", "10", "MODEL.ROI_RELATION_HEAD.PREDICTOR", "FrequencyPredictor"]
-    assert (motif.protocols, motif.seeds) == (["sgdet"], [3])
+    assert (motif.protocols, motif.seeds_for("sgdet")) == (["sgdet"], [3])
     command = train_command(freq, "sgcls", 1, "det.pth", "out/FREQ", ["A", "b"], python="py")
     assert command[:4] == ["py", os.path.join("tools", "relation_train_net.py"), "--config-file",
                            "configs/synthetic/relation_base.yaml"]
@@ -57,6 +62,9 @@ experiments:
     ("experiments:\n  - {name: A, confg: c.yaml}", "unknown keys ['confg']"),
     ("experiments:\n  - {name: A}", "give a 'config'"),
     ("experiments:\n  - {name: 'a b', config: c.yaml}", "becomes a folder"),
+    ("experiments:\n  - {name: A, config: c.yaml, seeds: {sgdett: [0]}}", "unknown protocols ['sgdett']"),
+    ("experiments:\n  - {name: A, config: c.yaml, seeds: {sgdet: []}}", "seeds[sgdet] must be a non-empty list"),
+    ("seeds: [0, x]\nexperiments:\n  - {name: A, config: c.yaml}", "seeds must be a non-empty list of integers"),
     ("detectors: {}\nexperiments:\n  - {name: A, config: c.yaml}", "unknown top-level keys ['detectors']"),
 ])
 def test_bad_experiment_lists_name_the_file_and_entry(tmp_path, text, message):
@@ -110,6 +118,30 @@ experiments:
     assert "| B | predcls | 1 | 30.0 | 30.0 | 30.0 | 50.0 / 25.0 / 0.0 |" in table
     assert ("| A | predcls | R-101-FPN Faster R-CNN | MotifPredictor | 300 | 1,000 | 400 | 0.800 | 8 | cpu | 00:01:50 | "
             "0.0300 |") in table
+
+
+def test_per_protocol_seeds_choose_the_runs_and_the_rows(tmp_path):
+    """``seeds: {sgdet: [0]}``: two seeds in PredCls, one in SGDet, in the job list and in the table."""
+    path = _write(tmp_path, """
+ks: [50]
+detector: {config: configs/synthetic/detector_tiny_fpn.yaml, weights: det/model_final.pth}
+seeds: {predcls: [0, 1], sgdet: [0]}
+protocols: [predcls, sgdet]
+experiments:
+  - {name: A, config: c.yaml}
+""")
+    spec = load_benchmark_spec(path)
+    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", path, "--output-root",
+                           str(tmp_path / "runs"), "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    planned = sorted(line.split("INFO: ")[1].split(":")[0] for line in proc.stderr.splitlines()
+                     if "INFO: A " in line)
+    assert planned == ["A predcls seed 0", "A predcls seed 1", "A sgdet seed 0"]
+    for protocol, seed in [("predcls", 0), ("predcls", 1), ("sgdet", 0), ("sgdet", 1)]:
+        _fake_run(tmp_path, "A", protocol, seed, 0.40 + 0.1 * seed, 0.10)
+    predcls, sgdet = summarise(spec, str(tmp_path))
+    assert (predcls["seeds"], predcls["metrics"]["R@50"]) == (2, pytest.approx(0.45))
+    assert (sgdet["seeds"], sgdet["metrics"]["R@50"]) == (1, pytest.approx(0.40))  # seed 1 is not in the list
 
 
 def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path):
@@ -293,7 +325,7 @@ def test_recipe_script_rejects_bad_arguments(tmp_path, args, message):
 RECIPES = ("cce_ranker", "ba_sgg", "cdl", "cdl_ba_sgg", "spl", "spl_ce", "causal_tde")
 
 
-@pytest.mark.parametrize("name", ["benchmark_synthetic.yaml", "benchmark_vg150.yaml"])
+@pytest.mark.parametrize("name", ["benchmark_synthetic.yaml", "benchmark_vglike.yaml", "benchmark_vg150.yaml"])
 def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
     spec = load_benchmark_spec(os.path.join(REPO, "configs", name))
     predictors = {e.name for e in spec.experiments}
@@ -312,6 +344,27 @@ def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
         else:
             assert os.path.isfile(os.path.join(REPO, exp.config)), (exp.name, exp.config)
     assert [e.protocols for e in spec.experiments if e.name.startswith("IterativeSG")] == [["sgdet"], ["sgdet"]]
+
+
+def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
+    """Same rows, configs and recipes as benchmark_synthetic.yaml; every run gets scripts/lib.sh's VGLIKE_DATA and
+    every recipe DATASET=vglike; two seeds in PredCls and SGCls, one in SGDet (issue 28)."""
+    small = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_synthetic.yaml"))
+    vglike = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_vglike.yaml"))
+    assert [e.name for e in vglike.experiments] == [e.name for e in small.experiments]
+    assert vglike.detector_config == "configs/synthetic_vglike/detector_tiny_fpn.yaml"
+    data = vglike_data()
+    for mine, theirs in zip(vglike.experiments, small.experiments):
+        assert mine.opts[:len(data)] == data and mine.opts[len(data):] == theirs.opts, mine.name
+        assert mine.protocols == theirs.protocols, mine.name
+        if theirs.command:
+            assert mine.command == theirs.command.replace("env ", "env DATASET=vglike ", 1), mine.name
+        else:
+            expected = ("configs/synthetic_vglike/relation_base.yaml"
+                        if theirs.config == "configs/synthetic/relation_base.yaml" else theirs.config)
+            assert mine.config == expected, mine.name
+        assert {p: mine.seeds_for(p) for p in mine.protocols} == {
+            p: [0] if p == "sgdet" else [0, 1] for p in mine.protocols}, mine.name
 
 
 def test_vg150_cost_estimate_covers_every_experiment_of_the_vg150_list():

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tool_process import vglike_data
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -151,13 +153,6 @@ def test_run_tool_starts_torchrun_only_for_more_than_one_process(tmp_path):
         ["-m", "torch.distributed.run", "--nproc_per_node", "3", "--master_port", "29611", "tools/x.py", "A", "b c"]]
 
 
-def _vglike_data():
-    """scripts/lib.sh's VGLIKE_DATA, as the scripts pass it."""
-    proc = subprocess.run(["bash", "-c", 'source scripts/lib.sh && printf "%s\\0" "${VGLIKE_DATA[@]}"'], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=True)
-    return proc.stdout.split("\0")[:-1]
-
-
 def _flat(cfg):
     def value(key):
         node = cfg
@@ -174,7 +169,7 @@ def test_vglike_data_pairs_turn_the_small_relation_yaml_into_the_vglike_one():
 
     small = os.path.join(REPO, "configs", "synthetic", "relation_base.yaml")
     vglike = _flat(load_config(os.path.join(REPO, "configs", "synthetic_vglike", "relation_base.yaml")))
-    moved = _flat(load_config(small, _vglike_data()))
+    moved = _flat(load_config(small, vglike_data()))
     plain = _flat(load_config(small))
 
     def differing(a, b):

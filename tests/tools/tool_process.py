@@ -28,3 +28,11 @@ def run_tool(args, expect_ok=True, timeout=400) -> str:
     output = proc.stdout + proc.stderr
     assert (proc.returncode == 0) == expect_ok, output[-4000:]
     return output
+
+
+def vglike_data():
+    """scripts/lib.sh's VGLIKE_DATA (the KEY VALUE pairs that move a configs/synthetic yaml onto the VG-like
+    profile), as the scripts pass it."""
+    proc = subprocess.run(["bash", "-c", 'source scripts/lib.sh && printf "%s\\0" "${VGLIKE_DATA[@]}"'], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return proc.stdout.split("\0")[:-1]
