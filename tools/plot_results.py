@@ -8,18 +8,24 @@
         --label-a CE --label-b CCE --k 100 --output change.png
     python tools/plot_results.py curves --run detector=<run>/metrics.json --run Motif=<run>/metrics.json \
         --key loss --window 10 --output curves.png
+    python tools/plot_results.py tradeoff --benchmark <output-root>/benchmark.json \
+        --experiments configs/benchmark_synthetic.yaml --protocol predcls --k 50 --output tradeoff.png
 
 ``distribution``: annotated instances per predicate, sorted (from a results file: the evaluated split; from a config:
 any split of its datasets). ``recall``: per-predicate R@K of one run. ``compare``: per-predicate R@K of B minus A.
 Predicates are in decreasing frequency order in every figure. ``curves``: logged training values (``metrics.json``
 keys such as ``loss``, ``loss_rel``, ``val/AP50``) against the iteration, one panel per key, one line per run.
+``tradeoff``: R@K against mR@K of a benchmark's rows in one protocol, with an arrow from each debiasing row's parent
+(the experiment list's ``parent`` key, else the name's ``+``-prefix: ``Motif+BA-SGG`` comes from ``Motif``).
 """
 import argparse
 import logging
 
+from sgg.benchmarking.runner import experiment_parents, load_benchmark_spec
 from sgg.config.sgg_config import ConfigError
-from sgg.utils.result_plots import (load_per_predicate, plot_per_predicate_recall,
-                                    plot_predicate_distribution, plot_recall_change, plot_training_curves)
+from sgg.utils.result_plots import (load_per_predicate, load_tradeoff, plot_per_predicate_recall,
+                                    plot_predicate_distribution, plot_recall_change, plot_recall_tradeoff,
+                                    plot_training_curves)
 
 logger = logging.getLogger("sgg.tools.plot_results")
 
@@ -71,10 +77,17 @@ def parse_args(argv=None):
                         help="logged value to plot, one panel each (repeatable; default: loss)")
     curves.add_argument("--window", type=int, default=1, help="moving average over this many log lines")
     curves.add_argument("--title", default=None)
-    for p in (dist, recall, compare, curves):
+    tradeoff = sub.add_parser("tradeoff", help="R@K against mR@K of a benchmark's rows")
+    tradeoff.add_argument("--benchmark", required=True, help="tools/run_benchmark.py's <output-root>/benchmark.json")
+    tradeoff.add_argument("--experiments", default="",
+                          help="the experiment list, for the parent arrows (none without it)")
+    tradeoff.add_argument("--protocol", default="predcls", choices=("predcls", "sgcls", "sgdet"))
+    tradeoff.add_argument("--title", default=None)
+    for p in (dist, recall, compare, curves, tradeoff):
         p.add_argument("--output", required=True, help="PNG (or any format matplotlib writes) to create")
     for p in (recall, compare):
         p.add_argument("--k", type=int, default=100, help="the K of R@K")
+    tradeoff.add_argument("--k", type=int, default=50, help="the K of R@K and mR@K")
     return parser.parse_args(argv)
 
 
@@ -94,6 +107,10 @@ def main(argv=None) -> int:
         elif args.figure == "curves":
             plot_training_curves(parse_runs(args.run), args.output, keys=args.key or ["loss"], window=args.window,
                                  title=args.title)
+        elif args.figure == "tradeoff":
+            parents = experiment_parents(load_benchmark_spec(args.experiments)) if args.experiments else {}
+            plot_recall_tradeoff(load_tradeoff(args.benchmark, args.protocol, args.k), args.output, k=args.k,
+                                 parents=parents, title=args.title)
         elif args.figure == "recall":
             plot_per_predicate_recall(args.results, args.output, k=args.k)
         else:

@@ -15,6 +15,7 @@ An experiment list is a small yaml::
       - name: Transformer+BA-SGG                 # a multi-stage recipe: any command that leaves
         command: bash scripts/ba_sgg/run.sh TransformerPredictor {protocol} {detector} {output_dir} {seed}
                                                  # {output_dir}/inference/<test set>/results.json behind
+        parent: Transformer                      # optional: the row it modifies (default: the name's +-prefix)
 
 Each run lives in ``<root>/<name>/<protocol>/seed<k>`` and is skipped when its ``results.json`` exists, so an
 interrupted benchmark continues where it stopped. ``collect`` reads every finished run back; the Markdown and JSON
@@ -47,7 +48,7 @@ from sgg.utils.plots import save_bar_chart
 
 PROTOCOLS = ("predcls", "sgcls", "sgdet")
 PROTOCOL_SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
-LIST_KEYS = ("name", "config", "opts", "command", "protocols", "seeds")
+LIST_KEYS = ("name", "config", "opts", "command", "protocols", "seeds", "parent")
 TOP_KEYS = ("detector", "base_config", "protocols", "seeds", "opts", "experiments", "ks")
 METRIC_PREFIXES = ("R", "mR", "F", "head_mR", "body_mR", "tail_mR", "ngR", "ngmR", "ngF")
 
@@ -60,6 +61,7 @@ class Experiment:
     command: str
     protocols: List[str]
     seeds: Dict[str, List[int]]  # protocol -> its seeds
+    parent: str = ""  # the row this one modifies (figures draw an arrow from it); see experiment_parents
 
     def seeds_for(self, protocol: str) -> List[int]:
         return self.seeds[protocol]
@@ -150,8 +152,32 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
             name=name, config=config, opts=common_opts + _check_opts(entry.get("opts", []), f"{where} ({name}): opts"),
             command=command,
             protocols=_check_protocols(entry.get("protocols", protocols), f"{where} ({name})"),
-            seeds=_check_seeds(entry.get("seeds", seeds), seeds, f"{where} ({name})")))
+            seeds=_check_seeds(entry.get("seeds", seeds), seeds, f"{where} ({name})"),
+            parent=str(entry.get("parent", ""))))
+    for index, exp in enumerate(spec.experiments):
+        if exp.parent and (exp.parent not in names or exp.parent == exp.name):
+            raise ConfigError(f"{path}: experiments[{index}] ({exp.name}): parent {exp.parent!r} must name another "
+                              "experiment of the list")
     return spec
+
+
+def experiment_parents(spec: BenchmarkSpec) -> Dict[str, str]:
+    """Each debiasing row's parent in the list, for figures that show what a method changes: its ``parent`` key,
+    else the longest ``+``-prefix of its name that is a row (``PE-Net+Reweight`` -> ``PE-Net``, ``HCA+cdl+BA-SGG``
+    -> ``HCA+cdl``). Rows without either are left out."""
+    names = {e.name for e in spec.experiments}
+    parents = {}
+    for exp in spec.experiments:
+        if exp.parent:
+            parents[exp.name] = exp.parent
+            continue
+        parts = exp.name.split("+")
+        for cut in range(len(parts) - 1, 0, -1):
+            prefix = "+".join(parts[:cut])
+            if prefix in names:
+                parents[exp.name] = prefix
+                break
+    return parents
 
 
 def run_dir(root: str, name: str, protocol: str, seed: int) -> str:

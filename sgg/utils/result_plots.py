@@ -4,7 +4,9 @@
 * ``plot_per_predicate_recall``: per-predicate R@K of one run, predicates in frequency order;
 * ``plot_recall_change``: per-predicate R@K of run B minus run A (gains up, losses down);
 
-and the training curves of runs (``plot_training_curves``: one panel per logged value, e.g. ``loss``, ``val/AP50``).
+and the training curves of runs (``plot_training_curves``: one panel per logged value, e.g. ``loss``, ``val/AP50``),
+and the recall / mean-recall trade-off of a benchmark (``plot_recall_tradeoff``: R@K against mR@K, one point per
+experiment, an arrow from each debiasing row's parent).
 
 Inputs are the evaluator's ``results.json`` (its ``per_predicate`` block: ``names``, ``gt_count``, ``R@K``) and the
 trainer's ``metrics.json`` (one JSON object per log line, with its ``iteration``).
@@ -191,5 +193,57 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
     return _save(fig, path)
 
 
+def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple[float, float]]:
+    """(R@K, mR@K) in percent of every row of ``protocol`` in a benchmark's ``benchmark.json``
+    (``tools/run_benchmark.py`` writes it; seed means)."""
+    if not os.path.isfile(benchmark_json):
+        raise FileNotFoundError(f"benchmark table {benchmark_json} does not exist (tools/run_benchmark.py writes "
+                                f"<output-root>/benchmark.json; --collect-only rebuilds it from records)")
+    with open(benchmark_json) as f:
+        try:
+            rows = json.load(f)
+        except ValueError as err:
+            raise DataError(f"{benchmark_json} is not valid JSON: {err}") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{benchmark_json}: expected a list of rows (run_benchmark.py's benchmark.json)")
+    points = {}
+    for row in rows:
+        if row.get("protocol") != protocol:
+            continue
+        metrics = row.get("metrics", {})
+        if f"R@{k}" not in metrics or f"mR@{k}" not in metrics:
+            raise DataError(f"{benchmark_json}: row {row.get('name')} {protocol} has no R@{k} / mR@{k}")
+        points[row["name"]] = (100.0 * metrics[f"R@{k}"], 100.0 * metrics[f"mR@{k}"])
+    if not points:
+        found = sorted({str(r.get("protocol")) for r in rows})
+        raise DataError(f"{benchmark_json} has no {protocol} rows (it has: {', '.join(found) or 'none'})")
+    return points
+
+
+def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: int = 50,
+                         parents: Optional[Dict[str, str]] = None, title: Optional[str] = None) -> str:
+    """R@K (x) against mR@K (y), one labelled point per experiment; an arrow from each row's parent (both must be
+    plotted), so that what a debiasing method trades reads as the arrow's direction: right = recall, up = mean
+    recall."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 6.0))
+    children = set((parents or {}).keys())
+    for name, (recall, mean_recall) in points.items():
+        ax.scatter([recall], [mean_recall], s=28, zorder=3,
+                   color="#c8553d" if name in children else "#3b6ea8")
+        ax.annotate(name, (recall, mean_recall), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    for child, parent in (parents or {}).items():
+        if child in points and parent in points:
+            ax.annotate("", xy=points[child], xytext=points[parent], zorder=2,
+                        arrowprops=dict(arrowstyle="->", color="#888888", lw=0.9, shrinkA=3, shrinkB=3))
+    ax.set_xlabel(f"R@{k} (%)")
+    ax.set_ylabel(f"mR@{k} (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"R@{k} against mR@{k} (blue: baselines, red: a method on its parent, arrow from it)",
+                 fontsize=10)
+    return _save(fig, path)
+
+
 __all__ = ["load_per_predicate", "plot_predicate_distribution", "plot_per_predicate_recall", "plot_recall_change",
-           "frequency_order", "load_curve", "moving_average", "plot_training_curves"]
+           "frequency_order", "load_curve", "moving_average", "plot_training_curves", "load_tradeoff",
+           "plot_recall_tradeoff"]

@@ -165,3 +165,41 @@ def test_curves_bad_inputs_name_the_problem(tmp_path, caplog):
     assert plot_results.main(["curves", "--run", f"a={tmp_path / 'broken.json'}", "--output", str(out)]) == 2
     assert "broken.json:2: not a JSON object" in caplog.text
     assert not out.exists()
+
+
+def _benchmark_json(path):
+    rows = [{"name": "Motif", "protocol": "predcls", "metrics": {"R@50": 0.433, "mR@50": 0.130}},
+            {"name": "Motif+BA-SGG", "protocol": "predcls", "metrics": {"R@50": 0.459, "mR@50": 0.276}},
+            {"name": "Motif", "protocol": "sgcls", "metrics": {"R@50": 0.358, "mR@50": 0.125}}]
+    path.write_text(json.dumps(rows))
+    return str(path)
+
+
+def test_tradeoff_points_are_one_protocols_rows_in_percent(tmp_path):
+    from sgg.utils.result_plots import load_tradeoff
+
+    path = _benchmark_json(tmp_path / "benchmark.json")
+    points = load_tradeoff(path, "predcls", 50)
+    assert set(points) == {"Motif", "Motif+BA-SGG"}
+    assert points["Motif+BA-SGG"] == pytest.approx((45.9, 27.6))  # (R@50, mR@50), not swapped
+    assert load_tradeoff(path, "sgcls", 50) == {"Motif": pytest.approx((35.8, 12.5))}
+
+
+def test_tradeoff_figure_and_its_errors(tmp_path, caplog):
+    path = _benchmark_json(tmp_path / "benchmark.json")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("experiments:\n  - {name: Motif, config: c.yaml}\n  - {name: Motif+BA-SGG, config: c.yaml}\n")
+    out = tmp_path / "t.png"
+    assert plot_results.main(["tradeoff", "--benchmark", path, "--experiments", str(listing), "--output",
+                              str(out)]) == 0
+    width, height = _image_size(out)
+    assert width >= 700 and height >= 500  # 8 x 6 inches at 100 dpi
+    assert plot_results.main(["tradeoff", "--benchmark", path, "--protocol", "sgdet", "--output",
+                              str(tmp_path / "x.png")]) == 2
+    assert "has no sgdet rows (it has: predcls, sgcls)" in caplog.text
+    assert plot_results.main(["tradeoff", "--benchmark", path, "--k", "20", "--output", str(tmp_path / "y.png")]) == 2
+    assert "row Motif predcls has no R@20 / mR@20" in caplog.text
+    assert plot_results.main(["tradeoff", "--benchmark", str(tmp_path / "none.json"), "--output",
+                              str(tmp_path / "z.png")]) == 2
+    assert "none.json does not exist" in caplog.text
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()

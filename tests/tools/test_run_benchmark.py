@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from sgg.benchmarking.runner import (export_records, load_benchmark_spec, markdown_tables, parse_times,
-                                     run_dir, summarise, train_command)
+from sgg.benchmarking.runner import (experiment_parents, export_records, load_benchmark_spec, markdown_tables,
+                                     parse_times, run_dir, summarise, train_command)
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
 
@@ -65,6 +65,8 @@ experiments:
     ("experiments:\n  - {name: A, config: c.yaml, seeds: {sgdett: [0]}}", "unknown protocols ['sgdett']"),
     ("experiments:\n  - {name: A, config: c.yaml, seeds: {sgdet: []}}", "seeds[sgdet] must be a non-empty list"),
     ("seeds: [0, x]\nexperiments:\n  - {name: A, config: c.yaml}", "seeds must be a non-empty list of integers"),
+    ("experiments:\n  - {name: A, config: c.yaml, parent: B}", "parent 'B' must name another experiment"),
+    ("experiments:\n  - {name: A, config: c.yaml, parent: A}", "parent 'A' must name another experiment"),
     ("detectors: {}\nexperiments:\n  - {name: A, config: c.yaml}", "unknown top-level keys ['detectors']"),
 ])
 def test_bad_experiment_lists_name_the_file_and_entry(tmp_path, text, message):
@@ -356,7 +358,7 @@ def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
     data = vglike_data()
     for mine, theirs in zip(vglike.experiments, small.experiments):
         assert mine.opts[:len(data)] == data and mine.opts[len(data):] == theirs.opts, mine.name
-        assert mine.protocols == theirs.protocols, mine.name
+        assert (mine.protocols, mine.parent) == (theirs.protocols, theirs.parent), mine.name
         if theirs.command:
             assert mine.command == theirs.command.replace("env ", "env DATASET=vglike ", 1), mine.name
         else:
@@ -365,6 +367,16 @@ def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
             assert mine.config == expected, mine.name
         assert {p: mine.seeds_for(p) for p in mine.protocols} == {
             p: [0] if p == "sgdet" else [0, 1] for p in mine.protocols}, mine.name
+
+
+def test_parents_follow_the_parent_key_then_the_longest_plus_prefix():
+    parents = experiment_parents(load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_synthetic.yaml")))
+    assert parents["Motif+BA-SGG"] == "Motif" and parents["PE-Net+Reweight"] == "PE-Net"
+    assert parents["SPL+Reweight"] == "SPL" and parents["LinkNet+CCE-bg+Ranker"] == "LinkNet"
+    assert parents["HCA+cdl+BA-SGG"] == "HCA+cdl"  # the longest prefix that is a row, not HCA
+    assert parents["Motifs-TDE"] == "Causal-Motifs" and parents["VCTree-TDE"] == "Causal-VCTree"  # parent key
+    for baseline in ("Motif", "SPL", "PE-Net", "IterativeSG", "IterativeSG-no-weights", "Causal-Motifs"):
+        assert baseline not in parents
 
 
 def test_vg150_cost_estimate_covers_every_experiment_of_the_vg150_list():
