@@ -220,6 +220,21 @@ def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple
     return points
 
 
+def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
+    """Move each point label down (then up) in steps of ``step`` points until its box overlaps no earlier one, so
+    that rows with close numbers stay readable."""
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for label in labels:
+        offsets = [0.0] + [sign * step * i for i in range(1, tries + 1) for sign in (-1, 1)]
+        for dy in offsets:
+            label.set_position((4, 3 + dy))
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        placed.append(label.get_window_extent(renderer))
+
+
 def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: int = 50,
                          parents: Optional[Dict[str, str]] = None, title: Optional[str] = None) -> str:
     """R@K (x) against mR@K (y), one labelled point per experiment; an arrow from each row's parent (both must be
@@ -228,10 +243,13 @@ def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: i
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 6.0))
     children = set((parents or {}).keys())
+    labels = []
     for name, (recall, mean_recall) in points.items():
         ax.scatter([recall], [mean_recall], s=28, zorder=3,
                    color="#c8553d" if name in children else "#3b6ea8")
-        ax.annotate(name, (recall, mean_recall), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        labels.append(ax.annotate(name, (recall, mean_recall), xytext=(4, 3), textcoords="offset points",
+                                  fontsize=7))
+    _separate_labels(fig, labels)
     for child, parent in (parents or {}).items():
         if child in points and parent in points:
             ax.annotate("", xy=points[child], xytext=points[parent], zorder=2,
