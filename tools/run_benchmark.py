@@ -3,6 +3,7 @@
 
     python tools/run_benchmark.py --experiments configs/benchmark_synthetic.yaml --output-root output/benchmark
     python tools/run_benchmark.py --experiments ... --only Transformer FREQ --protocols predcls   # a subset
+    python tools/run_benchmark.py --experiments ... --seeds 0               # every row's first seed first
     python tools/run_benchmark.py --experiments ... --collect-only          # tables from finished runs only
     python tools/run_benchmark.py --experiments ... --collect-only --export-records benchmarks/results/synthetic
                                    # + the runs' results without checkpoints (rebuild the tables, resume a benchmark)
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output-root", default="output/benchmark", help="one folder per experiment and protocol")
     parser.add_argument("--only", nargs="+", default=None, help="run only these experiment names")
     parser.add_argument("--protocols", nargs="+", default=None, help="run only these protocols")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="run only these of each experiment's seeds (e.g. every first seed before any second)")
     parser.add_argument("--collect-only", action="store_true", help="write the tables from finished runs only")
     parser.add_argument("--export-records", metavar="DIR", default=None,
                         help="also copy every finished run's results (no checkpoints) into DIR; "
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
     if not args.collect_only:
         detector = ensure_detector(spec, args.opts, args.dry_run)
         jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds_for(p)
-                if not args.protocols or p in args.protocols]
+                if (not args.protocols or p in args.protocols) and (args.seeds is None or s in args.seeds)]
         start = time.time()
         for exp, protocol, seed in tqdm(jobs, desc="experiments", unit="run"):
             output_dir = run_dir(args.output_root, exp.name, protocol, seed)

@@ -139,6 +139,11 @@ experiments:
     planned = sorted(line.split("INFO: ")[1].split(":")[0] for line in proc.stderr.splitlines()
                      if "INFO: A " in line)
     assert planned == ["A predcls seed 0", "A predcls seed 1", "A sgdet seed 0"]
+    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", path, "--output-root",
+                           str(tmp_path / "runs"), "--dry-run", "--seeds", "1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert [line.split("INFO: ")[1].split(":")[0] for line in proc.stderr.splitlines() if "INFO: A " in line] == [
+        "A predcls seed 1"]  # --seeds picks among each protocol's own seeds
     for protocol, seed in [("predcls", 0), ("predcls", 1), ("sgdet", 0), ("sgdet", 1)]:
         _fake_run(tmp_path, "A", protocol, seed, 0.40 + 0.1 * seed, 0.10)
     predcls, sgdet = summarise(spec, str(tmp_path))
