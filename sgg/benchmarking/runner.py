@@ -206,13 +206,14 @@ def train_command(exp: Experiment, protocol: str, seed: int, detector: str, outp
 
 
 def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] = None) -> float:
-    """Run ``command`` with its output in ``output_dir/run.log``; returns the wall time. A failure raises with the
-    log's path and its last lines."""
+    """Run ``command`` with its output appended to ``output_dir/run.log`` (a run started again after a failure or
+    an interruption keeps the earlier attempts' output above its own); returns the wall time. A failure raises with
+    the log's path and its last lines."""
     os.makedirs(output_dir, exist_ok=True)
     log_path = os.path.join(output_dir, "run.log")
     start = time.time()
-    with open(log_path, "w") as log:
-        log.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
+    with open(log_path, "a") as log:
+        log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ " + " ".join(shlex.quote(c) for c in command) + "\n")
         log.flush()
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     seconds = time.time() - start

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sgg.benchmarking.runner import (experiment_parents, export_records, load_benchmark_spec, markdown_tables,
-                                     parse_times, run_dir, summarise, train_command)
+                                     parse_times, run_dir, run_one, summarise, train_command)
+from sgg.utils.errors import RunError
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
 
@@ -192,6 +193,17 @@ experiments:
     record = dest / "A" / "predcls" / "seed0"
     assert json.loads((record / "wall_time.json").read_text()) == {"seconds": 3800.5}
     assert (record / "inference" / "SyntheticVG_test" / "results.json").is_file()
+
+
+def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
+    folder = str(tmp_path / "A" / "predcls" / "seed0")
+    with pytest.raises(RunError, match="exit 3") as error:
+        run_one([sys.executable, "-c", "print('first attempt'); raise SystemExit(3)"], folder)
+    assert "first attempt" in str(error.value) and not os.path.exists(os.path.join(folder, "wall_time.json"))
+    run_one([sys.executable, "-c", "print('second attempt')"], folder)
+    log = open(os.path.join(folder, "run.log")).read()
+    assert log.index("first attempt") < log.index("second attempt") and log.count("\n$ ") == 2
+    assert os.path.isfile(os.path.join(folder, "wall_time.json"))
 
 
 def test_log_times_take_the_last_occurrence(tmp_path):
