@@ -317,13 +317,24 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
                 "detector_ap50": info.get("detector_ap50", detector_ap50),
                 "train_seconds": _mean_std([r.get("train_seconds") for r in runs])[0],
                 "inference_s_per_image": _mean_std([r.get("inference_s_per_image") for r in runs])[0],
+                "max_triplets_per_image": info.get("max_triplets_per_image"),
             }
             row["per_predicate"] = runs[0]["results"].get("per_predicate")
             rows.append(row)
     return rows
 
 
+CAPPED = "†"  # marks an @K cell whose K exceeds the triplets the model can rank per image
+
+
+def _capped(row: Dict, k: int) -> bool:
+    cap = (row.get("model") or {}).get("max_triplets_per_image")
+    return cap is not None and k > cap
+
+
 def _cell(row: Dict, prefix: str, ks: Sequence[int]) -> str:
+    """One ``a / b / c`` cell over ``ks``; graph-constrained @K beyond the model's triplet cap carry CAPPED (the
+    no-graph-constraint metrics rank every predicate of each triplet, so they are not capped)."""
     parts = []
     for k in ks:
         key = f"{prefix}@{k}"
@@ -333,6 +344,8 @@ def _cell(row: Dict, prefix: str, ks: Sequence[int]) -> str:
         text = f"{100 * row['metrics'][key]:.1f}"
         if row["seeds"] > 1:
             text += f"±{100 * row['spread'][key]:.1f}"
+        if not prefix.startswith("ng") and _capped(row, k):
+            text += CAPPED
         parts.append(text)
     return " / ".join(parts)
 
@@ -345,9 +358,17 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
     for row in rows:
         hbt = " / ".join(f"{100 * row['metrics'][f'{g}_mR@{ks[-1]}']:.1f}"
                          if f"{g}_mR@{ks[-1]}" in row["metrics"] else "-" for g in ("head", "body", "tail"))
+        hbt += CAPPED if _capped(row, ks[-1]) else ""
         lines.append(f"| {row['name']} | {row['protocol']} | {row['seeds']} | {_cell(row, 'R', ks)} | "
                      f"{_cell(row, 'mR', ks)} | {_cell(row, 'F', ks)} | {hbt} | {_cell(row, 'ngR', ks)} | "
                      f"{_cell(row, 'ngmR', ks)} |")
+    caps = sorted({row["model"]["max_triplets_per_image"] for row in rows
+                   if any(_capped(row, k) for k in ks)})
+    if caps:
+        lines += ["", f"{CAPPED} K above the most triplets the model ranks per image "
+                  f"({', '.join(str(c) for c in caps)}: one per IterativeSG relation query): R@K, mR@K and F@K there "
+                  "equal their value at that number, so they are not comparable with the other rows' (the "
+                  "no-graph-constraint ngR@K rank every predicate of each triplet and are not capped)."]
     lines += ["", "| experiment | protocol | encoder | decoder | backbone params | total params | trainable params | "
               "detector AP@0.5 | batch | device | training time | inference s/image |", "|---" * 12 + "|"]
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sgg.data.build import build_data_loader
-from sgg.modeling.model_info import describe_model, parameter_summary
+from sgg.modeling.model_info import describe_model, parameter_summary, triplet_cap
 from sgg.solver import make_lr_scheduler, make_optimizer
 from sgg.utils import comm
 from sgg.utils.checkpoint import Checkpointer, remove_orphan_temporaries
@@ -30,10 +30,11 @@ logger = logging.getLogger(__name__)
 
 
 def write_model_info(cfg, model: nn.Module) -> Dict:
-    """``OUTPUT_DIR/model_info.json``: encoder / decoder names, parameter counts, batch size and device (read by
-    tools/run_benchmark.py)."""
+    """``OUTPUT_DIR/model_info.json``: encoder / decoder names, parameter counts, batch size, device and the most
+    triplets per image the model can rank (read by tools/run_benchmark.py)."""
     info = dict(describe_model(cfg), **parameter_summary(model), ims_per_batch=int(cfg.SOLVER.IMS_PER_BATCH),
-                world_size=comm.get_world_size(), device=str(resolve_device(cfg)))
+                world_size=comm.get_world_size(), device=str(resolve_device(cfg)),
+                max_triplets_per_image=triplet_cap(cfg))
     logger.info("Parameters: %(total_parameters)d total, %(trainable_parameters)d trainable, "
                 "%(backbone_parameters)d in the backbone", info)
     if comm.is_main_process() and cfg.OUTPUT_DIR:

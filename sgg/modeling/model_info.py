@@ -1,5 +1,5 @@
 """What a published model table says about a model: encoder (backbone + detector) and decoder (relation head)
-names, and parameter counts. ``sgg.engine.trainer.write_model_info`` writes them to ``model_info.json``."""
+names, parameter counts and the most triplets it can rank per image. ``sgg.engine.trainer.write_model_info`` writes them to ``model_info.json``."""
 from __future__ import annotations
 
 from typing import Dict
@@ -37,3 +37,12 @@ def describe_model(cfg) -> Dict[str, str]:
     if decoder is None:
         decoder = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR + (" + SPL" if spl_enabled(cfg) else "")
     return {"encoder": encoder, "decoder": decoder}
+
+
+def triplet_cap(cfg):
+    """The most triplets the model ranks per image when that is fewer than its candidate pairs: IterativeSG gives one
+    triplet per relation query, so R@K for K above NUM_RELATION_QUERIES equals R@NUM_RELATION_QUERIES. None for the
+    two-stage heads, which rank every candidate pair."""
+    if cfg.MODEL.META_ARCHITECTURE == "IterativeSceneGraph":
+        return int(cfg.MODEL.DETR.NUM_RELATION_QUERIES)
+    return None

@@ -237,3 +237,17 @@ def test_describe_model_names_the_encoder_and_decoder_of_the_model_table(config,
     cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", config))
     cfg.merge_from_list(opts)
     assert tuple(describe_model(cfg).values()) == expected
+
+
+@pytest.mark.parametrize("config, expected", [
+    ("synthetic/iterative_sg.yaml", 16),  # one triplet per relation query
+    ("iterative_sg/vg150_R101.yaml", 300),
+    ("synthetic/relation_base.yaml", None),  # a two-stage head ranks every candidate pair
+])
+def test_triplet_cap_is_the_relation_query_count_of_iterative_sg(config, expected):
+    from sgg.config import get_cfg
+    from sgg.modeling.model_info import triplet_cap
+
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", config))
+    assert triplet_cap(cfg) == expected

@@ -82,7 +82,7 @@ def test_missing_experiment_list_is_reported(tmp_path):
         load_benchmark_spec(str(tmp_path / "nothere.yaml"))
 
 
-def _fake_run(root, name, protocol, seed, r50, mr50, train="0:01:40", infer="0.0250"):
+def _fake_run(root, name, protocol, seed, r50, mr50, train="0:01:40", infer="0.0250", **model_info):
     folder = run_dir(str(root), name, protocol, seed)
     os.makedirs(os.path.join(folder, "inference", "SyntheticVG_test"))
     with open(os.path.join(folder, "inference", "SyntheticVG_test", "results.json"), "w") as f:
@@ -94,7 +94,8 @@ def _fake_run(root, name, protocol, seed, r50, mr50, train="0:01:40", infer="0.0
                 f"x INFO: Total inference pure compute time: {infer} s / img per device\n")
     with open(os.path.join(folder, "model_info.json"), "w") as f:
         json.dump({"encoder": "R-101-FPN Faster R-CNN", "decoder": "MotifPredictor", "total_parameters": 1000,
-                   "trainable_parameters": 400, "backbone_parameters": 300, "ims_per_batch": 8, "device": "cpu"}, f)
+                   "trainable_parameters": 400, "backbone_parameters": 300, "ims_per_batch": 8, "device": "cpu",
+                   **model_info}, f)
 
 
 def test_tables_average_seeds_with_their_spread(tmp_path):
@@ -150,6 +151,27 @@ experiments:
     predcls, sgdet = summarise(spec, str(tmp_path))
     assert (predcls["seeds"], predcls["metrics"]["R@50"]) == (2, pytest.approx(0.45))
     assert (sgdet["seeds"], sgdet["metrics"]["R@50"]) == (1, pytest.approx(0.40))  # seed 1 is not in the list
+
+
+def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
+    """IterativeSG ranks one triplet per query: with 30 queries its @50 and @100 cells (and the head / body / tail
+    mR@100) carry the mark and the table explains it; its ngR@K and the other row do not."""
+    spec = load_benchmark_spec(_write(tmp_path, "ks: [20, 50, 100]\nprotocols: [sgdet]\nexperiments:\n"
+                                                "  - {name: ISG, config: c.yaml}\n  - {name: Motif, config: c.yaml}\n"))
+    for name, cap in (("ISG", 30), ("Motif", None)):
+        folder = run_dir(str(tmp_path), name, "sgdet", 0)
+        os.makedirs(os.path.join(folder, "inference", "T"))
+        metrics = {f"{p}@{k}": 0.25 for p in ("R", "mR", "F", "ngR", "ngmR") for k in (20, 50, 100)}
+        metrics.update({f"{g}_mR@100": 0.5 for g in ("head", "body", "tail")})
+        with open(os.path.join(folder, "inference", "T", "results.json"), "w") as f:
+            json.dump(metrics, f)
+        with open(os.path.join(folder, "model_info.json"), "w") as f:
+            json.dump({"max_triplets_per_image": cap}, f)
+    table = markdown_tables(summarise(spec, str(tmp_path)), [20, 50, 100])
+    assert ("| ISG | sgdet | 1 | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | "
+            "50.0 / 50.0 / 50.0† | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |") in table
+    assert "| Motif | sgdet | 1 | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |" in table
+    assert "† K above the most triplets the model ranks per image (30" in table
 
 
 def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path):
