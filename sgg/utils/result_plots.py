@@ -40,16 +40,21 @@ def _pyplot():
     return plt
 
 
-def load_per_predicate(path: str) -> Dict:
-    """The ``per_predicate`` block of an evaluator ``results.json``, checked."""
+def _read_json(path: str, what: str, producer: str):
+    """The JSON content of ``path``; a missing file names ``what`` and who writes it (``producer``)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"results file {path} does not exist (relation_test_net.py writes "
-                                f"OUTPUT_DIR/inference/<dataset>/results.json)")
+        raise FileNotFoundError(f"{what} {path} does not exist ({producer})")
     with open(path) as f:
         try:
-            results = json.load(f)
+            return json.load(f)
         except ValueError as err:
             raise DataError(f"{path} is not valid JSON: {err}") from None
+
+
+def load_per_predicate(path: str) -> Dict:
+    """The ``per_predicate`` block of an evaluator ``results.json``, checked."""
+    results = _read_json(path, "results file",
+                         "relation_test_net.py writes OUTPUT_DIR/inference/<dataset>/results.json")
     block = results.get("per_predicate") if isinstance(results, dict) else None
     if not isinstance(block, dict) or "names" not in block or "gt_count" not in block:
         raise DataError(f"{path} has no 'per_predicate' block with 'names' and 'gt_count' (is it an evaluator "
@@ -196,14 +201,8 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
 def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple[float, float]]:
     """(R@K, mR@K) in percent of every row of ``protocol`` in a benchmark's ``benchmark.json``
     (``tools/run_benchmark.py`` writes it; seed means)."""
-    if not os.path.isfile(benchmark_json):
-        raise FileNotFoundError(f"benchmark table {benchmark_json} does not exist (tools/run_benchmark.py writes "
-                                f"<output-root>/benchmark.json; --collect-only rebuilds it from records)")
-    with open(benchmark_json) as f:
-        try:
-            rows = json.load(f)
-        except ValueError as err:
-            raise DataError(f"{benchmark_json} is not valid JSON: {err}") from None
+    rows = _read_json(benchmark_json, "benchmark table", "tools/run_benchmark.py writes <output-root>/benchmark.json; "
+                      "--collect-only rebuilds it from records")
     if not isinstance(rows, list):
         raise DataError(f"{benchmark_json}: expected a list of rows (run_benchmark.py's benchmark.json)")
     points = {}
