@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from sgg.config.sgg_config import ConfigError
-from sgg.utils.errors import DataError
 from sgg.modeling.roi_heads.relation_head.layers.spl import read_prototype_tensor
+from sgg.utils.errors import DataError
 
 logger = logging.getLogger("sgg.tools.compute_concept_prototypes")
 

@@ -24,7 +24,7 @@ import time
 from tqdm import tqdm
 
 from sgg.benchmarking.runner import (detector_ap50, export_records, find_results, load_benchmark_spec, run_dir,
-                                     run_one, summarise, train_command, write_tables)
+                                     run_one, summarise, table_detector_ap50, train_command, write_tables)
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import RunError
 
@@ -110,9 +110,7 @@ def main(argv=None) -> int:
         logger.info("all runs done in %.0f s", time.time() - start)
     if args.dry_run:
         return 0
-    ap50 = detector_ap50(spec.detector_weights) if spec.detector_weights else None
-    if ap50 is None:  # tables rebuilt from exported records: the detector's metrics travel with them
-        ap50 = detector_ap50(os.path.join(args.output_root, "detector", "model_final.pth"))
+    ap50 = table_detector_ap50(spec, args.output_root, args.collect_only)
     rows = summarise(spec, args.output_root, ap50)
     paths = write_tables(rows, spec.ks, args.output_root)
     with open(paths["markdown"]) as f:

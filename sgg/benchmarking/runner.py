@@ -366,7 +366,7 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
                    if any(_capped(row, k) for k in ks)})
     if caps:
         lines += ["", f"{CAPPED} K above the most triplets the model ranks per image "
-                  f"({', '.join(str(c) for c in caps)}: one per IterativeSG relation query): R@K, mR@K and F@K there "
+                  f"({', '.join(str(c) for c in caps)}; model_info.json's max_triplets_per_image): R@K, mR@K and F@K there "
                   "equal their value at that number, so they are not comparable with the other rows' (the "
                   "no-graph-constraint ngR@K rank every predicate of each triplet and are not capped)."]
     lines += ["", "| experiment | protocol | encoder | decoder | backbone params | total params | trainable params | "
@@ -446,6 +446,16 @@ def _write_json(path: str, value) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(value, f, indent=1)
+
+
+def table_detector_ap50(spec: BenchmarkSpec, root: str, collect_only: bool) -> Optional[float]:
+    """The detector AP@0.5 the tables print. Runs just trained use the list's detector; tables rebuilt with
+    ``--collect-only`` prefer the metrics kept under ``<root>/detector`` (exported records carry their own
+    detector's), so that rebuilding old records on a machine with a newer detector does not print the newer one."""
+    listed = detector_ap50(spec.detector_weights) if spec.detector_weights else None
+    own = detector_ap50(os.path.join(root, "detector", "model_final.pth"))
+    first, second = (own, listed) if collect_only else (listed, own)
+    return first if first is not None else second
 
 
 def detector_ap50(weights: str) -> Optional[float]:

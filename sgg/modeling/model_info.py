@@ -1,5 +1,6 @@
 """What a published model table says about a model: encoder (backbone + detector) and decoder (relation head)
-names, parameter counts and the most triplets it can rank per image. ``sgg.engine.trainer.write_model_info`` writes them to ``model_info.json``."""
+names, parameter counts and the most triplets it can rank per image. ``sgg.engine.trainer.write_model_info`` writes
+them to ``model_info.json``."""
 from __future__ import annotations
 
 from typing import Dict

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sgg.benchmarking.runner import (experiment_parents, export_records, load_benchmark_spec, markdown_tables,
-                                     parse_times, run_dir, run_one, summarise, train_command)
+                                     parse_times, run_dir, run_one, summarise, table_detector_ap50, train_command)
 from sgg.utils.errors import RunError
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
@@ -157,8 +157,9 @@ def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
     """IterativeSG ranks one triplet per query: with 30 queries its @50 and @100 cells (and the head / body / tail
     mR@100) carry the mark and the table explains it; its ngR@K and the other row do not."""
     spec = load_benchmark_spec(_write(tmp_path, "ks: [20, 50, 100]\nprotocols: [sgdet]\nexperiments:\n"
-                                                "  - {name: ISG, config: c.yaml}\n  - {name: Motif, config: c.yaml}\n"))
-    for name, cap in (("ISG", 30), ("Motif", None)):
+                                                "  - {name: ISG, config: c.yaml}\n  - {name: Motif, config: c.yaml}\n"
+                                                "  - {name: ISG50, config: c.yaml}\n"))
+    for name, cap in (("ISG", 30), ("Motif", None), ("ISG50", 50)):
         folder = run_dir(str(tmp_path), name, "sgdet", 0)
         os.makedirs(os.path.join(folder, "inference", "T"))
         metrics = {f"{p}@{k}": 0.25 for p in ("R", "mR", "F", "ngR", "ngmR") for k in (20, 50, 100)}
@@ -171,7 +172,8 @@ def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
     assert ("| ISG | sgdet | 1 | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | "
             "50.0 / 50.0 / 50.0† | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |") in table
     assert "| Motif | sgdet | 1 | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |" in table
-    assert "† K above the most triplets the model ranks per image (30" in table
+    assert "| ISG50 | sgdet | 1 | 25.0 / 25.0 / 25.0† |" in table  # K equal to the cap ranks all it can
+    assert "† K above the most triplets the model ranks per image (30, 50;" in table
 
 
 def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path):
@@ -226,6 +228,25 @@ def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
     log = open(os.path.join(folder, "run.log")).read()
     assert log.index("first attempt") < log.index("second attempt") and log.count("\n$ ") == 2
     assert os.path.isfile(os.path.join(folder, "wall_time.json"))
+
+
+def test_rebuilt_records_print_their_own_detectors_ap_not_the_lists(tmp_path):
+    """Records of an old benchmark (their detector: AP@0.5 0.812) rebuilt on a machine where the list's detector
+    weights are a newer detector (0.822): --collect-only prints 0.812; a fresh run prints the list's detector."""
+    def detector(folder, ap50):
+        metrics = folder / "inference" / "SyntheticVG_test"
+        metrics.mkdir(parents=True)
+        (metrics / "detection_metrics.json").write_text(json.dumps({"AP50": ap50}))
+        return str(folder / "model_final.pth")
+
+    listed = detector(tmp_path / "new_detector", 0.822)
+    records = tmp_path / "records"
+    detector(records / "detector", 0.812)
+    spec = load_benchmark_spec(_write(tmp_path, f"detector: {{weights: {listed}}}\n"
+                                                "experiments:\n  - {name: A, config: c.yaml}\n"))
+    assert table_detector_ap50(spec, str(records), collect_only=True) == pytest.approx(0.812)
+    assert table_detector_ap50(spec, str(records), collect_only=False) == pytest.approx(0.822)
+    assert table_detector_ap50(spec, str(tmp_path / "empty"), collect_only=True) == pytest.approx(0.822)
 
 
 def test_log_times_take_the_last_occurrence(tmp_path):
