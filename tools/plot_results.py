@@ -16,14 +16,15 @@ any split of its datasets). ``recall``: per-predicate R@K of one run. ``compare`
 Predicates are in decreasing frequency order in every figure. ``curves``: logged training values (``metrics.json``
 keys such as ``loss``, ``loss_rel``, ``val/AP50``) against the iteration, one panel per key, one line per run.
 ``tradeoff``: R@K against mR@K of a benchmark's rows in one protocol, with an arrow from each debiasing row's parent
-(the experiment list's ``parent`` key, else the name's ``+``-prefix: ``Motif+BA-SGG`` comes from ``Motif``).
+(the experiment list's ``parent`` key, else the name's ``+``-prefix: ``Motif+BA-SGG`` comes from ``Motif``); a row
+whose model gives fewer than K triplets per image (IterativeSG's queries) is drawn hollow with a dagger.
 """
 import argparse
 import logging
 
 from sgg.benchmarking.runner import experiment_parents, load_benchmark_spec
 from sgg.config.sgg_config import ConfigError
-from sgg.utils.result_plots import (load_per_predicate, load_tradeoff, plot_per_predicate_recall,
+from sgg.utils.result_plots import (load_per_predicate, load_tradeoff, load_triplet_caps, plot_per_predicate_recall,
                                     plot_predicate_distribution, plot_recall_change, plot_recall_tradeoff,
                                     plot_training_curves)
 
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
         elif args.figure == "tradeoff":
             parents = experiment_parents(load_benchmark_spec(args.experiments)) if args.experiments else {}
             plot_recall_tradeoff(load_tradeoff(args.benchmark, args.protocol, args.k), args.output, k=args.k,
-                                 parents=parents, title=args.title)
+                                 parents=parents, title=args.title,
+                                 capped=load_triplet_caps(args.benchmark, args.protocol, args.k))
         elif args.figure == "recall":
             plot_per_predicate_recall(args.results, args.output, k=args.k)
         else:

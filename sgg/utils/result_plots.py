@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -198,25 +198,39 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
     return _save(fig, path)
 
 
-def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple[float, float]]:
-    """(R@K, mR@K) in percent of every row of ``protocol`` in a benchmark's ``benchmark.json``
-    (``tools/run_benchmark.py`` writes it; seed means)."""
+def _protocol_rows(benchmark_json: str, protocol: str) -> List[Dict]:
     rows = _read_json(benchmark_json, "benchmark table", "tools/run_benchmark.py writes <output-root>/benchmark.json; "
                       "--collect-only rebuilds it from records")
     if not isinstance(rows, list):
         raise DataError(f"{benchmark_json}: expected a list of rows (run_benchmark.py's benchmark.json)")
+    chosen = [row for row in rows if row.get("protocol") == protocol]
+    if not chosen:
+        found = sorted({str(r.get("protocol")) for r in rows})
+        raise DataError(f"{benchmark_json} has no {protocol} rows (it has: {', '.join(found) or 'none'})")
+    return chosen
+
+
+def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple[float, float]]:
+    """(R@K, mR@K) in percent of every row of ``protocol`` in a benchmark's ``benchmark.json``
+    (``tools/run_benchmark.py`` writes it; seed means)."""
     points = {}
-    for row in rows:
-        if row.get("protocol") != protocol:
-            continue
+    for row in _protocol_rows(benchmark_json, protocol):
         metrics = row.get("metrics", {})
         if f"R@{k}" not in metrics or f"mR@{k}" not in metrics:
             raise DataError(f"{benchmark_json}: row {row.get('name')} {protocol} has no R@{k} / mR@{k}")
         points[row["name"]] = (100.0 * metrics[f"R@{k}"], 100.0 * metrics[f"mR@{k}"])
-    if not points:
-        found = sorted({str(r.get("protocol")) for r in rows})
-        raise DataError(f"{benchmark_json} has no {protocol} rows (it has: {', '.join(found) or 'none'})")
     return points
+
+
+def load_triplet_caps(benchmark_json: str, protocol: str, k: int) -> Dict[str, int]:
+    """The rows of ``protocol`` whose model emits fewer than K triplets per image (``model.max_triplets_per_image``,
+    e.g. IterativeSG's relation queries): their R@K is their R@cap, not comparable with rows that rank every pair."""
+    caps = {}
+    for row in _protocol_rows(benchmark_json, protocol):
+        cap = (row.get("model") or {}).get("max_triplets_per_image")
+        if cap is not None and int(cap) < k:
+            caps[row["name"]] = int(cap)
+    return caps
 
 
 def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
@@ -235,19 +249,22 @@ def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
 
 
 def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: int = 50,
-                         parents: Optional[Dict[str, str]] = None, title: Optional[str] = None) -> str:
+                         parents: Optional[Dict[str, str]] = None, title: Optional[str] = None,
+                         capped: Optional[Dict[str, int]] = None) -> str:
     """R@K (x) against mR@K (y), one labelled point per experiment; an arrow from each row's parent (both must be
     plotted), so that what a debiasing method trades reads as the arrow's direction: right = recall, up = mean
-    recall."""
+    recall. ``capped`` rows (name -> triplets per image, fewer than K) are drawn hollow with a dagger and a note."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 6.0))
     children = set((parents or {}).keys())
+    capped = capped or {}
     labels = []
     for name, (recall, mean_recall) in points.items():
-        ax.scatter([recall], [mean_recall], s=28, zorder=3,
-                   color="#c8553d" if name in children else "#3b6ea8")
-        labels.append(ax.annotate(name, (recall, mean_recall), xytext=(4, 3), textcoords="offset points",
-                                  fontsize=7))
+        color = "#c8553d" if name in children else "#3b6ea8"
+        ax.scatter([recall], [mean_recall], s=28, zorder=3, color="none" if name in capped else color,
+                   edgecolors=color)
+        labels.append(ax.annotate(name + ("\u2020" if name in capped else ""), (recall, mean_recall), xytext=(4, 3),
+                                  textcoords="offset points", fontsize=7))
     _separate_labels(fig, labels)
     for child, parent in (parents or {}).items():
         if child in points and parent in points:
@@ -258,9 +275,13 @@ def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: i
     ax.grid(alpha=0.3)
     ax.set_title(title or f"R@{k} against mR@{k} (blue: baselines, red: a method on its parent, arrow from it)",
                  fontsize=10)
+    if capped:
+        caps = ", ".join(f"{name} {cap}" for name, cap in capped.items())
+        fig.text(0.01, 0.01, f"\u2020 hollow: fewer than K = {k} triplets per image ({caps}); R@{k} there is R@ that "
+                 "number, not a ranking of every pair", fontsize=7)
     return _save(fig, path)
 
 
 __all__ = ["load_per_predicate", "plot_predicate_distribution", "plot_per_predicate_recall", "plot_recall_change",
            "frequency_order", "load_curve", "moving_average", "plot_training_curves", "load_tradeoff",
-           "plot_recall_tradeoff"]
+           "load_triplet_caps", "plot_recall_tradeoff"]

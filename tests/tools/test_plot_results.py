@@ -185,6 +185,26 @@ def test_tradeoff_points_are_one_protocols_rows_in_percent(tmp_path):
     assert load_tradeoff(path, "sgcls", 50) == {"Motif": pytest.approx((35.8, 12.5))}
 
 
+def test_tradeoff_marks_rows_that_emit_fewer_triplets_than_k(tmp_path):
+    from sgg.utils.result_plots import load_triplet_caps
+
+    rows = [{"name": "Motif", "protocol": "sgdet", "metrics": {"R@50": 0.36, "mR@50": 0.12},
+             "model": {"max_triplets_per_image": None}},
+            {"name": "IterativeSG", "protocol": "sgdet", "metrics": {"R@20": 0.26, "R@50": 0.26, "mR@20": 0.09,
+                                                                       "mR@50": 0.09},
+             "model": {"max_triplets_per_image": 16}},
+            {"name": "Wide", "protocol": "sgdet", "metrics": {"R@50": 0.3, "mR@50": 0.1},
+             "model": {"max_triplets_per_image": 50}},
+            {"name": "Old", "protocol": "sgdet", "metrics": {"R@50": 0.3, "mR@50": 0.1}}]
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps(rows))
+    assert load_triplet_caps(str(path), "sgdet", 50) == {"IterativeSG": 16}  # 50 triplets are enough for K = 50
+    assert load_triplet_caps(str(path), "sgdet", 100) == {"IterativeSG": 16, "Wide": 50}
+    out = tmp_path / "t.png"
+    assert plot_results.main(["tradeoff", "--benchmark", str(path), "--protocol", "sgdet", "--output", str(out)]) == 0
+    assert _image_size(out)[0] >= 700
+
+
 def test_tradeoff_figure_and_its_errors(tmp_path, caplog):
     path = _benchmark_json(tmp_path / "benchmark.json")
     listing = tmp_path / "list.yaml"
