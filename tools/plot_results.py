@@ -22,9 +22,9 @@ whose model gives fewer than K triplets per image (IterativeSG's queries) is dra
 import argparse
 import logging
 
-from sgg.benchmarking.runner import experiment_parents, load_benchmark_spec
+from sgg.benchmarking.runner import experiment_parents, load_benchmark_spec, triplet_cap_below
 from sgg.config.sgg_config import ConfigError
-from sgg.utils.result_plots import (load_per_predicate, load_tradeoff, load_triplet_caps, plot_per_predicate_recall,
+from sgg.utils.result_plots import (load_per_predicate, load_benchmark_rows, load_tradeoff, plot_per_predicate_recall,
                                     plot_predicate_distribution, plot_recall_change, plot_recall_tradeoff,
                                     plot_training_curves)
 
@@ -42,6 +42,12 @@ def split_counts(config_file: str, split: str, opts):
     dataset = build_dataset(cfg, names[0], check_images=False)
     counts = predicate_counts(dataset)
     return list(dataset.ind_to_predicates)[1:], counts[1:], f"{names[0]}: predicate distribution"
+
+
+def capped_rows(benchmark_json: str, protocol: str, k: int):
+    """name -> triplets per image of the rows whose model ranks fewer than K (drawn hollow, with a dagger)."""
+    caps = {row["name"]: triplet_cap_below(row, k) for row in load_benchmark_rows(benchmark_json, protocol)}
+    return {name: cap for name, cap in caps.items() if cap is not None}
 
 
 def parse_runs(specs):
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
             parents = experiment_parents(load_benchmark_spec(args.experiments)) if args.experiments else {}
             plot_recall_tradeoff(load_tradeoff(args.benchmark, args.protocol, args.k), args.output, k=args.k,
                                  parents=parents, title=args.title,
-                                 capped=load_triplet_caps(args.benchmark, args.protocol, args.k))
+                                 capped=capped_rows(args.benchmark, args.protocol, args.k))
         elif args.figure == "recall":
             plot_per_predicate_recall(args.results, args.output, k=args.k)
         else:

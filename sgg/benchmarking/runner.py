@@ -327,9 +327,15 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
 CAPPED = "†"  # marks an @K cell whose K exceeds the triplets the model can rank per image
 
 
-def _capped(row: Dict, k: int) -> bool:
+def triplet_cap_below(row: Dict, k: int) -> Optional[int]:
+    """The most triplets per image a benchmark row's model ranks (``model.max_triplets_per_image``, e.g. IterativeSG's
+    relation queries) when that is fewer than ``k``, else None: such a row's @K equals its value at the cap."""
     cap = (row.get("model") or {}).get("max_triplets_per_image")
-    return cap is not None and k > cap
+    return int(cap) if cap is not None and int(cap) < k else None
+
+
+def _capped(row: Dict, k: int) -> bool:
+    return triplet_cap_below(row, k) is not None
 
 
 def _cell(row: Dict, prefix: str, ks: Sequence[int]) -> str:
@@ -366,7 +372,8 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
                    if any(_capped(row, k) for k in ks)})
     if caps:
         lines += ["", f"{CAPPED} K above the most triplets the model ranks per image "
-                  f"({', '.join(str(c) for c in caps)}; model_info.json's max_triplets_per_image): R@K, mR@K and F@K there "
+                  f"({', '.join(str(c) for c in caps)}; model_info.json's max_triplets_per_image): R@K, mR@K and F@K "
+                  "there "
                   "equal their value at that number, so they are not comparable with the other rows' (the "
                   "no-graph-constraint ngR@K rank every predicate of each triplet and are not capped)."]
     lines += ["", "| experiment | protocol | encoder | decoder | backbone params | total params | trainable params | "

@@ -198,7 +198,8 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
     return _save(fig, path)
 
 
-def _protocol_rows(benchmark_json: str, protocol: str) -> List[Dict]:
+def load_benchmark_rows(benchmark_json: str, protocol: str) -> List[Dict]:
+    """The rows of ``protocol`` in a benchmark's ``benchmark.json``, checked."""
     rows = _read_json(benchmark_json, "benchmark table", "tools/run_benchmark.py writes <output-root>/benchmark.json; "
                       "--collect-only rebuilds it from records")
     if not isinstance(rows, list):
@@ -214,23 +215,12 @@ def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple
     """(R@K, mR@K) in percent of every row of ``protocol`` in a benchmark's ``benchmark.json``
     (``tools/run_benchmark.py`` writes it; seed means)."""
     points = {}
-    for row in _protocol_rows(benchmark_json, protocol):
+    for row in load_benchmark_rows(benchmark_json, protocol):
         metrics = row.get("metrics", {})
         if f"R@{k}" not in metrics or f"mR@{k}" not in metrics:
             raise DataError(f"{benchmark_json}: row {row.get('name')} {protocol} has no R@{k} / mR@{k}")
         points[row["name"]] = (100.0 * metrics[f"R@{k}"], 100.0 * metrics[f"mR@{k}"])
     return points
-
-
-def load_triplet_caps(benchmark_json: str, protocol: str, k: int) -> Dict[str, int]:
-    """The rows of ``protocol`` whose model emits fewer than K triplets per image (``model.max_triplets_per_image``,
-    e.g. IterativeSG's relation queries): their R@K is their R@cap, not comparable with rows that rank every pair."""
-    caps = {}
-    for row in _protocol_rows(benchmark_json, protocol):
-        cap = (row.get("model") or {}).get("max_triplets_per_image")
-        if cap is not None and int(cap) < k:
-            caps[row["name"]] = int(cap)
-    return caps
 
 
 def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
@@ -284,4 +274,4 @@ def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: i
 
 __all__ = ["load_per_predicate", "plot_predicate_distribution", "plot_per_predicate_recall", "plot_recall_change",
            "frequency_order", "load_curve", "moving_average", "plot_training_curves", "load_tradeoff",
-           "load_triplet_caps", "plot_recall_tradeoff"]
+           "load_benchmark_rows", "plot_recall_tradeoff"]

@@ -186,8 +186,6 @@ def test_tradeoff_points_are_one_protocols_rows_in_percent(tmp_path):
 
 
 def test_tradeoff_marks_rows_that_emit_fewer_triplets_than_k(tmp_path):
-    from sgg.utils.result_plots import load_triplet_caps
-
     rows = [{"name": "Motif", "protocol": "sgdet", "metrics": {"R@50": 0.36, "mR@50": 0.12},
              "model": {"max_triplets_per_image": None}},
             {"name": "IterativeSG", "protocol": "sgdet", "metrics": {"R@20": 0.26, "R@50": 0.26, "mR@20": 0.09,
@@ -195,11 +193,14 @@ def test_tradeoff_marks_rows_that_emit_fewer_triplets_than_k(tmp_path):
              "model": {"max_triplets_per_image": 16}},
             {"name": "Wide", "protocol": "sgdet", "metrics": {"R@50": 0.3, "mR@50": 0.1},
              "model": {"max_triplets_per_image": 50}},
-            {"name": "Old", "protocol": "sgdet", "metrics": {"R@50": 0.3, "mR@50": 0.1}}]
+            {"name": "Old", "protocol": "sgdet", "metrics": {"R@50": 0.3, "mR@50": 0.1}},
+            {"name": "IterativeSG", "protocol": "predcls", "metrics": {"R@50": 0.3, "mR@50": 0.1},
+             "model": {"max_triplets_per_image": 16}}]
     path = tmp_path / "benchmark.json"
     path.write_text(json.dumps(rows))
-    assert load_triplet_caps(str(path), "sgdet", 50) == {"IterativeSG": 16}  # 50 triplets are enough for K = 50
-    assert load_triplet_caps(str(path), "sgdet", 100) == {"IterativeSG": 16, "Wide": 50}
+    assert plot_results.capped_rows(str(path), "sgdet", 50) == {"IterativeSG": 16}  # 50 triplets suffice for K = 50
+    assert plot_results.capped_rows(str(path), "sgdet", 100) == {"IterativeSG": 16, "Wide": 50}
+    assert plot_results.capped_rows(str(path), "sgdet", 16) == {}  # K = the cap: nothing is cut off
     out = tmp_path / "t.png"
     assert plot_results.main(["tradeoff", "--benchmark", str(path), "--protocol", "sgdet", "--output", str(out)]) == 0
     assert _image_size(out)[0] >= 700
