@@ -33,6 +33,38 @@ def get_protocol(cfg) -> str:
     return protocol_name(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
 
 
+# every key counted in training iterations: SOLVER.SCHEDULE_SCALE stretches them together
+SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.STEPS", "SOLVER.WARMUP_ITERS", "SOLVER.CHECKPOINT_PERIOD",
+                 "SOLVER.VAL_PERIOD", "MODEL.ROI_RELATION_HEAD.REWEIGHT.DECAY_ITERS")
+
+
+def apply_schedule_scale(cfg: SGGConfig) -> None:
+    """Multiply every key of ``SCHEDULE_KEYS`` by ``SOLVER.SCHEDULE_SCALE`` (rounded; a positive count stays at least
+    1, 0 = off stays 0) and set the scale to 1.0, so a yaml's schedule can be stretched for a larger dataset with one
+    key, every stage of a recipe alike, and the saved config (the scaled counts, scale 1.0) loads to the same run."""
+    scale = cfg.SOLVER.SCHEDULE_SCALE
+    if not scale > 0:
+        raise ConfigError(f"SOLVER.SCHEDULE_SCALE must be positive, got {scale}")
+    if scale == 1.0:
+        return
+
+    def stretch(count: int) -> int:
+        return max(1, int(round(count * scale))) if count > 0 else count
+
+    changes = []
+    for key in SCHEDULE_KEYS:
+        *path, name = key.split(".")
+        node = cfg
+        for part in path:
+            node = getattr(node, part)
+        value = getattr(node, name)
+        new = tuple(stretch(v) for v in value) if isinstance(value, (tuple, list)) else stretch(value)
+        setattr(node, name, new)
+        changes.append(f"{key} {value} -> {new}")
+    cfg.SOLVER.SCHEDULE_SCALE = 1.0
+    logger.info("SOLVER.SCHEDULE_SCALE %s: %s", scale, "; ".join(changes))
+
+
 def _check(cfg: SGGConfig) -> None:
     """Cross-key rules that a single key's type cannot express."""
     if cfg.MODEL.ATTRIBUTE_ON:
@@ -87,6 +119,7 @@ def load_config(config_file: Optional[str] = None, opts: Iterable = (), freeze: 
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    apply_schedule_scale(cfg)
     _check(cfg)
     if freeze:
         cfg.freeze()

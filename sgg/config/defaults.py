@@ -311,6 +311,7 @@ _C.SOLVER = CN()
 _C.SOLVER.OPTIMIZER = "SGD"  # "SGD" or "AdamW"
 _C.SOLVER.MAX_ITER = 40000  # training iterations
 _C.SOLVER.EXTEND_RUN = False  # True: resuming may change MAX_ITER (e.g. continue a finished run); docs/training.md
+_C.SOLVER.SCHEDULE_SCALE = 1.0  # multiplies every iteration count (docs/training.md) at load; the resolved config has 1.0
 _C.SOLVER.BASE_LR = 0.002  # learning rate for IMS_PER_BATCH images
 _C.SOLVER.SCALE_LR_BY_BATCH = True  # SGB's effective LR: BASE_LR x IMS_PER_BATCH
 _C.SOLVER.BIAS_LR_FACTOR = 2.0  # biases train at BASE_LR x this

@@ -172,20 +172,21 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
 def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Sequence[str] = ("loss",),
                          window: int = 1, title: Optional[str] = None) -> str:
     """One panel per key, one line per (label, metrics.json) run that logged it, smoothed by ``moving_average``
-    over ``window`` log lines; a key no run logged is an error."""
+    over ``window`` log lines; a run keeps its colour in every panel (a panel may lack some runs); a key no run
+    logged is an error."""
     if not runs or not keys:
         raise ConfigError("training curves need at least one run and one key")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         missing = []
-        for label, metrics_path in runs:
+        for index, (label, metrics_path) in enumerate(runs):
             try:
                 iterations, values = load_curve(metrics_path, key)
             except MissingMetricError as err:
                 missing.append(str(err))
                 continue
-            ax.plot(iterations, moving_average(values, window), label=label)
+            ax.plot(iterations, moving_average(values, window), label=label, color=f"C{index % 10}")
         if len(missing) == len(runs):
             plt.close(fig)
             raise DataError("; ".join(missing))

@@ -119,6 +119,28 @@ def test_base_inheritance_and_saved_config_round_trip(tmp_path):
     assert again == cfg
 
 
+def test_schedule_scale_stretches_every_iteration_count_once(tmp_path):
+    base = os.path.join(REPO, "configs", "synthetic", "penet_reweight.yaml")
+    # that yaml: MAX_ITER 600, STEPS (450, 550), WARMUP_ITERS 30, CHECKPOINT/VAL_PERIOD 300, DECAY_ITERS 300
+    cfg = load_config(base, ["SOLVER.SCHEDULE_SCALE", "2", "OUTPUT_DIR", str(tmp_path)])
+    solver = cfg.SOLVER
+    assert (solver.MAX_ITER, tuple(solver.STEPS), solver.WARMUP_ITERS) == (1200, (900, 1100), 60)
+    assert (solver.CHECKPOINT_PERIOD, solver.VAL_PERIOD) == (600, 600)
+    assert cfg.MODEL.ROI_RELATION_HEAD.REWEIGHT.DECAY_ITERS == 600
+    # keys that are not iteration counts keep their values
+    assert solver.LOG_PERIOD == 20 and solver.GAMMA == 0.1 and cfg.MODEL.ROI_RELATION_HEAD.IMP.NUM_ITER == 3
+    # the saved config holds the stretched counts and scale 1.0: loading it (a resume) does not stretch again
+    assert solver.SCHEDULE_SCALE == 1.0
+    assert load_config(save_config(cfg)) == cfg
+    # rounding, the at-least-one rule and 0 = off
+    cfg = load_config(base, ["SOLVER.SCHEDULE_SCALE", "0.0015", "SOLVER.WARMUP_ITERS", "0"])
+    assert (cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS), cfg.SOLVER.WARMUP_ITERS) == (1, (1, 1), 0)
+    cfg = load_config(base, ["SOLVER.SCHEDULE_SCALE", "1.5"])
+    assert (cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS), cfg.SOLVER.WARMUP_ITERS) == (900, (675, 825), 45)
+    with pytest.raises(ConfigError, match="SOLVER.SCHEDULE_SCALE must be positive, got 0"):
+        load_config(base, ["SOLVER.SCHEDULE_SCALE", "0"])
+
+
 def test_flip_aug_enables_flips_and_probability_is_checked():
     assert load_config(None, ["INPUT.FLIP_PROB_TRAIN", "0.0", "MODEL.FLIP_AUG", "True"]).INPUT.FLIP_PROB_TRAIN == 0.5
     with pytest.raises(ValueError, match="FLIP_PROB_TRAIN"):

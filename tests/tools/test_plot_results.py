@@ -152,6 +152,22 @@ def test_curves_figure_has_one_panel_per_key(tmp_path):
     assert h1 == h2 == 360 and w1 == 460 and w2 == 920  # 4.6 x 3.6 inches per panel at 100 dpi
 
 
+def test_curves_keep_a_runs_colour_in_every_panel(tmp_path, monkeypatch):
+    from sgg.utils import result_plots
+
+    figures = []
+    monkeypatch.setattr(result_plots, "_save", lambda fig, path: figures.append(fig) or path)
+    det = _metrics(tmp_path / "det.json", DETECTOR_LINES)
+    rel = _metrics(tmp_path / "rel.json", RELATION_LINES)
+    result_plots.plot_training_curves([("detector", det), ("Motif", rel)], str(tmp_path / "c.png"),
+                                      keys=("loss", "loss_rel"))
+    loss_panel, rel_panel = figures[0].axes
+    colours = {line.get_label(): line.get_color() for line in loss_panel.get_lines()}
+    # the detector has no loss_rel: Motif is the only line there, yet keeps its second-run colour
+    assert [line.get_label() for line in rel_panel.get_lines()] == ["Motif"]
+    assert rel_panel.get_lines()[0].get_color() == colours["Motif"] != colours["detector"]
+
+
 def test_curves_bad_inputs_name_the_problem(tmp_path, caplog):
     det = _metrics(tmp_path / "det.json", DETECTOR_LINES)
     out = tmp_path / "x.png"

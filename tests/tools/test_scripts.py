@@ -164,7 +164,8 @@ def _flat(cfg):
 
 def test_vglike_data_pairs_turn_the_small_relation_yaml_into_the_vglike_one():
     """A method yaml of configs/synthetic/ plus VGLIKE_DATA must equal configs/synthetic_vglike/relation_base.yaml
-    in every key but the schedule and the output folder: a key added to one and not the other fails here."""
+    in every key but the solver's periods and the output folder (the schedule itself is checked): a key added to one
+    and not the other fails here."""
     from sgg.config import load_config
 
     small = os.path.join(REPO, "configs", "synthetic", "relation_base.yaml")
@@ -178,6 +179,9 @@ def test_vglike_data_pairs_turn_the_small_relation_yaml_into_the_vglike_one():
     assert "DATASETS.TRAIN" in differing(plain, vglike)  # the comparison sees the data keys at all
     assert differing(moved, vglike) == []
     assert moved["DATASETS.TEST"] == ("SyntheticVGLike_test",) and moved["MODEL.ROI_HEADS.DETECTIONS_PER_IMG"] == 80
+    # the schedule: both stretched x2 (SOLVER.SCHEDULE_SCALE) from the small profile's 600 / (450, 550)
+    for key, expected in (("SOLVER.MAX_ITER", 1200), ("SOLVER.STEPS", (900, 1100)), ("SOLVER.WARMUP_ITERS", 60)):
+        assert moved[key] == vglike[key] == expected, key
 
 
 RECORDER = "#!{python}\nimport json, os, sys\nopen(os.environ['CALLS'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
