@@ -23,7 +23,8 @@ import time
 
 from tqdm import tqdm
 
-from sgg.benchmarking.runner import (detector_ap50, export_records, find_results, load_benchmark_spec, run_dir,
+from sgg.benchmarking.runner import (detector_ap50, detector_fingerprint, export_records, find_results,
+                                     load_benchmark_spec, run_detector_sha256, run_dir, write_detector_record,
                                      run_one, summarise, table_detector_ap50, train_command, write_tables)
 from sgg.config.sgg_config import ConfigError
 from sgg.utils.errors import RunError
@@ -92,16 +93,23 @@ def main(argv=None) -> int:
         detector = ensure_detector(spec, args.opts, args.dry_run)
         jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds_for(p)
                 if (not args.protocols or p in args.protocols) and (args.seeds is None or s in args.seeds)]
+        sha256 = detector_fingerprint(detector) if os.path.isfile(detector) else None  # None: a dry run's
         start = time.time()
         for exp, protocol, seed in tqdm(jobs, desc="experiments", unit="run"):
             output_dir = run_dir(args.output_root, exp.name, protocol, seed)
             if find_results(output_dir):
                 logger.info("%s %s seed %d: results exist, skipped", exp.name, protocol, seed)
+                recorded = run_detector_sha256(output_dir)
+                if sha256 and recorded and recorded != sha256:
+                    logger.warning("%s %s seed %d was trained on other detector weights (SHA-256 %s, %s is %s): "
+                                   "the table will say the rows do not share a detector", exp.name, protocol, seed,
+                                   recorded[:12], detector, sha256[:12])
                 continue
             command = train_command(exp, protocol, seed, detector, output_dir, args.opts)
             logger.info("%s %s seed %d: %s", exp.name, protocol, seed, " ".join(command))
             if args.dry_run:
                 continue
+            write_detector_record(output_dir, detector, sha256)
             seconds = run_one(command, output_dir, env=script_env())
             if not find_results(output_dir):
                 raise RunError(f"{exp.name} {protocol} seed {seed} finished but left no "

@@ -17,6 +17,7 @@
 #                  <benchmark root>/_stages/seed<SEED> (OUTPUT_DIR is <root>/<name>/<protocol>/seed<SEED>)
 #   CE_ROOT (env)  the benchmark's own CE row of PREDICTOR (<root>/<row name>): a finished run of it,
 #                  <CE_ROOT>/<protocol>/seed<SEED>, is linked as the CE prerequisite instead of training it again
+#   CDL_ROOT (env) cdl_ba_sgg: the benchmark's HCA+cdl row, linked the same way as stage 1 (the same config)
 #   DATASET (env)  synthetic (default) | vglike | vg150.   KEY VALUE overrides go to every stage a recipe trains
 #                  (data paths, schedule); prerequisites that already exist are reused as they are.
 set -euo pipefail
@@ -48,12 +49,12 @@ case "$DATASET" in
   *) unknown_dataset ;;
 esac
 
-# link_benchmark_row STAGE_DIR PROTOCOL WHAT: when STAGE_DIR does not exist and the benchmark's own row (CE_ROOT) has
-# a finished run of PROTOCOL and SEED, link it as the stage instead of training it again.
+# link_benchmark_row ROW_ROOT STAGE_DIR PROTOCOL WHAT: when STAGE_DIR does not exist and the benchmark's own row
+# (ROW_ROOT: CE_ROOT, CDL_ROOT) has a finished run of PROTOCOL and SEED, link it as the stage instead of training it.
 link_benchmark_row() {
-  local stage=$1 row=${CE_ROOT:-}/$2/seed$SEED
-  if [ ! -e "$stage" ] && [ -n "${CE_ROOT:-}" ] && [ -f "$row/model_final.pth" ]; then
-    echo "== $3 <- the benchmark's run $row" >&2
+  local root=$1 stage=$2 row=$1/$3/seed$SEED
+  if [ ! -e "$stage" ] && [ -n "$root" ] && [ -f "$row/model_final.pth" ]; then
+    echo "== $4 <- the benchmark's run $row" >&2
     mkdir -p "$(dirname "$stage")"
     ln -s "$(cd "$row" && pwd)" "$stage"
   fi
@@ -67,7 +68,7 @@ ce_model() {
     HybridCoAttentionPredictor) folder=$OUTPUT_ROOT/HCA_CE/$protocol ;;
     *)                          folder=$OUTPUT_ROOT/$PREDICTOR/$protocol ;;
   esac
-  link_benchmark_row "$folder" "$protocol" "CE stage: $PREDICTOR $protocol"
+  link_benchmark_row "${CE_ROOT:-}" "$folder" "$protocol" "CE stage: $PREDICTOR $protocol"
   if [ ! -f "$folder/model_final.pth" ]; then
     echo "== CE stage: $PREDICTOR $protocol -> $folder" >&2
     case "$PREDICTOR" in
@@ -124,6 +125,7 @@ case "$RECIPE" in
       exit 2; }
     MATRIX=$(confusion_matrix)
     STAGE1=$OUTPUT_ROOT/HCA_CDL/$PROTOCOL
+    link_benchmark_row "${CDL_ROOT:-}" "$STAGE1" "$PROTOCOL" "stage 1: HCA + cdl $PROTOCOL"  # the list's HCA+cdl row
     if [ ! -f "$STAGE1/model_final.pth" ]; then
       echo "== stage 1: HCA + cdl $PROTOCOL -> $STAGE1" >&2
       CONF_MAT=$MATRIX bash scripts/hca/train.sh cdl "$PROTOCOL" "$DETECTOR" SEED "$SEED" "${OVERRIDES[@]}" >&2
@@ -156,7 +158,7 @@ print((d['prototypes'] if isinstance(d, dict) else d).shape[1])" "$OUTPUT_ROOT/s
     esac
     CAUSAL_OPTS=(MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER "$CONTEXT")
     STAGE=$OUTPUT_ROOT/Causal_$CONTEXT/$PROTOCOL
-    link_benchmark_row "$STAGE" "$PROTOCOL" "factual stage: Causal $CONTEXT $PROTOCOL"
+    link_benchmark_row "${CE_ROOT:-}" "$STAGE" "$PROTOCOL" "factual stage: Causal $CONTEXT $PROTOCOL"
     if [ ! -f "$STAGE/model_final.pth" ]; then
       echo "== factual stage: Causal $CONTEXT $PROTOCOL (EFFECT_TYPE none) -> $STAGE" >&2
       "$PYTHON" tools/relation_train_net.py --config-file "$CAUSAL" "${DATA[@]}" "${SWITCHES[@]}" "${CAUSAL_OPTS[@]}" \

@@ -29,11 +29,13 @@ It drives the tools as subprocesses and reads their output files; it imports not
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -254,21 +256,51 @@ def _read_json(path: str) -> Dict:
         return json.load(f)
 
 
+def detector_fingerprint(weights: str) -> str:
+    """SHA-256 of a detector checkpoint. Training a detector is bitwise repeatable only at one thread count (the
+    VG-like detector's record was trained with two), so rows are compared by the weights they were given, not the
+    path: a retrained detector on a new machine has the same path and may differ."""
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+DETECTOR_RECORD = "detector.json"  # in each run folder: the list's detector weights the run was given
+
+
+def write_detector_record(output_dir: str, weights: str, sha256: str) -> None:
+    _write_json(os.path.join(output_dir, DETECTOR_RECORD), {"weights": weights, "sha256": sha256})
+
+
+def run_detector_sha256(folder: str) -> Optional[str]:
+    """The fingerprint of the detector a run was given, or None for runs recorded before fingerprints existed."""
+    return _read_json(os.path.join(folder, DETECTOR_RECORD)).get("sha256")
+
+
+def _last_stage_file(folder: str, name: str) -> Optional[str]:
+    """``name`` of the last stage of a (multi-stage) run: sorted paths, the deepest last."""
+    paths = sorted(glob.glob(os.path.join(folder, "**", name), recursive=True))
+    return paths[-1] if paths else None
+
+
 def collect_run(folder: str) -> Optional[Dict]:
     """Everything the tables need from one finished run, or None when it has no results yet."""
     results_path = find_results(folder)
     if results_path is None:
         return None
     results = _read_json(results_path)
-    info = {}
-    for path in sorted(glob.glob(os.path.join(folder, "**", "model_info.json"), recursive=True)):
-        info = _read_json(path)  # the last stage of a multi-stage recipe wins (sorted: deepest last)
+    info_path = _last_stage_file(folder, "model_info.json")
+    info = _read_json(info_path) if info_path else {}
     if "detector_ap50" not in info:  # the run's own detector (IterativeSG: its DETR), kept in exported records
         ap50 = _run_detector_ap50(folder)
         if ap50 is not None:
             info = dict(info, detector_ap50=ap50)
+    config_path = os.path.join(os.path.dirname(info_path), "config.yaml") if info_path else None
     return {"results": results, "results_path": results_path, "model_info": info, **parse_times(folder),
-            **_read_json(os.path.join(folder, "wall_time.json"))}
+            **_read_json(os.path.join(folder, "wall_time.json")), "detector_sha256": run_detector_sha256(folder),
+            "config_path": config_path if config_path and os.path.isfile(config_path) else None}
 
 
 def _run_detector_ap50(folder: str) -> Optional[float]:
@@ -318,6 +350,7 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
                 "train_seconds": _mean_std([r.get("train_seconds") for r in runs])[0],
                 "inference_s_per_image": _mean_std([r.get("inference_s_per_image") for r in runs])[0],
                 "max_triplets_per_image": info.get("max_triplets_per_image"),
+                "detector_sha256": sorted({r["detector_sha256"] or "unrecorded" for r in runs}),
             }
             row["per_predicate"] = runs[0]["results"].get("per_predicate")
             rows.append(row)
@@ -376,6 +409,7 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
                   "there "
                   "equal their value at that number, so they are not comparable with the other rows' (the "
                   "no-graph-constraint ngR@K rank every predicate of each triplet and are not capped)."]
+    lines += ["", detector_note(rows)]
     lines += ["", "| experiment | protocol | encoder | decoder | backbone params | total params | trainable params | "
               "detector AP@0.5 | batch | device | training time | inference s/image |", "|---" * 12 + "|"]
 
@@ -391,6 +425,23 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
                      f"{number(m['detector_ap50'], '.3f')} | {number(m['ims_per_batch'], 'd')} | "
                      f"{m['device'] or '-'} | {train} | {number(m['inference_s_per_image'], '.4f')} |")
     return "\n".join(lines) + "\n"
+
+
+def detector_note(rows: List[Dict]) -> str:
+    """Which detector weights (SHA-256, first 12 digits) the rows were given; a loud note when they differ."""
+    groups: Dict[str, List[str]] = {}
+    for row in rows:
+        for sha in row["model"].get("detector_sha256") or ["unrecorded"]:
+            groups.setdefault(sha, []).append(f"{row['name']} {row['protocol']}")
+    if len(groups) == 1:
+        (sha,) = groups
+        if sha == "unrecorded":
+            return "Detector weights: not recorded for these runs (recorded before `detector.json` existed)."
+        return f"Detector weights (SHA-256): `{sha[:12]}` for every row."
+    parts = [f"`{sha[:12]}` ({', '.join(names)})" if sha != "unrecorded" else f"unrecorded ({', '.join(names)})"
+             for sha, names in sorted(groups.items())]
+    return ("**Warning: the rows were given different detector weights** (SHA-256), so they are not one "
+            "comparison: " + "; ".join(parts) + ".")
 
 
 def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str, str]:
@@ -414,7 +465,8 @@ def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str,
 
 def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
     """Copy what the tables need from every finished run under ``root`` into ``dest``, without checkpoints: the
-    results, the last stage's ``model_info.json``, ``wall_time.json`` and the two log lines ``parse_times`` reads
+    results, the last stage's ``model_info.json`` and resolved ``config.yaml``, ``wall_time.json``, the run's
+    ``detector.json`` (the fingerprint of the detector it was given) and the two log lines ``parse_times`` reads
     (``times.txt``), plus the detector's ``detection_metrics.json``. ``--collect-only --output-root dest`` rebuilds
     the same tables from them, and copying them back into ``root`` lets an interrupted benchmark resume (their
     runs are skipped). Returns the number of runs exported."""
@@ -431,6 +483,10 @@ def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
                 _write_json(os.path.join(target, relative), run["results"])
                 if run["model_info"]:
                     _write_json(os.path.join(target, "model_info.json"), run["model_info"])
+                if run["detector_sha256"]:
+                    shutil.copyfile(os.path.join(folder, DETECTOR_RECORD), os.path.join(target, DETECTOR_RECORD))
+                if run["config_path"]:  # the resolved config of the run (its last stage): what was trained
+                    shutil.copyfile(run["config_path"], os.path.join(target, "config.yaml"))
                 if "seconds" in run:
                     _write_json(os.path.join(target, "wall_time.json"), {"seconds": run["seconds"]})
                 with open(os.path.join(target, "times.txt"), "w") as f:

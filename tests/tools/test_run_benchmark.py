@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from sgg.benchmarking.runner import (experiment_parents, export_records, load_benchmark_spec, markdown_tables,
-                                     parse_times, run_dir, run_one, summarise, table_detector_ap50, train_command)
+from sgg.benchmarking.runner import (detector_fingerprint, experiment_parents, export_records, load_benchmark_spec,
+                                     markdown_tables, parse_times, run_dir, run_one, summarise, table_detector_ap50,
+                                     train_command, write_detector_record)
 from sgg.utils.errors import RunError
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
@@ -210,6 +211,11 @@ experiments:
         json.dump({"seconds": 3800.5}, f)
     os.makedirs(run_dir(str(root), "B", "predcls", 0))  # started, never finished: not exported
     (tmp_path / "runs" / "A" / "predcls" / "seed0" / "model_final.pth").write_bytes(b"weights")
+    for seed in (0, 1):
+        folder = run_dir(str(root), "A", "predcls", seed)
+        write_detector_record(folder, "det/model_final.pth", "9a129038d9a0" + "0" * 52)
+        with open(os.path.join(folder, "config.yaml"), "w") as f:
+            f.write(f"SEED: {seed}\n")
     assert export_records(spec, str(root), str(dest)) == 2
     assert summarise(spec, str(dest), 0.8) == summarise(spec, str(root), 0.8)
     assert summarise(spec, str(dest))[0]["model"]["train_seconds"] == pytest.approx((3723 + 100) / 2)
@@ -217,6 +223,35 @@ experiments:
     record = dest / "A" / "predcls" / "seed0"
     assert json.loads((record / "wall_time.json").read_text()) == {"seconds": 3800.5}
     assert (record / "inference" / "SyntheticVG_test" / "results.json").is_file()
+    assert (record / "config.yaml").read_text() == "SEED: 0\n"  # what was trained travels with the numbers
+    assert json.loads((record / "detector.json").read_text())["sha256"].startswith("9a129038d9a0")
+    assert "`9a129038d9a0` for every row" in markdown_tables(summarise(spec, str(dest)), [50])
+
+
+def test_detector_fingerprint_is_the_checkpoints_sha256(tmp_path):
+    path = tmp_path / "model_final.pth"
+    path.write_bytes(b"weights")  # sha256sum of the 7 bytes 'weights'
+    assert detector_fingerprint(str(path)) == "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
+
+
+def test_rows_given_different_detector_weights_are_flagged(tmp_path):
+    """A benchmark resumed on a new machine whose retrained detector differs: the table says its rows do not share
+    a detector and which rows had which weights; a run recorded before fingerprints existed is named as such."""
+    spec = load_benchmark_spec(_write(tmp_path, "ks: [50]\nseeds: [0, 1]\nprotocols: [predcls]\nexperiments:\n"
+                                                "  - {name: A, config: c.yaml}\n  - {name: B, config: c.yaml}\n"
+                                                "  - {name: C, config: c.yaml, seeds: [0]}\n"))
+    for name, seed, sha in (("A", 0, "a" * 64), ("A", 1, "a" * 64), ("B", 0, "a" * 64), ("B", 1, "b" * 64),
+                            ("C", 0, None)):
+        _fake_run(tmp_path, name, "predcls", seed, 0.4, 0.1)
+        if sha:
+            write_detector_record(run_dir(str(tmp_path), name, "predcls", seed), "det.pth", sha)
+    rows = summarise(spec, str(tmp_path))
+    assert [r["model"]["detector_sha256"] for r in rows] == [["a" * 64], ["a" * 64, "b" * 64], ["unrecorded"]]
+    table = markdown_tables(rows, [50])
+    assert ("**Warning: the rows were given different detector weights** (SHA-256), so they are not one comparison: "
+            "`aaaaaaaaaaaa` (A predcls, B predcls); `bbbbbbbbbbbb` (B predcls); unrecorded (C predcls).") in table
+    assert "for every row" not in markdown_tables(rows[:2], [50])
+    assert "`aaaaaaaaaaaa` for every row" in markdown_tables(rows[:1], [50])
 
 
 def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
@@ -297,10 +332,20 @@ experiments:
     _run_tool(other_list, records, "--collect-only", env=env)
     assert json.loads((records / "benchmark.json").read_text()) == rows
     assert not list(records.rglob("*.pth"))
+    # every run records the detector weights it was given; the records keep that and the resolved config
+    sha = detector_fingerprint(str(root / "detector" / "model_final.pth"))
+    for name in ("FREQ", "Motif"):
+        assert json.loads((root / name / "predcls" / "seed0" / "detector.json").read_text())["sha256"] == sha
+        assert "PREDICTOR: " in (records / name / "predcls" / "seed0" / "config.yaml").read_text()
+    assert f"`{sha[:12]}` for every row" in table
     log = root / "Motif" / "predcls" / "seed0" / "run.log"
     before = log.stat().st_mtime
     assert "results exist, skipped" in _run_tool(spec, root, *opts, env=env)
     assert log.stat().st_mtime == before
+    # the list's detector retrained to other weights: skipped runs say they were trained on the old ones
+    with open(root / "detector" / "model_final.pth", "ab") as f:
+        f.write(b"retrained")
+    assert "Motif predcls seed 0 was trained on other detector weights" in _run_tool(spec, root, *opts, env=env)
 
 
 def _detector_yaml(root):
@@ -370,6 +415,30 @@ experiments:
     assert str(stage / "model_final.pth") in final_config
     rows = json.loads((root / "benchmark.json").read_text())
     assert [r["name"] for r in rows] == ["Transformer", "Transformer+CCE+Ranker"]
+
+
+def test_hca_two_stage_recipe_reuses_the_lists_hca_cdl_row(tmp_path):
+    # CDL_ROOT: HCA+cdl+BA-SGG's stage 1 (HCA + cdl in the protocol) is the list's HCA+cdl run, linked, not retrained
+    env, opts = _tiny_env_and_opts(tmp_path)
+    root = tmp_path / "bench"
+    recipe = "bash scripts/benchmark/recipe.sh {0} HybridCoAttentionPredictor {{protocol}} {{detector}} {{output_dir}} {{seed}}"
+    spec = _write(tmp_path, _detector_yaml(root) + f"""
+protocols: [predcls]
+experiments:
+  - name: HCA
+    config: configs/synthetic/hca_ce.yaml
+  - name: HCA+cdl
+    command: env CE_ROOT={{output_dir}}/../../../HCA {recipe.format("cdl")}
+  - name: HCA+cdl+BA-SGG
+    command: env CE_ROOT={{output_dir}}/../../../HCA CDL_ROOT={{output_dir}}/../../../HCA+cdl {recipe.format("cdl_ba_sgg")}
+""")
+    _run_tool(spec, root, *opts, env=env)
+    stage1 = root / "_stages" / "seed0" / "HCA_CDL" / "predcls"
+    assert stage1.is_symlink() and stage1.resolve() == (root / "HCA+cdl" / "predcls" / "seed0").resolve()
+    final_config = (root / "HCA+cdl+BA-SGG" / "predcls" / "seed0" / "config.yaml").read_text()
+    assert str(stage1 / "model_final.pth") in final_config
+    assert [r["name"] for r in json.loads((root / "benchmark.json").read_text())] == [
+        "HCA", "HCA+cdl", "HCA+cdl+BA-SGG"]
 
 
 @pytest.mark.parametrize("args,message", [
