@@ -44,23 +44,27 @@ def ensure_detector(spec, extra_opts, dry_run: bool) -> str:
     if not weights:
         raise ConfigError(f"{spec.path}: detector.weights is required (the detector checkpoint every run shares)")
     folder = os.path.dirname(weights) or "."
+    env, threads = script_env(), ""
+    if spec.detector_threads:  # the thread count its weights repeat at (docs/benchmark.md)
+        env.update(OMP_NUM_THREADS=str(spec.detector_threads), MKL_NUM_THREADS=str(spec.detector_threads))
+        threads = f" (OMP_NUM_THREADS={spec.detector_threads})"
     if not os.path.isfile(weights):
         if not spec.detector_config:
             raise FileNotFoundError(f"{spec.path}: detector weights {weights} do not exist and no detector.config "
                                     "is given to train them")
         command = [sys.executable, "tools/detector_pretrain_net.py", "--config-file", spec.detector_config,
                    *extra_opts, "OUTPUT_DIR", folder]
-        logger.info("training the detector: %s", " ".join(command))
+        logger.info("training the detector%s: %s", threads, " ".join(command))
         if not dry_run:
-            run_one(command, folder, env=script_env())
+            run_one(command, folder, env=env)
             produced = os.path.join(folder, "model_final.pth")
             if os.path.abspath(produced) != os.path.abspath(weights):
                 shutil.copyfile(produced, weights)
     if detector_ap50(weights) is None and spec.detector_config and not dry_run:
         command = [sys.executable, "tools/detector_test_net.py", "--config-file", spec.detector_config,
                    *extra_opts, "MODEL.WEIGHT", weights, "OUTPUT_DIR", folder]
-        logger.info("testing the detector: %s", " ".join(command))
-        run_one(command, os.path.join(folder, "detector_test"), env=script_env())
+        logger.info("testing the detector%s: %s", threads, " ".join(command))
+        run_one(command, os.path.join(folder, "detector_test"), env=env)
     return weights
 
 

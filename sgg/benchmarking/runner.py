@@ -5,6 +5,8 @@ An experiment list is a small yaml::
     detector:                                   # one detector shared by every experiment
       config: configs/synthetic/detector_tiny_fpn.yaml
       weights: output/benchmark/detector/model_final.pth    # trained with ``config`` when missing
+      threads: 2                                # optional: OMP_NUM_THREADS of its training (CPU training repeats
+                                                # bit for bit only at one thread count)
     base_config: configs/synthetic/relation_base.yaml
     protocols: [predcls, sgcls, sgdet]
     seeds: [0]                                  # or per protocol: {predcls: [0, 1], sgcls: [0, 1], sgdet: [0]}
@@ -51,6 +53,7 @@ from sgg.utils.plots import save_bar_chart
 PROTOCOLS = ("predcls", "sgcls", "sgdet")
 PROTOCOL_SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 LIST_KEYS = ("name", "config", "opts", "command", "protocols", "seeds", "parent")
+DETECTOR_KEYS = ("config", "weights", "threads")
 TOP_KEYS = ("detector", "base_config", "protocols", "seeds", "opts", "experiments", "ks")
 METRIC_PREFIXES = ("R", "mR", "F", "head_mR", "body_mR", "tail_mR", "ngR", "ngmR", "ngF")
 
@@ -76,6 +79,7 @@ class BenchmarkSpec:
     detector_weights: str
     experiments: List[Experiment] = field(default_factory=list)
     ks: List[int] = field(default_factory=lambda: [20, 50, 100])
+    detector_threads: Optional[int] = None  # OMP_NUM_THREADS of the detector's training and test (repeatability)
 
 
 def _check_protocols(protocols, where: str) -> List[str]:
@@ -126,12 +130,19 @@ def load_benchmark_spec(path: str) -> BenchmarkSpec:
     if not entries or not isinstance(entries, list):
         raise ConfigError(f"{path}: 'experiments' must be a non-empty list")
     detector = raw.get("detector") or {}
+    if not isinstance(detector, dict) or set(detector) - set(DETECTOR_KEYS):
+        raise ConfigError(f"{path}: detector must be a mapping with keys among {', '.join(DETECTOR_KEYS)}, "
+                          f"got {detector!r}")
+    threads = detector.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError(f"{path}: detector.threads must be a positive integer (OMP_NUM_THREADS of the "
+                          f"detector's training), got {threads!r}")
     protocols = _check_protocols(raw.get("protocols", PROTOCOLS), f"{path}: protocols")
     seeds = _check_seeds(raw.get("seeds", [0]), {p: [0] for p in PROTOCOLS}, f"{path}")
     common_opts = _check_opts(raw.get("opts", []), f"{path}: opts")
     base_config = str(raw.get("base_config", ""))
     spec = BenchmarkSpec(path, str(detector.get("config", "")), str(detector.get("weights", "")),
-                         ks=[int(k) for k in raw.get("ks", [20, 50, 100])])
+                         ks=[int(k) for k in raw.get("ks", [20, 50, 100])], detector_threads=threads)
     names = set()
     for index, entry in enumerate(entries):
         where = f"{path}: experiments[{index}]"

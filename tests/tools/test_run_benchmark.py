@@ -70,6 +70,11 @@ experiments:
     ("experiments:\n  - {name: A, config: c.yaml, parent: B}", "parent 'B' must name another experiment"),
     ("experiments:\n  - {name: A, config: c.yaml, parent: A}", "parent 'A' must name another experiment"),
     ("detectors: {}\nexperiments:\n  - {name: A, config: c.yaml}", "unknown top-level keys ['detectors']"),
+    ("detector: {weight: d.pth}\nexperiments:\n  - {name: A, config: c.yaml}", "keys among config, weights, threads"),
+    ("detector: {weights: d.pth, threads: 0}\nexperiments:\n  - {name: A, config: c.yaml}",
+     "detector.threads must be a positive integer"),
+    ("detector: {weights: d.pth, threads: two}\nexperiments:\n  - {name: A, config: c.yaml}",
+     "detector.threads must be a positive integer"),
 ])
 def test_bad_experiment_lists_name_the_file_and_entry(tmp_path, text, message):
     path = _write(tmp_path, text)
@@ -300,9 +305,9 @@ def _run_tool(spec, root, *args, env, timeout=900):
 
 
 def test_two_experiments_end_to_end_and_rerun_skips(tmp_path):
-    env, opts = _tiny_env_and_opts(tmp_path)
+    env, opts = _tiny_env_and_opts(tmp_path)  # OMP_NUM_THREADS=1 for the runs; the detector's own count: 2
     root = tmp_path / "bench"
-    spec = _write(tmp_path, _detector_yaml(root) + f"""
+    spec = _write(tmp_path, _detector_yaml(root) + f"""  threads: 2
 base_config: configs/synthetic/relation_base.yaml
 protocols: [predcls]
 experiments:
@@ -311,7 +316,9 @@ experiments:
   - name: Motif
     opts: [MODEL.ROI_RELATION_HEAD.PREDICTOR, MotifPredictor]
 """)
-    _run_tool(spec, root, *opts, env=env)
+    assert "training the detector (OMP_NUM_THREADS=2): " in _run_tool(spec, root, *opts, env=env)
+    assert "CPU threads: 2" in (root / "detector" / "log.txt").read_text()
+    assert "CPU threads: 1" in (root / "Motif" / "predcls" / "seed0" / "log.txt").read_text()
     rows = json.loads((root / "benchmark.json").read_text())
     assert [(r["name"], r["protocol"]) for r in rows] == [("FREQ", "predcls"), ("Motif", "predcls")]
     for row in rows:
