@@ -451,6 +451,9 @@ def detector_note(rows: List[Dict]) -> str:
         return f"Detector weights (SHA-256): `{sha[:12]}` for every row."
     parts = [f"`{sha[:12]}` ({', '.join(names)})" if sha != "unrecorded" else f"unrecorded ({', '.join(names)})"
              for sha, names in sorted(groups.items())]
+    if len(groups) == 2 and "unrecorded" in groups:  # one set of weights, some rows from before detector.json
+        return ("**Warning: not every row recorded its detector weights** (SHA-256), so those rows cannot be shown "
+                "to share the others' detector: " + "; ".join(parts) + ".")
     return ("**Warning: the rows were given different detector weights** (SHA-256), so they are not one "
             "comparison: " + "; ".join(parts) + ".")
 

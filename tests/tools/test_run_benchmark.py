@@ -257,6 +257,11 @@ def test_rows_given_different_detector_weights_are_flagged(tmp_path):
             "`aaaaaaaaaaaa` (A predcls, B predcls); `bbbbbbbbbbbb` (B predcls); unrecorded (C predcls).") in table
     assert "for every row" not in markdown_tables(rows[:2], [50])
     assert "`aaaaaaaaaaaa` for every row" in markdown_tables(rows[:1], [50])
+    # one set of weights beside runs from before detector.json: not "different weights", but not one either
+    one_and_unrecorded = markdown_tables([rows[0], rows[2]], [50])
+    assert ("**Warning: not every row recorded its detector weights** (SHA-256), so those rows cannot be shown to "
+            "share the others' detector: `aaaaaaaaaaaa` (A predcls); unrecorded (C predcls).") in one_and_unrecorded
+    assert "different detector weights" not in one_and_unrecorded
 
 
 def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
