@@ -214,3 +214,24 @@ def test_source_feature_stride_average_pools_the_finer_map():
 def test_bad_source_feature_stride_is_explained(source, message):
     with pytest.raises(ValueError, match=message):
         _detr("MODEL.DETR.SOURCE_FEATURE_STRIDE", source)
+
+
+def test_more_objects_than_queries_leaves_the_costliest_unmatched_as_the_reference():
+    from sgg.modeling.iterative_sg import hungarian_match
+    # two queries, three GT: the minimum-cost assignment q0 -> g1 (1) and q1 -> g2 (0) leaves g0 out
+    cost = torch.tensor([[5.0, 1.0, 3.0], [2.0, 4.0, 0.0]])
+    query, gt = hungarian_match(cost, allow_unmatched_gt=True)
+    assert query.tolist() == [0, 1] and gt.tolist() == [1, 2]
+    with pytest.raises(ValueError, match="cannot match 3 GT targets to 2 queries"):
+        hungarian_match(cost)
+
+
+def test_trains_on_an_image_with_more_objects_than_queries(caplog):
+    # the VG-like profile has training images with more boxes than a 32-query DETR has queries
+    model = _detr("MODEL.DETR.NUM_OBJECT_QUERIES", "1", "MODEL.DETR.NUM_RELATION_QUERIES", "1").train()
+    with caplog.at_level("WARNING"):
+        losses = model(_images(), _targets())  # image 0 has two objects
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert "image 0 of the batch has 2 GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is 1" in caplog.text
+    assert "image 1 of the batch" not in caplog.text

@@ -148,7 +148,9 @@ class DETRDetector(nn.Module):
         for image, (gt_labels, gt_box) in enumerate(targets):
             cost = object_cost_matrix(logits[image].detach(), boxes[image].detach(), gt_labels, gt_box,
                                       self.class_weight, self.l1_weight, self.giou_weight)
-            query, gt = hungarian_match(cost)
+            # An image with more objects than queries: the reference's matcher leaves the costliest out (a warning
+            # in losses()); they still count in the normaliser, as in the reference's num_boxes.
+            query, gt = hungarian_match(cost, allow_unmatched_gt=True)
             labels[image, query] = gt_labels[gt]
             pred_boxes.append(boxes[image, query])
             gt_boxes.append(gt_box[gt])
@@ -167,6 +169,12 @@ class DETRDetector(nn.Module):
     def losses(self, outputs: Dict[str, torch.Tensor], targets: Sequence[BoxList]) -> Dict[str, torch.Tensor]:
         device = outputs["logits"].device
         gt = [object_targets(t.to(device), i) for i, t in enumerate(targets)]
+        num_queries = outputs["logits"].shape[2]
+        for image, (labels, _) in enumerate(gt):
+            if len(labels) > num_queries:
+                logger.warning("image %d of the batch has %d GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is %d: the "
+                               "%d the matching assigns no query get no loss", image, len(labels), num_queries,
+                               len(labels) - num_queries)
         normaliser = num_gt_triplets([g[0] for g in gt], device)  # counts GT objects: len() of each label tensor
         num_layers = outputs["logits"].shape[0]
         layers = range(num_layers) if self.deep_supervision else [num_layers - 1]

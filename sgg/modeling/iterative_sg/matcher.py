@@ -50,10 +50,13 @@ def triplet_cost_matrix(outputs: Dict[str, torch.Tensor], target: TripletTargets
     return cost
 
 
-def hungarian_match(cost: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(query indices, GT indices) of the minimum-cost assignment of a (Q, G) matrix, Q >= G; sorted by query."""
-    if cost.shape[1] > cost.shape[0]:
-        raise ValueError(f"cannot match {cost.shape[1]} GT triplets to {cost.shape[0]} queries")
+def hungarian_match(cost: torch.Tensor, allow_unmatched_gt: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(query indices, GT indices) of the minimum-cost assignment of a (Q, G) matrix; sorted by query.
+
+    Q < G is an error unless ``allow_unmatched_gt``: then every query is matched and the G - Q GT left over are the
+    ones the minimum-cost assignment leaves out (scipy's rectangular assignment, as in DETR's HungarianMatcher)."""
+    if cost.shape[1] > cost.shape[0] and not allow_unmatched_gt:
+        raise ValueError(f"cannot match {cost.shape[1]} GT targets to {cost.shape[0]} queries")
     rows, cols = linear_sum_assignment(cost.detach().cpu().numpy())
     device = cost.device
     return (torch.as_tensor(rows, dtype=torch.int64, device=device),
