@@ -233,5 +233,5 @@ def test_trains_on_an_image_with_more_objects_than_queries(caplog):
         losses = model(_images(), _targets())  # image 0 has two objects
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    assert "image 0 of the batch has 2 GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is 1" in caplog.text
+    assert "image 0 of the batch has 2 GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is 1: 1 left unmatched" in caplog.text
     assert "image 1 of the batch" not in caplog.text

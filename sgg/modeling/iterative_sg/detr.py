@@ -172,8 +172,8 @@ class DETRDetector(nn.Module):
         num_queries = outputs["logits"].shape[2]
         for image, (labels, _) in enumerate(gt):
             if len(labels) > num_queries:
-                logger.warning("image %d of the batch has %d GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is %d: the "
-                               "%d the matching assigns no query get no loss", image, len(labels), num_queries,
+                logger.warning("image %d of the batch has %d GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is %d: %d "
+                               "left unmatched get no loss", image, len(labels), num_queries,
                                len(labels) - num_queries)
         normaliser = num_gt_triplets([g[0] for g in gt], device)  # counts GT objects: len() of each label tensor
         num_layers = outputs["logits"].shape[0]
