@@ -491,7 +491,7 @@ def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
 
 # The VG-like rows whose two seeds were more than 5 points of R@50 apart, and the protocol that got a third seed.
 THIRD_SEED = {"Motif": "sgcls", "Transformer": "predcls", "Transformer+BA-SGG": "predcls",
-              "Transformer+CCE+Ranker": "predcls"}
+              "Transformer+CCE+Ranker": "predcls", "Motifs-TDE": "predcls"}
 
 
 def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
