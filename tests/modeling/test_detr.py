@@ -216,7 +216,7 @@ def test_bad_source_feature_stride_is_explained(source, message):
         _detr("MODEL.DETR.SOURCE_FEATURE_STRIDE", source)
 
 
-def test_more_objects_than_queries_leaves_the_costliest_unmatched_as_the_reference():
+def test_more_objects_than_queries_leaves_out_what_the_minimum_cost_assignment_leaves_out():
     from sgg.modeling.iterative_sg import hungarian_match
     # two queries, three GT: the minimum-cost assignment q0 -> g1 (1) and q1 -> g2 (0) leaves g0 out
     cost = torch.tensor([[5.0, 1.0, 3.0], [2.0, 4.0, 0.0]])
@@ -235,3 +235,18 @@ def test_trains_on_an_image_with_more_objects_than_queries(caplog):
     sum(losses.values()).backward()
     assert "image 0 of the batch has 2 GT objects but MODEL.DETR.NUM_OBJECT_QUERIES is 1: 1 left unmatched" in caplog.text
     assert "image 1 of the batch" not in caplog.text
+
+
+def test_unmatched_objects_still_count_in_the_box_loss_normaliser():
+    # one query, two GT objects in a 100 x 100 image: (cx, cy, w, h) = (0.1, 0.1, 0.2, 0.2) and (0.6, 0.6, 0.2, 0.2).
+    # The query's box (0.15, 0.1, 0.2, 0.2) is matched to the first (L1 0.05 against 0.95); the second is left out
+    # but counts: loss_bbox = 5 * 0.05 / 2 (not / 1), as the reference's num_boxes counts every GT box.
+    model = _detr("MODEL.DETR.NUM_OBJECT_QUERIES", "1", "MODEL.DETR.NUM_RELATION_QUERIES", "1",
+                  "MODEL.DETR.DEEP_SUPERVISION", "False")
+    target = BoxList(torch.tensor([[0.0, 0, 20, 20], [50, 50, 70, 70]]), (100, 100))
+    target.add_field("labels", torch.tensor([1, 2]))
+    outputs = {"logits": torch.zeros(1, 1, 1, NUM_CLASSES), "boxes": torch.tensor([[[[0.15, 0.1, 0.2, 0.2]]]])}
+    losses = model.losses(outputs, [target])
+    assert float(losses["loss_bbox"]) == pytest.approx(5.0 * 0.05 / 2, abs=1e-6)
+    giou = (0.15 * 0.2) / (0.25 * 0.2)  # overlap 0.15 x 0.2, union 0.25 x 0.2 = hull: no hull penalty
+    assert float(losses["loss_giou"]) == pytest.approx(2.0 * (1 - giou) / 2, abs=1e-6)

@@ -148,8 +148,8 @@ class DETRDetector(nn.Module):
         for image, (gt_labels, gt_box) in enumerate(targets):
             cost = object_cost_matrix(logits[image].detach(), boxes[image].detach(), gt_labels, gt_box,
                                       self.class_weight, self.l1_weight, self.giou_weight)
-            # An image with more objects than queries: the reference's matcher leaves the costliest out (a warning
-            # in losses()); they still count in the normaliser, as in the reference's num_boxes.
+            # An image with more objects than queries: as in the reference's matcher, the objects the minimum-cost
+            # assignment leaves out get no loss (a warning in losses()) but count in the normaliser (its num_boxes).
             query, gt = hungarian_match(cost, allow_unmatched_gt=True)
             labels[image, query] = gt_labels[gt]
             pred_boxes.append(boxes[image, query])
