@@ -98,6 +98,7 @@ def main(argv=None) -> int:
         jobs = [(e, p, s) for e in experiments for p in e.protocols for s in e.seeds_for(p)
                 if (not args.protocols or p in args.protocols) and (args.seeds is None or s in args.seeds)]
         sha256 = detector_fingerprint(detector) if os.path.isfile(detector) else None  # None: a dry run's
+        ap50 = detector_ap50(detector) if sha256 else None
         start = time.time()
         for exp, protocol, seed in tqdm(jobs, desc="experiments", unit="run"):
             output_dir = run_dir(args.output_root, exp.name, protocol, seed)
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
             logger.info("%s %s seed %d: %s", exp.name, protocol, seed, " ".join(command))
             if args.dry_run:
                 continue
-            write_detector_record(output_dir, detector, sha256)
+            write_detector_record(output_dir, detector, sha256, ap50)
             seconds = run_one(command, output_dir, env=script_env())
             if not find_results(output_dir):
                 raise RunError(f"{exp.name} {protocol} seed {seed} finished but left no "

@@ -268,9 +268,9 @@ def _read_json(path: str) -> Dict:
 
 
 def detector_fingerprint(weights: str) -> str:
-    """SHA-256 of a detector checkpoint. Training a detector is bitwise repeatable only at one thread count (the
-    VG-like detector's record was trained with two), so rows are compared by the weights they were given, not the
-    path: a retrained detector on a new machine has the same path and may differ."""
+    """SHA-256 of a detector checkpoint. Training a detector is bitwise repeatable only at one thread count and on
+    one type of CPU, so rows are compared by the weights they were given, not the path: a retrained detector on a
+    new machine has the same path and may differ."""
     digest = hashlib.sha256()
     with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -281,8 +281,13 @@ def detector_fingerprint(weights: str) -> str:
 DETECTOR_RECORD = "detector.json"  # in each run folder: the list's detector weights the run was given
 
 
-def write_detector_record(output_dir: str, weights: str, sha256: str) -> None:
-    _write_json(os.path.join(output_dir, DETECTOR_RECORD), {"weights": weights, "sha256": sha256})
+def write_detector_record(output_dir: str, weights: str, sha256: str, ap50: Optional[float] = None) -> None:
+    """``detector.json``: the weights' path, SHA-256 and test AP@0.5 (the row's own, so a table whose rows were
+    given different detectors prints each row's)."""
+    record = {"weights": weights, "sha256": sha256}
+    if ap50 is not None:
+        record["ap50"] = ap50
+    _write_json(os.path.join(output_dir, DETECTOR_RECORD), record)
 
 
 def run_detector_sha256(folder: str) -> Optional[str]:
@@ -305,7 +310,9 @@ def collect_run(folder: str) -> Optional[Dict]:
     info_path = _last_stage_file(folder, "model_info.json")
     info = _read_json(info_path) if info_path else {}
     if "detector_ap50" not in info:  # the run's own detector (IterativeSG: its DETR), kept in exported records
-        ap50 = _run_detector_ap50(folder)
+        ap50 = _read_json(os.path.join(folder, DETECTOR_RECORD)).get("ap50")  # the list's detector it was given
+        if ap50 is None:
+            ap50 = _run_detector_ap50(folder)
         if ap50 is not None:
             info = dict(info, detector_ap50=ap50)
     config_path = os.path.join(os.path.dirname(info_path), "config.yaml") if info_path else None

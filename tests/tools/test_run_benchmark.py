@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from sgg.benchmarking.runner import (detector_fingerprint, experiment_parents, export_records, load_benchmark_spec,
-                                     markdown_tables, parse_times, run_dir, run_one, summarise, table_detector_ap50,
-                                     train_command, write_detector_record)
+from sgg.benchmarking.runner import (detector_ap50, detector_fingerprint, experiment_parents, export_records,
+                                     load_benchmark_spec, markdown_tables, parse_times, run_dir, run_one, summarise,
+                                     table_detector_ap50, train_command, write_detector_record)
 from sgg.utils.errors import RunError
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
@@ -262,6 +262,39 @@ def test_rows_given_different_detector_weights_are_flagged(tmp_path):
     assert ("**Warning: not every row recorded its detector weights** (SHA-256), so those rows cannot be shown to "
             "share the others' detector: `aaaaaaaaaaaa` (A predcls); unrecorded (C predcls).") in one_and_unrecorded
     assert "different detector weights" not in one_and_unrecorded
+
+
+def test_each_row_prints_the_ap50_of_the_detector_it_was_given(tmp_path):
+    """Rows given different detectors (a retrained one is another detector on another CPU type): the model table
+    prints each row's detector AP@0.5 from its detector.json, not the list's current detector's for all; a run whose
+    detector.json predates the AP field falls back to the table's value."""
+    spec = load_benchmark_spec(_write(tmp_path, "ks: [50]\nseeds: [0]\nprotocols: [predcls]\nexperiments:\n"
+                                                "  - {name: A, config: c.yaml}\n  - {name: B, config: c.yaml}\n"
+                                                "  - {name: C, config: c.yaml}\n"))
+    for name in "ABC":
+        _fake_run(tmp_path, name, "predcls", 0, 0.4, 0.1)
+    write_detector_record(run_dir(str(tmp_path), "A", "predcls", 0), "det.pth", "a" * 64, 0.7616)
+    write_detector_record(run_dir(str(tmp_path), "B", "predcls", 0), "det.pth", "b" * 64, 0.7585)
+    write_detector_record(run_dir(str(tmp_path), "C", "predcls", 0), "det.pth", "c" * 64)
+    record = json.loads((tmp_path / "B" / "predcls" / "seed0" / "detector.json").read_text())
+    assert record == {"weights": "det.pth", "sha256": "b" * 64, "ap50": 0.7585}
+    rows = summarise(spec, str(tmp_path), 0.5)
+    assert [r["model"]["detector_ap50"] for r in rows] == [0.7616, 0.7585, 0.5]
+    model_lines = [[line for line in markdown_tables(rows, [50]).splitlines() if line.startswith(f"| {name} |")][-1]
+                   for name in "ABC"]  # each row's last line is its model-table line
+    assert [line.split("|")[8].strip() for line in model_lines] == ["0.762", "0.758", "0.500"]
+
+
+def test_the_vglike_lists_detector_is_the_committed_one():
+    """configs/benchmark_vglike.yaml names committed weights (a retrained detector differs across CPU types), their
+    test AP@0.5 is in the committed record beside them, and the SHA-256 in the list's comment is theirs."""
+    vglike = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_vglike.yaml"))
+    weights = os.path.join(REPO, vglike.detector_weights)
+    assert vglike.detector_weights == "benchmarks/results/synthetic_vglike/detector/model_final.pth"
+    assert detector_fingerprint(weights).startswith("6721f8bca756")
+    assert detector_ap50(weights) == pytest.approx(0.7585, abs=5e-5)
+    with open(os.path.join(REPO, "configs", "benchmark_vglike.yaml")) as f:
+        assert "SHA-256 6721f8bca756" in f.read()
 
 
 def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
