@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""How many GT triplets an SGDet run's detections can reach at all, next to its R@K.
+
+    python benchmarks/sgdet_entity_reach.py output/benchmark_vglike/Motif/sgdet/seed0 [--dataset SyntheticVGLike_test]
+
+Reads the run's ``config.yaml`` and ``inference/<dataset>/predictions.sgg`` (written by the run's test). A GT triplet
+is *reached* when some predicted box matches its subject and another predicted box matches its object, each with
+IoU >= the run's match threshold (``TEST.RELATION.IOU_THRESHOLD``) and the GT label: the share no ranking of the
+pairs can exceed in SGDet, since every pair of detections is a candidate. Printed beside R@20/50/100 (mean over
+images, as the evaluator's), it tells whether R@K is bounded by the detections or by the ranking of pairs
+(BENCHMARKS.md, "VG-like comparison"). The share is per image, then averaged over images with relations, like R@K.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+
+
+def reached_triplets(gt_boxes, gt_labels, relations, pred_boxes, pred_labels, iou_threshold=0.5) -> int:
+    """The number of GT triplets (subject, object, predicate rows of ``relations``) whose subject and object are each
+    matched by a different predicted box with IoU >= ``iou_threshold`` and the GT box's label."""
+    relations = np.asarray(relations, dtype=np.int64).reshape(-1, 3)
+    if len(relations) == 0 or len(pred_boxes) == 0:
+        return 0
+    iou = box_iou(torch.as_tensor(np.asarray(gt_boxes, dtype=np.float32)),
+                  torch.as_tensor(np.asarray(pred_boxes, dtype=np.float32))).numpy()
+    matches = (iou >= iou_threshold) & (np.asarray(gt_labels)[:, None] == np.asarray(pred_labels)[None, :])
+    reached = 0
+    for subject, obj, _ in relations:
+        subject_boxes, object_boxes = np.flatnonzero(matches[subject]), np.flatnonzero(matches[obj])
+        # one predicted box cannot be both ends of a pair
+        if len(subject_boxes) and len(object_boxes) and len(np.union1d(subject_boxes, object_boxes)) > 1:
+            reached += 1
+    return reached
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="an SGDet run's OUTPUT_DIR (config.yaml, inference/<dataset>/)")
+    parser.add_argument("--dataset", default="SyntheticVGLike_test", help="catalog name of the tested split")
+    args = parser.parse_args(argv)
+
+    from sgg.config import load_config
+    from sgg.data import build_dataset
+    from sgg.engine.relation_eval import groundtruth_lookup
+    from sgg.evaluation import read_prediction_file
+
+    folder = os.path.join(args.run_dir, "inference", args.dataset)
+    cfg = load_config(os.path.join(args.run_dir, "config.yaml"), [], freeze=False)
+    cfg.OUTPUT_DIR = folder  # a statistics cache, if one is built, goes beside the predictions
+    cfg.freeze()
+    reader = read_prediction_file(os.path.join(folder, "predictions.sgg"))
+    if reader.meta["mode"] != "sgdet":
+        raise SystemExit(f"{reader.path}: mode {reader.meta['mode']!r}; the reach of the detections is an SGDet "
+                         f"question (PredCls and SGCls are given the GT boxes)")
+    iou_threshold = float(reader.meta.get("iou_threshold") or cfg.TEST.RELATION.IOU_THRESHOLD)
+    lookup = groundtruth_lookup(build_dataset(cfg, args.dataset, transforms=None, check_images=False))
+    shares = []
+    for record in reader:
+        gt = lookup(record.image_id)
+        relations = np.asarray(gt["relations"]).reshape(-1, 3)
+        if len(relations):
+            shares.append(reached_triplets(gt["boxes"], gt["labels"], relations, record.prediction["boxes"],
+                                           record.prediction["labels"], iou_threshold) / len(relations))
+    results = json.load(open(os.path.join(folder, "results.json")))
+    recalls = " / ".join(f"{100 * results[f'R@{k}']:.1f}" for k in (20, 50, 100))
+    print(f"{args.run_dir}: {len(shares)} images with relations; GT triplets reached by the detections "
+          f"{100 * float(np.mean(shares)):.1f} % (IoU >= {iou_threshold}, label right); R@20 / 50 / 100 {recalls}")
+
+
+if __name__ == "__main__":
+    main()
