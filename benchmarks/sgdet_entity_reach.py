@@ -5,7 +5,8 @@
 
 Reads the run's ``config.yaml`` and ``inference/<dataset>/predictions.sgg`` (written by the run's test). A GT triplet
 is *reached* when some predicted box matches its subject and another predicted box matches its object, each with
-IoU >= the run's match threshold (``TEST.RELATION.IOU_THRESHOLD``) and the GT label: the share no ranking of the
+IoU >= the run's match threshold (``TEST.RELATION.IOU_THRESHOLD``, with the evaluator's IoU convention,
+``TEST.RELATION.LEGACY_IOU``) and the GT label: the share no ranking of the
 pairs can exceed in SGDet, since every pair of detections is a candidate. Printed beside R@20/50/100 (mean over
 images, as the evaluator's), it tells whether R@K is bounded by the detections or by the ranking of pairs
 (BENCHMARKS.md, "VG-like comparison"). The share is per image, then averaged over images with relations, like R@K.
@@ -15,18 +16,19 @@ import json
 import os
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+
+from sgg.evaluation.matching import box_iou
 
 
-def reached_triplets(gt_boxes, gt_labels, relations, pred_boxes, pred_labels, iou_threshold=0.5) -> int:
+def reached_triplets(gt_boxes, gt_labels, relations, pred_boxes, pred_labels, iou_threshold=0.5,
+                     legacy_iou=True) -> int:
     """The number of GT triplets (subject, object, predicate rows of ``relations``) whose subject and object are each
-    matched by a different predicted box with IoU >= ``iou_threshold`` and the GT box's label."""
+    matched by a different predicted box with IoU >= ``iou_threshold`` and the GT box's label. The IoU is the
+    evaluator's (``legacy_iou``: maskrcnn-benchmark's +1 pixel convention, SGB's default)."""
     relations = np.asarray(relations, dtype=np.int64).reshape(-1, 3)
     if len(relations) == 0 or len(pred_boxes) == 0:
         return 0
-    iou = box_iou(torch.as_tensor(np.asarray(gt_boxes, dtype=np.float32)),
-                  torch.as_tensor(np.asarray(pred_boxes, dtype=np.float32))).numpy()
+    iou = box_iou(gt_boxes, pred_boxes, legacy_iou)
     matches = (iou >= iou_threshold) & (np.asarray(gt_labels)[:, None] == np.asarray(pred_labels)[None, :])
     reached = 0
     for subject, obj, _ in relations:
@@ -57,6 +59,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{reader.path}: mode {reader.meta['mode']!r}; the reach of the detections is an SGDet "
                          f"question (PredCls and SGCls are given the GT boxes)")
     iou_threshold = float(reader.meta.get("iou_threshold") or cfg.TEST.RELATION.IOU_THRESHOLD)
+    legacy_iou = bool(reader.meta.get("legacy_iou", cfg.TEST.RELATION.LEGACY_IOU))
     lookup = groundtruth_lookup(build_dataset(cfg, args.dataset, transforms=None, check_images=False))
     shares = []
     for record in reader:
@@ -64,7 +67,8 @@ def main(argv=None) -> None:
         relations = np.asarray(gt["relations"]).reshape(-1, 3)
         if len(relations):
             shares.append(reached_triplets(gt["boxes"], gt["labels"], relations, record.prediction["boxes"],
-                                           record.prediction["labels"], iou_threshold) / len(relations))
+                                           record.prediction["labels"], iou_threshold, legacy_iou)
+                          / len(relations))
     results = json.load(open(os.path.join(folder, "results.json")))
     recalls = " / ".join(f"{100 * results[f'R@{k}']:.1f}" for k in (20, 50, 100))
     print(f"{args.run_dir}: {len(shares)} images with relations; GT triplets reached by the detections "

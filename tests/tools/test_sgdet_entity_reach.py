@@ -24,13 +24,23 @@ def test_a_triplet_needs_both_ends_matched_with_label_and_iou():
 
 
 def test_iou_threshold_is_inclusive_and_applied_to_both_ends():
-    # object 1 covered with IoU exactly 0.5 (box 25-30 inside 20-30: 5 / 10)
+    # object 1 covered with IoU exactly 0.5 without the +1 convention (box 25-30 inside 20-30: 5 / 10)
     pred_boxes = [[0, 0, 10, 10], [25, 0, 30, 10]]
-    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2]) == 1
-    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], iou_threshold=0.51) == 0
+    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], legacy_iou=False) == 1
+    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], iou_threshold=0.51,
+                                  legacy_iou=False) == 0
     # a subject found but not its object (IoU 4/10 = 0.4) is not reached, in either direction
     assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3], [1, 0, 3]], [[0, 0, 10, 10], [26, 0, 30, 10]],
-                                  [1, 2]) == 0
+                                  [1, 2], legacy_iou=False) == 0
+
+
+def test_the_evaluators_legacy_iou_is_the_default():
+    # maskrcnn's +1 pixel convention: box 25-30 in 20-30 gives (6 x 11) / (11 x 11) = 0.545 instead of 0.5
+    pred_boxes = [[0, 0, 10, 10], [25, 0, 30, 10]]
+    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], iou_threshold=0.54) == 1
+    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], iou_threshold=0.55) == 0
+    assert reach.reached_triplets(GT_BOXES, GT_LABELS, [[0, 1, 3]], pred_boxes, [1, 2], iou_threshold=0.54,
+                                  legacy_iou=False) == 0
 
 
 def test_one_box_cannot_be_both_ends():
