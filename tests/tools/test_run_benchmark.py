@@ -287,7 +287,8 @@ def test_each_row_prints_the_ap50_of_the_detector_it_was_given(tmp_path):
 
 def test_the_vglike_lists_detector_is_the_committed_one():
     """configs/benchmark_vglike.yaml names committed weights (a retrained detector differs across CPU types), their
-    test AP@0.5 (the profile's 0.5 target) is in the committed record beside them, and the SHA-256 in the list's comment is theirs."""
+    test AP@0.5 (the profile's 0.5 target) is in the committed record beside them, and the SHA-256 in the list's
+    comment is theirs."""
     vglike = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_vglike.yaml"))
     weights = os.path.join(REPO, vglike.detector_weights)
     assert vglike.detector_weights == "benchmarks/results/synthetic_vglike/detector/model_final.pth"
