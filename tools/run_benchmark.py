@@ -12,9 +12,12 @@
 
 The experiment list format is documented in ``sgg/benchmarking/runner.py``. Runs whose results exist are skipped;
 the detector is trained from ``detector.config`` when ``detector.weights`` is missing and tested once for its AP@0.5.
-Writes ``<output-root>/benchmark.md``, ``benchmark.json`` and ``per_predicate/*.png``.
+Writes ``<output-root>/benchmark.md``, ``benchmark.json``, ``per_predicate/*.png`` and, for the rows with a parent
+(a debiasing method on its CE row), ``benchmark_changes.json``: each row minus its parent, seed against seed, also
+the last table of ``benchmark.md``.
 """
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -23,6 +26,7 @@ import time
 
 from tqdm import tqdm
 
+from sgg.benchmarking.changes import changes_table, parent_changes
 from sgg.benchmarking.runner import (detector_ap50, detector_fingerprint, export_records, find_results,
                                      load_benchmark_spec, run_detector_sha256, run_dir, write_detector_record,
                                      run_one, summarise, table_detector_ap50, train_command, write_tables)
@@ -125,7 +129,10 @@ def main(argv=None) -> int:
         return 0
     ap50 = table_detector_ap50(spec, args.output_root, args.collect_only)
     rows = summarise(spec, args.output_root, ap50)
-    paths = write_tables(rows, spec.ks, args.output_root)
+    changes = parent_changes(spec, args.output_root)
+    paths = write_tables(rows, spec.ks, args.output_root, appendix=changes_table(changes, spec.ks))
+    with open(os.path.join(args.output_root, "benchmark_changes.json"), "w") as f:
+        json.dump(changes, f, indent=1)
     with open(paths["markdown"]) as f:
         print(f.read())
     logger.info("wrote %s and %s", paths["markdown"], paths["json"])

@@ -332,7 +332,7 @@ def _run_detector_ap50(folder: str) -> Optional[float]:
     return detector_ap50(weights) if weights else None
 
 
-def _mean_std(values: List[float]):
+def mean_std(values: List[float]):
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
         return None, None
@@ -354,7 +354,7 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
             for prefix in METRIC_PREFIXES:
                 for k in spec.ks:
                     key = f"{prefix}@{k}"
-                    mean, std = _mean_std([r["results"].get(key) for r in runs])
+                    mean, std = mean_std([r["results"].get(key) for r in runs])
                     if mean is not None:
                         row["metrics"][key], row["spread"][key] = mean, std
             info = runs[0]["model_info"]
@@ -365,8 +365,8 @@ def summarise(spec: BenchmarkSpec, root: str, detector_ap50: Optional[float] = N
                 "trainable_parameters": info.get("trainable_parameters"),
                 "ims_per_batch": info.get("ims_per_batch"), "device": info.get("device"),
                 "detector_ap50": info.get("detector_ap50", detector_ap50),
-                "train_seconds": _mean_std([r.get("train_seconds") for r in runs])[0],
-                "inference_s_per_image": _mean_std([r.get("inference_s_per_image") for r in runs])[0],
+                "train_seconds": mean_std([r.get("train_seconds") for r in runs])[0],
+                "inference_s_per_image": mean_std([r.get("inference_s_per_image") for r in runs])[0],
                 "max_triplets_per_image": info.get("max_triplets_per_image"),
                 "detector_sha256": sorted({r["detector_sha256"] or "unrecorded" for r in runs}),
             }
@@ -465,12 +465,13 @@ def detector_note(rows: List[Dict]) -> str:
             "comparison: " + "; ".join(parts) + ".")
 
 
-def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str) -> Dict[str, str]:
-    """``benchmark.md``, ``benchmark.json`` and one per-predicate R@K chart per row (PNG, drawn with OpenCV)."""
+def write_tables(rows: List[Dict], ks: Sequence[int], out_dir: str, appendix: str = "") -> Dict[str, str]:
+    """``benchmark.md`` (with ``appendix``, more Markdown, after the tables), ``benchmark.json`` and one
+    per-predicate R@K chart per row (PNG, drawn with OpenCV)."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {"markdown": os.path.join(out_dir, "benchmark.md"), "json": os.path.join(out_dir, "benchmark.json")}
     with open(paths["markdown"], "w") as f:
-        f.write(markdown_tables(rows, ks))
+        f.write(markdown_tables(rows, ks) + (f"\n{appendix}" if appendix else ""))
     with open(paths["json"], "w") as f:
         json.dump([{k: v for k, v in row.items() if k != "per_predicate"} for row in rows], f, indent=1)
     plot_dir = os.path.join(out_dir, "per_predicate")

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from sgg.benchmarking.changes import changes_table, parent_changes
 from sgg.benchmarking.runner import (detector_ap50, detector_fingerprint, experiment_parents, export_records,
                                      load_benchmark_spec, markdown_tables, parse_times, run_dir, run_one, summarise,
                                      table_detector_ap50, train_command, write_detector_record)
@@ -130,6 +131,49 @@ experiments:
             "0.0300 |") in table
 
 
+def test_changes_against_the_parent_pair_each_seed_with_the_parents_same_seed(tmp_path):
+    """A+X - A per seed, then mean and sample spread; B (``parent: A``, seed 1 only) is paired with A's seed 1, not
+    seed 0; rows without a parent, or whose parent has no finished run, get no entry."""
+    spec = load_benchmark_spec(_write(tmp_path, """
+ks: [50]
+seeds: [0, 1]
+protocols: [predcls]
+experiments:
+  - {name: A, config: c.yaml}
+  - {name: A+X, config: c.yaml}
+  - {name: B, config: c.yaml, parent: A, seeds: [1]}
+  - {name: D, config: c.yaml}
+  - {name: D+Y, config: c.yaml, seeds: [0]}
+  - {name: E, config: c.yaml}
+  - {name: E+Z, config: c.yaml}
+"""))
+    for name, seed, r50, mr50 in [("A", 0, 0.40, 0.10), ("A", 1, 0.50, 0.20), ("A+X", 0, 0.35, 0.18),
+                                  ("A+X", 1, 0.52, 0.24), ("B", 1, 0.45, 0.30), ("D+Y", 0, 0.3, 0.3),
+                                  ("E+Z", 0, 0.3, 0.3), ("D", 1, 0.2, 0.1)]:
+        _fake_run(tmp_path, name, "predcls", seed, r50, mr50)
+    ax, b = parent_changes(spec, str(tmp_path))  # D+Y: its seed 0 has no parent run (D has seed 1); E: none
+    # A+X: R@50 changes -5.0 (seed 0) and +2.0 (seed 1): mean -1.5, spread sqrt(3.5^2 + 3.5^2) = 4.95;
+    # mR@50 +8.0 and +4.0: mean +6.0, spread 2.83
+    assert (ax["name"], ax["parent"], ax["seeds"]) == ("A+X", "A", [0, 1])
+    assert ax["change"]["R@50"] == pytest.approx(-0.015) and ax["spread"]["R@50"] == pytest.approx(0.0494975, 1e-5)
+    assert ax["change"]["mR@50"] == pytest.approx(0.06) and ax["spread"]["mR@50"] == pytest.approx(0.0282843, 1e-5)
+    assert ax["per_seed"][0]["R@50"] == pytest.approx(-0.05) and ax["per_seed"][1]["mR@50"] == pytest.approx(0.04)
+    assert (b["seeds"], b["change"]["R@50"], b["change"]["mR@50"]) == ([1], pytest.approx(-0.05), pytest.approx(0.1))
+    table = changes_table([ax, b], [50])
+    assert "| A+X | A | predcls | 2 | -1.5±4.9 | +6.0±2.8 | +0.0 / +0.0 / +0.0 | s0 -5.0 / +8.0; s1 +2.0 / +4.0 |" \
+        in table
+    assert "| B | A | predcls | 1 | -5.0 | +10.0 | +0.0 / +0.0 / +0.0 | s1 -5.0 / +10.0 |" in table
+    assert changes_table([], [50]) == ""
+    # the tool writes them beside the tables: the last table of benchmark.md and benchmark_changes.json
+    proc = subprocess.run([sys.executable, "tools/run_benchmark.py", "--experiments", str(tmp_path / "list.yaml"),
+                           "--output-root", str(tmp_path), "--collect-only"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert table in (tmp_path / "benchmark.md").read_text()
+    written = json.loads((tmp_path / "benchmark_changes.json").read_text())
+    assert [(c["name"], c["seeds"]) for c in written] == [("A+X", [0, 1]), ("B", [1])]
+
+
 def test_per_protocol_seeds_choose_the_runs_and_the_rows(tmp_path):
     """``seeds: {sgdet: [0]}``: two seeds in PredCls, one in SGDet, in the job list and in the table."""
     path = _write(tmp_path, """
@@ -180,6 +224,23 @@ def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
     assert "| Motif | sgdet | 1 | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |" in table
     assert "| ISG50 | sgdet | 1 | 25.0 / 25.0 / 25.0† |" in table  # K equal to the cap ranks all it can
     assert "† K above the most triplets the model ranks per image (30, 50;" in table
+
+
+def test_changes_beyond_a_triplet_cap_are_marked(tmp_path):
+    """IterativeSG-no-weights against IterativeSG (30 queries): the change at K = 50 and 100 is a change at 30."""
+    spec = load_benchmark_spec(_write(tmp_path, "ks: [20, 50, 100]\nprotocols: [sgdet]\nexperiments:\n"
+                                                "  - {name: ISG, config: c.yaml}\n  - {name: ISG+W, config: c.yaml}\n"))
+    for name, value in (("ISG", 0.25), ("ISG+W", 0.20)):
+        folder = run_dir(str(tmp_path), name, "sgdet", 0)
+        os.makedirs(os.path.join(folder, "inference", "T"))
+        with open(os.path.join(folder, "inference", "T", "results.json"), "w") as f:
+            json.dump({f"{p}@{k}": value for p in ("R", "mR") for k in (20, 50, 100)}, f)
+        with open(os.path.join(folder, "model_info.json"), "w") as f:
+            json.dump({"max_triplets_per_image": 30}, f)
+    (entry,) = parent_changes(spec, str(tmp_path))
+    assert entry["capped_ks"] == [50, 100]
+    assert "| ISG+W | ISG | sgdet | 1 | -5.0 / -5.0† / -5.0† | -5.0 / -5.0† / -5.0† | - / - / -† | s0 -5.0† / -5.0† |" \
+        in changes_table([entry], [20, 50, 100])
 
 
 def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path):
