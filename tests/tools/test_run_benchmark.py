@@ -203,6 +203,16 @@ experiments:
     assert (sgdet["seeds"], sgdet["metrics"]["R@50"]) == (1, pytest.approx(0.40))  # seed 1 is not in the list
 
 
+def _fake_sgdet_run(root, name, metrics, cap):
+    """An SGDet seed-0 run with these results and a model that ranks ``cap`` triplets per image (None: no cap)."""
+    folder = run_dir(str(root), name, "sgdet", 0)
+    os.makedirs(os.path.join(folder, "inference", "T"))
+    with open(os.path.join(folder, "inference", "T", "results.json"), "w") as f:
+        json.dump(metrics, f)
+    with open(os.path.join(folder, "model_info.json"), "w") as f:
+        json.dump({"max_triplets_per_image": cap}, f)
+
+
 def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
     """IterativeSG ranks one triplet per query: with 30 queries its @50 and @100 cells (and the head / body / tail
     mR@100) carry the mark and the table explains it; its ngR@K and the other row do not."""
@@ -210,14 +220,9 @@ def test_cells_beyond_a_models_triplet_cap_are_marked(tmp_path):
                                                 "  - {name: ISG, config: c.yaml}\n  - {name: Motif, config: c.yaml}\n"
                                                 "  - {name: ISG50, config: c.yaml}\n"))
     for name, cap in (("ISG", 30), ("Motif", None), ("ISG50", 50)):
-        folder = run_dir(str(tmp_path), name, "sgdet", 0)
-        os.makedirs(os.path.join(folder, "inference", "T"))
         metrics = {f"{p}@{k}": 0.25 for p in ("R", "mR", "F", "ngR", "ngmR") for k in (20, 50, 100)}
         metrics.update({f"{g}_mR@100": 0.5 for g in ("head", "body", "tail")})
-        with open(os.path.join(folder, "inference", "T", "results.json"), "w") as f:
-            json.dump(metrics, f)
-        with open(os.path.join(folder, "model_info.json"), "w") as f:
-            json.dump({"max_triplets_per_image": cap}, f)
+        _fake_sgdet_run(tmp_path, name, metrics, cap)
     table = markdown_tables(summarise(spec, str(tmp_path)), [20, 50, 100])
     assert ("| ISG | sgdet | 1 | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | 25.0 / 25.0† / 25.0† | "
             "50.0 / 50.0 / 50.0† | 25.0 / 25.0 / 25.0 | 25.0 / 25.0 / 25.0 |") in table
@@ -231,12 +236,7 @@ def test_changes_beyond_a_triplet_cap_are_marked(tmp_path):
     spec = load_benchmark_spec(_write(tmp_path, "ks: [20, 50, 100]\nprotocols: [sgdet]\nexperiments:\n"
                                                 "  - {name: ISG, config: c.yaml}\n  - {name: ISG+W, config: c.yaml}\n"))
     for name, value in (("ISG", 0.25), ("ISG+W", 0.20)):
-        folder = run_dir(str(tmp_path), name, "sgdet", 0)
-        os.makedirs(os.path.join(folder, "inference", "T"))
-        with open(os.path.join(folder, "inference", "T", "results.json"), "w") as f:
-            json.dump({f"{p}@{k}": value for p in ("R", "mR") for k in (20, 50, 100)}, f)
-        with open(os.path.join(folder, "model_info.json"), "w") as f:
-            json.dump({"max_triplets_per_image": 30}, f)
+        _fake_sgdet_run(tmp_path, name, {f"{p}@{k}": value for p in ("R", "mR") for k in (20, 50, 100)}, cap=30)
     (entry,) = parent_changes(spec, str(tmp_path))
     assert entry["capped_ks"] == [50, 100]
     assert "| ISG+W | ISG | sgdet | 1 | -5.0 / -5.0† / -5.0† | -5.0 / -5.0† / -5.0† | - / - / -† | s0 -5.0† / -5.0† |" \
