@@ -2,8 +2,9 @@
 
 A debiasing recipe starts from (or, for TDE, is) its parent's model of the same seed, so the change is measured
 pairwise: for every seed both rows finished, ``row - parent``; the table gives the mean and spread (sample standard
-deviation) of those differences and each seed's change at the middle K. Only seeds both rows have are paired, so a
-row with a seed its parent lacks (or the other way round) is never compared with a different seed's parent.
+deviation) of those differences and each seed's change at the middle K. Only seeds both rows list and finished are
+paired, so a row with a seed its parent lacks (or the other way round) is never compared with a different seed's
+parent, and a parent's run outside its list (which exported records leave out) is not used.
 The parent is ``experiment_parents``' (the ``parent`` key, else the name's ``+``-prefix).
 """
 from __future__ import annotations
@@ -36,7 +37,10 @@ def parent_changes(spec: BenchmarkSpec, root: str) -> List[Dict]:
         parent = by_name[parent_name]
         for protocol in [p for p in exp.protocols if p in parent.protocols]:
             rows = _finished(root, exp.name, protocol, exp.seeds_for(protocol))
-            parents = _finished(root, parent_name, protocol, sorted(rows))
+            # only the parent's own listed seeds: they are the runs --export-records keeps, so the records
+            # rebuild the same pairs
+            listed = [seed for seed in sorted(rows) if seed in parent.seeds_for(protocol)]
+            parents = _finished(root, parent_name, protocol, listed)
             seeds = sorted(set(rows) & set(parents))
             if not seeds:
                 continue

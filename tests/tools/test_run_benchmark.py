@@ -146,12 +146,17 @@ experiments:
   - {name: D+Y, config: c.yaml, seeds: [0]}
   - {name: E, config: c.yaml}
   - {name: E+Z, config: c.yaml}
+  - {name: F, config: c.yaml}
+  - {name: F+W, config: c.yaml, seeds: [0, 2]}
 """))
     for name, seed, r50, mr50 in [("A", 0, 0.40, 0.10), ("A", 1, 0.50, 0.20), ("A+X", 0, 0.35, 0.18),
                                   ("A+X", 1, 0.52, 0.24), ("B", 1, 0.45, 0.30), ("D+Y", 0, 0.3, 0.3),
-                                  ("E+Z", 0, 0.3, 0.3), ("D", 1, 0.2, 0.1)]:
+                                  ("E+Z", 0, 0.3, 0.3), ("D", 1, 0.2, 0.1), ("F", 0, 0.3, 0.3), ("F", 2, 0.3, 0.3),
+                                  ("F+W", 0, 0.2, 0.2), ("F+W", 2, 0.2, 0.2)]:
         _fake_run(tmp_path, name, "predcls", seed, r50, mr50)
-    ax, b = parent_changes(spec, str(tmp_path))  # D+Y: its seed 0 has no parent run (D has seed 1); E: none
+    # D+Y: its seed 0 has no parent run (D has seed 1); E: none; F's seed 2 is on disk but not in F's list
+    ax, b, fw = parent_changes(spec, str(tmp_path))
+    assert (fw["seeds"], fw["change"]["R@50"]) == ([0], pytest.approx(-0.1))
     # A+X: R@50 changes -5.0 (seed 0) and +2.0 (seed 1): mean -1.5, spread sqrt(3.5^2 + 3.5^2) = 4.95;
     # mR@50 +8.0 and +4.0: mean +6.0, spread 2.83
     assert (ax["name"], ax["parent"], ax["seeds"]) == ("A+X", "A", [0, 1])
@@ -159,7 +164,7 @@ experiments:
     assert ax["change"]["mR@50"] == pytest.approx(0.06) and ax["spread"]["mR@50"] == pytest.approx(0.0282843, 1e-5)
     assert ax["per_seed"][0]["R@50"] == pytest.approx(-0.05) and ax["per_seed"][1]["mR@50"] == pytest.approx(0.04)
     assert (b["seeds"], b["change"]["R@50"], b["change"]["mR@50"]) == ([1], pytest.approx(-0.05), pytest.approx(0.1))
-    table = changes_table([ax, b], [50])
+    table = changes_table([ax, b, fw], [50])
     assert "| A+X | A | predcls | 2 | -1.5±4.9 | +6.0±2.8 | +0.0 / +0.0 / +0.0 | s0 -5.0 / +8.0; s1 +2.0 / +4.0 |" \
         in table
     assert "| B | A | predcls | 1 | -5.0 | +10.0 | +0.0 / +0.0 / +0.0 | s1 -5.0 / +10.0 |" in table
@@ -171,7 +176,7 @@ experiments:
     assert proc.returncode == 0, proc.stderr
     assert table in (tmp_path / "benchmark.md").read_text()
     written = json.loads((tmp_path / "benchmark_changes.json").read_text())
-    assert [(c["name"], c["seeds"]) for c in written] == [("A+X", [0, 1]), ("B", [1])]
+    assert [(c["name"], c["seeds"]) for c in written] == [("A+X", [0, 1]), ("B", [1]), ("F+W", [0])]
 
 
 def test_per_protocol_seeds_choose_the_runs_and_the_rows(tmp_path):
