@@ -591,12 +591,15 @@ def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
 
 # The VG-like rows whose two seeds were more than 5 points of R@50 apart, and the protocols that got a third seed.
 THIRD_SEED = {"Motif": {"sgcls"}, "Transformer": {"predcls", "sgcls"}, "Transformer+BA-SGG": {"predcls"},
-              "Transformer+CCE+Ranker": {"predcls"}, "Motifs-TDE": {"predcls"}}
+              "Transformer+CCE+Ranker": {"predcls"}, "Motifs-TDE": {"predcls"}, "PE-Net+Reweight": {"predcls"},
+              "VCTree-TDE": {"predcls"}, "PE-Net": {"predcls"}, "Causal-Motifs": {"predcls"},
+              "Causal-VCTree": {"predcls"}}
 
 
 def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
     """Same rows, configs and recipes as benchmark_synthetic.yaml; every run gets scripts/lib.sh's VGLIKE_DATA and
-    every recipe DATASET=vglike; two seeds in PredCls and SGCls, one in SGDet (issue 28), and a third for THIRD_SEED."""
+    every recipe DATASET=vglike; two seeds in PredCls and SGCls, one in SGDet (issue 28), and a third for THIRD_SEED
+    (rows whose seeds disagreed, and their parents)."""
     small = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_synthetic.yaml"))
     vglike = load_benchmark_spec(os.path.join(REPO, "configs", "benchmark_vglike.yaml"))
     assert [e.name for e in vglike.experiments] == [e.name for e in small.experiments]
@@ -614,6 +617,12 @@ def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
         third_seed = THIRD_SEED.get(mine.name, set())
         assert {p: mine.seeds_for(p) for p in mine.protocols} == {
             p: [0] if p == "sgdet" else [0, 1, 2] if p in third_seed else [0, 1] for p in mine.protocols}, mine.name
+    # the change table pairs a row's seed with its parent's same seed: every parent lists its children's seeds
+    by_name = {e.name: e for e in vglike.experiments}
+    for child, parent in experiment_parents(vglike).items():
+        for protocol in set(by_name[child].protocols) & set(by_name[parent].protocols):
+            missing = set(by_name[child].seeds_for(protocol)) - set(by_name[parent].seeds_for(protocol))
+            assert not missing, (child, parent, protocol, missing)
 
 
 def test_parents_follow_the_parent_key_then_the_longest_plus_prefix():
