@@ -17,9 +17,17 @@ from sgg.benchmarking.runner import (CAPPED, BenchmarkSpec, collect_run, experim
 CHANGE_PREFIXES = ("R", "mR", "head_mR", "body_mR", "tail_mR")
 
 
-def _finished(root: str, name: str, protocol: str, seeds: Sequence[int]) -> Dict[int, Dict]:
-    runs = {seed: collect_run(run_dir(root, name, protocol, seed)) for seed in seeds}
-    return {seed: run for seed, run in runs.items() if run is not None}
+def _finished(root: str, name: str, protocol: str, seeds: Sequence[int], cache: Dict[str, Optional[Dict]]
+              ) -> Dict[int, Dict]:
+    """The finished runs among ``seeds``; ``cache`` keeps each folder's read, as a parent serves several rows."""
+    runs = {}
+    for seed in seeds:
+        folder = run_dir(root, name, protocol, seed)
+        if folder not in cache:
+            cache[folder] = collect_run(folder)
+        if cache[folder] is not None:
+            runs[seed] = cache[folder]
+    return runs
 
 
 def parent_changes(spec: BenchmarkSpec, root: str) -> List[Dict]:
@@ -29,6 +37,7 @@ def parent_changes(spec: BenchmarkSpec, root: str) -> List[Dict]:
     cap, whose graph-constrained changes are not comparable with other rows')."""
     by_name = {e.name: e for e in spec.experiments}
     parent_of = experiment_parents(spec)
+    cache: Dict[str, Optional[Dict]] = {}
     entries = []
     for exp in spec.experiments:
         parent_name = parent_of.get(exp.name)
@@ -36,11 +45,11 @@ def parent_changes(spec: BenchmarkSpec, root: str) -> List[Dict]:
             continue
         parent = by_name[parent_name]
         for protocol in [p for p in exp.protocols if p in parent.protocols]:
-            rows = _finished(root, exp.name, protocol, exp.seeds_for(protocol))
+            rows = _finished(root, exp.name, protocol, exp.seeds_for(protocol), cache)
             # only the parent's own listed seeds: they are the runs --export-records keeps, so the records
             # rebuild the same pairs
             listed = [seed for seed in sorted(rows) if seed in parent.seeds_for(protocol)]
-            parents = _finished(root, parent_name, protocol, listed)
+            parents = _finished(root, parent_name, protocol, listed, cache)
             seeds = sorted(set(rows) & set(parents))
             if not seeds:
                 continue
@@ -78,16 +87,16 @@ def changes_table(entries: List[Dict], ks: Sequence[int]) -> str:
     k_text = "/".join(str(k) for k in ks)
     mid = ks[len(ks) // 2]
     lines = ["Change against the parent row (this row minus its parent, the same seed; points; mean ± spread over "
-             "the seeds both rows finished):", "",
+             "the seeds both rows list and finished):", "",
              f"| experiment | parent | protocol | seeds | ΔR@{k_text} | ΔmR@{k_text} | "
              f"Δ head / body / tail mR@{ks[-1]} | each seed's ΔR@{mid} / ΔmR@{mid} |", "|---" * 8 + "|"]
     for entry in entries:
         several = len(entry["seeds"]) > 1
 
-        def cells(prefix, k_values, graph=True):
+        def cells(prefix):
             return " / ".join(_signed(entry["change"].get(f"{prefix}@{k}"),
                                       entry["spread"].get(f"{prefix}@{k}") if several else None,
-                                      graph and k in entry["capped_ks"]) for k in k_values)
+                                      k in entry["capped_ks"]) for k in ks)
 
         hbt = " / ".join(_signed(entry["change"].get(f"{g}_mR@{ks[-1]}")) for g in ("head", "body", "tail"))
         hbt += CAPPED if ks[-1] in entry["capped_ks"] else ""
@@ -95,5 +104,5 @@ def changes_table(entries: List[Dict], ks: Sequence[int]) -> str:
         each = "; ".join(f"s{seed} {_signed(d.get(f'R@{mid}'), capped=capped)} / "
                          f"{_signed(d.get(f'mR@{mid}'), capped=capped)}" for seed, d in entry["per_seed"].items())
         lines.append(f"| {entry['name']} | {entry['parent']} | {entry['protocol']} | {len(entry['seeds'])} | "
-                     f"{cells('R', ks)} | {cells('mR', ks)} | {hbt} | {each} |")
+                     f"{cells('R')} | {cells('mR')} | {hbt} | {each} |")
     return "\n".join(lines) + "\n"
