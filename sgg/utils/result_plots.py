@@ -224,19 +224,62 @@ def load_tradeoff(benchmark_json: str, protocol: str, k: int) -> Dict[str, Tuple
     return points
 
 
-def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
-    """Move each point label down (then up) in steps of ``step`` points until its box overlaps no earlier one, so
-    that rows with close numbers stay readable."""
+def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12, marker: float = 3.0) -> None:
+    """Place each point label right of its point, else left of it, else moved down (then up) in steps of ``step``
+    points, at the first place where its text overlaps no earlier label and no other point's marker (``marker``
+    points either side of the point), so that rows with close numbers stay readable. A label moved off its point's
+    line shows its leader line, so that it cannot be read as a neighbour's."""
+    fig.canvas.draw()  # settle the axes' limits, which place the points
     renderer = fig.canvas.get_renderer()
-    placed = []
+    half = marker * fig.dpi / 72.0
+    markers = []
     for label in labels:
-        offsets = [0.0] + [sign * step * i for i in range(1, tries + 1) for sign in (-1, 1)]
-        for dy in offsets:
-            label.set_position((4, 3 + dy))
-            box = label.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed):
-                break
-        placed.append(label.get_window_extent(renderer))
+        x, y = label.axes.transData.transform(label.xy)
+        markers.append(_box(x - half, y - half, x + half, y + half))
+    offsets = [0.0] + [sign * step * i for i in range(1, tries + 1) for sign in (-1, 1)]
+    placed = []
+    for index, label in enumerate(labels):
+        others = placed + markers[:index] + markers[index + 1:]
+        spot = next(((side, dy) for dy in offsets for side in (1, -1)
+                     if not _overlaps(label, side, dy, others, renderer)), (1, 0.0))  # nowhere free: by its point
+        _place_label(label, *spot)
+        label.arrow_patch.set_visible(spot[1] != 0.0)
+        placed.append(_text_box(label, renderer))
+
+
+def _overlaps(label, side: int, dy: float, boxes, renderer) -> bool:
+    _place_label(label, side, dy)
+    box = _text_box(label, renderer)
+    return any(box.overlaps(other) for other in boxes)
+
+
+def _point_label(ax, text: str, xy: Tuple[float, float], color: str):
+    """A label right of its point, with a leader line that stays hidden until ``_separate_labels`` moves it."""
+    label = ax.annotate(text, xy, xytext=(4, 3), textcoords="offset points", fontsize=7,
+                        arrowprops=dict(arrowstyle="-", color=color, lw=0.5, shrinkA=0, shrinkB=3))
+    label.arrow_patch.set_visible(False)
+    return label
+
+
+def _text_box(label, renderer):
+    """The label's text alone (an annotation's own extent includes its leader line, even a hidden one)."""
+    from matplotlib.text import Text
+
+    label.update_positions(renderer)  # the text's place follows its offset only when updated
+    return Text.get_window_extent(label, renderer)
+
+
+def _box(x0, y0, x1, y1):
+    from matplotlib.transforms import Bbox
+
+    return Bbox([[x0, y0], [x1, y1]])
+
+
+def _place_label(label, side: int, dy: float) -> None:
+    """``side`` 1: the label starts 4 points right of its point; -1: it ends 4 points left of it; ``dy`` points up."""
+    label.xyann = (4.0 * side, 3.0 + dy)
+    label.set_horizontalalignment("left" if side > 0 else "right")
+    label.arrowprops["relpos"] = (0.0 if side > 0 else 1.0, 0.5)
 
 
 def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: int = 50,
@@ -254,8 +297,7 @@ def plot_recall_tradeoff(points: Dict[str, Tuple[float, float]], path: str, k: i
         color = "#c8553d" if name in children else "#3b6ea8"
         ax.scatter([recall], [mean_recall], s=28, zorder=3, color="none" if name in capped else color,
                    edgecolors=color)
-        labels.append(ax.annotate(name + ("\u2020" if name in capped else ""), (recall, mean_recall), xytext=(4, 3),
-                                  textcoords="offset points", fontsize=7))
+        labels.append(_point_label(ax, name + ("\u2020" if name in capped else ""), (recall, mean_recall), color))
     _separate_labels(fig, labels)
     for child, parent in (parents or {}).items():
         if child in points and parent in points:

@@ -240,3 +240,24 @@ def test_tradeoff_figure_and_its_errors(tmp_path, caplog):
                               str(tmp_path / "z.png")]) == 2
     assert "none.json does not exist" in caplog.text
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_tradeoff_labels_stay_by_their_points_and_apart():
+    """Three rows on one spot and one far off: the first label right of the spot, the second left of it (both on its
+    line, no leader), the third moved down one step with its leader line shown; no two labels overlap."""
+    from sgg.utils.result_plots import _point_label, _pyplot, _separate_labels, _text_box
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 6.0))
+    spots = [(50.0, 20.0), (50.0, 20.0), (50.0, 20.0), (10.0, 5.0)]
+    ax.scatter([x for x, _ in spots], [y for _, y in spots])
+    labels = [_point_label(ax, name, xy, "#3b6ea8") for name, xy in zip(["A", "B", "C", "D"], spots)]
+    _separate_labels(fig, labels)
+    assert [label.xyann for label in labels] == [(4.0, 3.0), (-4.0, 3.0), (4.0, -6.0), (4.0, 3.0)]
+    assert [label.get_horizontalalignment() for label in labels] == ["left", "right", "left", "left"]
+    assert [label.arrow_patch.get_visible() for label in labels] == [False, False, True, False]
+    boxes = [_text_box(label, fig.canvas.get_renderer()) for label in labels]
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(4) for j in range(i + 1, 4))
+    point = ax.transData.transform((50.0, 20.0))
+    assert boxes[0].x0 > point[0] and boxes[1].x1 < point[0]  # right of the spot, left of it
+    plt.close(fig)
