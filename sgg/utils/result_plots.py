@@ -229,28 +229,31 @@ def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12, marker: fl
     points, at the first place where its text overlaps no earlier label and no other point's marker (``marker``
     points either side of the point), so that rows with close numbers stay readable. A label moved off its point's
     line shows its leader line, so that it cannot be read as a neighbour's."""
+    from matplotlib.transforms import Bbox
+
     fig.canvas.draw()  # settle the axes' limits, which place the points
     renderer = fig.canvas.get_renderer()
     half = marker * fig.dpi / 72.0
     markers = []
     for label in labels:
         x, y = label.axes.transData.transform(label.xy)
-        markers.append(_box(x - half, y - half, x + half, y + half))
+        markers.append(Bbox.from_extents(x - half, y - half, x + half, y + half))
     offsets = [0.0] + [sign * step * i for i in range(1, tries + 1) for sign in (-1, 1)]
     placed = []
     for index, label in enumerate(labels):
         others = placed + markers[:index] + markers[index + 1:]
         spot = next(((side, dy) for dy in offsets for side in (1, -1)
-                     if not _overlaps(label, side, dy, others, renderer)), (1, 0.0))  # nowhere free: by its point
+                     if _fits(label, side, dy, others, renderer)), (1, 0.0))  # nowhere free: by its point
         _place_label(label, *spot)
         label.arrow_patch.set_visible(spot[1] != 0.0)
         placed.append(_text_box(label, renderer))
 
 
-def _overlaps(label, side: int, dy: float, boxes, renderer) -> bool:
+def _fits(label, side: int, dy: float, boxes, renderer) -> bool:
+    """Put the label there (``_place_label``) and tell whether its text stays clear of ``boxes``."""
     _place_label(label, side, dy)
     box = _text_box(label, renderer)
-    return any(box.overlaps(other) for other in boxes)
+    return not any(box.overlaps(other) for other in boxes)
 
 
 def _point_label(ax, text: str, xy: Tuple[float, float], color: str):
@@ -267,12 +270,6 @@ def _text_box(label, renderer):
 
     label.update_positions(renderer)  # the text's place follows its offset only when updated
     return Text.get_window_extent(label, renderer)
-
-
-def _box(x0, y0, x1, y1):
-    from matplotlib.transforms import Bbox
-
-    return Bbox([[x0, y0], [x1, y1]])
 
 
 def _place_label(label, side: int, dy: float) -> None:

@@ -261,3 +261,22 @@ def test_tradeoff_labels_stay_by_their_points_and_apart():
     point = ax.transData.transform((50.0, 20.0))
     assert boxes[0].x0 > point[0] and boxes[1].x1 < point[0]  # right of the spot, left of it
     plt.close(fig)
+
+
+def test_tradeoff_label_keeps_off_a_neighbours_point():
+    """A point just right of another on its line: the first point's label would cover the neighbour's marker on the
+    right, so it goes left; the neighbour's own label stays right of it."""
+    from sgg.utils.result_plots import _point_label, _pyplot, _separate_labels
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 6.0))
+    ax.set_xlim(0.0, 100.0)
+    ax.set_ylim(0.0, 100.0)
+    # 6.2 x 4.62 pixels per unit here; right of its point, "first" would span 5.6-24.6 px right of it and 1.8-12.2 px
+    # above: the neighbour's centre (15 px right, 1.5 px below) stays outside that, but its marker (4.2 px either
+    # side) reaches in
+    spots = [(50.0, 50.0), (52.42, 49.68)]
+    labels = [_point_label(ax, name, xy, "#3b6ea8") for name, xy in zip(["first", "next"], spots)]
+    _separate_labels(fig, labels)
+    assert [label.xyann for label in labels] == [(-4.0, 3.0), (4.0, 3.0)]
+    plt.close(fig)
