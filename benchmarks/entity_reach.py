@@ -1,15 +1,17 @@
 #!/usr/bin/env python
-"""How many GT triplets an SGDet run's detections can reach at all, next to its R@K.
+"""How many GT triplets an SGCls or SGDet run's objects can reach at all, next to its R@K.
 
-    python benchmarks/sgdet_entity_reach.py output/benchmark_vglike/Motif/sgdet/seed0 [--dataset SyntheticVGLike_test]
+    python benchmarks/entity_reach.py output/benchmark_vglike/Motif/sgdet/seed0 [--dataset SyntheticVGLike_test]
 
 Reads the run's ``config.yaml`` and ``inference/<dataset>/predictions.sgg`` (written by the run's test). A GT triplet
 is *reached* when some predicted box matches its subject and another predicted box matches its object, each with
 IoU >= the run's match threshold (``TEST.RELATION.IOU_THRESHOLD``, with the evaluator's IoU convention,
-``TEST.RELATION.LEGACY_IOU``) and the GT label: the share no ranking of the
-pairs can exceed in SGDet, since every pair of detections is a candidate. Printed beside R@20/50/100 (mean over
-images, as the evaluator's), it tells whether R@K is bounded by the detections or by the ranking of pairs
-(BENCHMARKS.md, "VG-like comparison"). The share is per image, then averaged over images with relations, like R@K.
+``TEST.RELATION.LEGACY_IOU``) and the GT label: the share no ranking of the pairs can exceed, since every pair of
+predicted objects is a candidate. Printed beside R@20/50/100 (mean over images, as the evaluator's), it tells whether
+R@K is bounded by the objects (in SGDet the detections, in SGCls the labels predicted for the GT boxes) or by the
+ranking of pairs (BENCHMARKS.md, "VG-like comparison"). The share is per image, then averaged over images with
+relations, like R@K. SGCls runs also print the share of GT boxes given their GT label (the boxes are the GT's, in
+order). PredCls is given the GT labels too, so every triplet is reached there.
 """
 import argparse
 import json
@@ -39,9 +41,19 @@ def reached_triplets(gt_boxes, gt_labels, relations, pred_boxes, pred_labels, io
     return reached
 
 
+def labels_matching(gt_labels, pred_labels, image_id="") -> tuple:
+    """(GT boxes whose predicted label is the GT's, GT boxes) of one SGCls image, whose predicted objects are the GT
+    boxes in order."""
+    gt_labels, pred_labels = np.asarray(gt_labels), np.asarray(pred_labels)
+    if gt_labels.shape != pred_labels.shape:
+        raise SystemExit(f"image {image_id!r}: {len(pred_labels)} predicted labels for {len(gt_labels)} GT boxes; an "
+                         f"SGCls prediction labels the GT boxes in order (was it written for another split?)")
+    return int((gt_labels == pred_labels).sum()), len(gt_labels)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="an SGDet run's OUTPUT_DIR (config.yaml, inference/<dataset>/)")
+    parser.add_argument("run_dir", help="an SGCls or SGDet run's OUTPUT_DIR (config.yaml, inference/<dataset>/)")
     parser.add_argument("--dataset", default="SyntheticVGLike_test", help="catalog name of the tested split")
     args = parser.parse_args(argv)
 
@@ -55,15 +67,19 @@ def main(argv=None) -> None:
     cfg.OUTPUT_DIR = folder  # a statistics cache, if one is built, goes beside the predictions
     cfg.freeze()
     reader = read_prediction_file(os.path.join(folder, "predictions.sgg"))
-    if reader.meta["mode"] != "sgdet":
-        raise SystemExit(f"{reader.path}: mode {reader.meta['mode']!r}; the reach of the detections is an SGDet "
-                         f"question (PredCls and SGCls are given the GT boxes)")
+    mode = reader.meta["mode"]
+    if mode not in ("sgcls", "sgdet"):
+        raise SystemExit(f"{reader.path}: mode {mode!r}; the reach of the predicted objects is an SGCls or SGDet "
+                         f"question (PredCls is given the GT boxes and labels, so every triplet is reached)")
     iou_threshold = float(reader.meta.get("iou_threshold") or cfg.TEST.RELATION.IOU_THRESHOLD)
     legacy_iou = bool(reader.meta.get("legacy_iou", cfg.TEST.RELATION.LEGACY_IOU))
     lookup = groundtruth_lookup(build_dataset(cfg, args.dataset, transforms=None, check_images=False))
-    shares = []
+    shares, labels_right, boxes = [], 0, 0
     for record in reader:
         gt = lookup(record.image_id)
+        if mode == "sgcls":
+            right, count = labels_matching(gt["labels"], record.prediction["labels"], record.image_id)
+            labels_right, boxes = labels_right + right, boxes + count
         relations = np.asarray(gt["relations"]).reshape(-1, 3)
         if len(relations):
             shares.append(reached_triplets(gt["boxes"], gt["labels"], relations, record.prediction["boxes"],
@@ -71,7 +87,11 @@ def main(argv=None) -> None:
                           / len(relations))
     results = json.load(open(os.path.join(folder, "results.json")))
     recalls = " / ".join(f"{100 * results[f'R@{k}']:.1f}" for k in (20, 50, 100))
-    print(f"{args.run_dir}: {len(shares)} images with relations; GT triplets reached by the detections "
+    labels, ends = "", "the detections"
+    if mode == "sgcls":
+        labels = f"GT boxes given their GT label {100 * labels_right / max(boxes, 1):.1f} % of {boxes}; "
+        ends = "the predicted labels"
+    print(f"{args.run_dir}: {mode}, {len(shares)} images with relations; {labels}GT triplets reached by {ends} "
           f"{100 * float(np.mean(shares)):.1f} % (IoU >= {iou_threshold}, label right); R@20 / 50 / 100 {recalls}")
 
 
