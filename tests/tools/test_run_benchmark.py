@@ -593,7 +593,7 @@ def test_committed_experiment_lists_name_existing_configs_and_recipes(name):
 THIRD_SEED = {"Motif": {"sgcls"}, "Transformer": {"predcls", "sgcls"}, "Transformer+BA-SGG": {"predcls"},
               "Transformer+CCE+Ranker": {"predcls"}, "Motifs-TDE": {"predcls"}, "PE-Net+Reweight": {"predcls"},
               "VCTree-TDE": {"predcls"}, "PE-Net": {"predcls"}, "Causal-Motifs": {"predcls"},
-              "Causal-VCTree": {"predcls"}}
+              "Causal-VCTree": {"predcls"}, "VCTree": {"sgcls"}}
 
 
 def test_vglike_list_is_the_synthetic_list_moved_onto_the_vglike_profile():
