@@ -37,6 +37,7 @@ def main(argv=None) -> None:
     import torch
 
     from sgg.config import load_config
+    from sgg.engine import resolve_device
     from sgg.engine.relation import build_scene_graph_model, load_statistics
     from sgg.engine.relation_eval import test_relations
 
@@ -57,7 +58,7 @@ def main(argv=None) -> None:
     cfg.freeze()
 
     statistics = load_statistics(cfg)
-    model = build_scene_graph_model(cfg, statistics)
+    model = build_scene_graph_model(cfg, statistics).to(resolve_device(cfg))  # MODEL.DEVICE, as the test tool
     checkpoint = torch.load(os.path.join(args.run_dir, "model_final.pth"), map_location="cpu", weights_only=False)
     state = checkpoint.get("model", checkpoint)
     kept, dropped = keep_predcls_weights(state, model.state_dict().keys())
