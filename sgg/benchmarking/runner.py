@@ -35,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -235,8 +236,27 @@ def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] =
             tail = "".join(f.readlines()[-15:])
         raise RunError(f"run failed (exit {code}); log {log_path}:\n{tail}")
     with open(os.path.join(output_dir, "wall_time.json"), "w") as f:
-        json.dump({"seconds": seconds}, f)
+        record = {"seconds": seconds, "machine": machine_description()}
+        if os.environ.get("OMP_NUM_THREADS"):
+            record["threads"] = os.environ["OMP_NUM_THREADS"]
+        json.dump(record, f)
     return seconds
+
+
+def machine_description(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU a run trained on: CPU training repeats bit for bit only on one type of CPU, so a seed re-run on
+    another machine is another draw, and the record says which machine drew it."""
+    fields: Dict[str, str] = {}
+    if os.path.isfile(cpuinfo):
+        with open(cpuinfo, errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if not line.strip():  # the first processor's block is enough
+                    break
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    family = fields.get("cpu family")
+    return f"{name} (CPU family {family})" if family else name
 
 
 _TRAIN_TIME = re.compile(r"Total training time: (\d+):(\d+):(\d+)")
@@ -510,7 +530,8 @@ def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
                 if run["config_path"]:  # the resolved config of the run (its last stage): what was trained
                     shutil.copyfile(run["config_path"], os.path.join(target, "config.yaml"))
                 if "seconds" in run:
-                    _write_json(os.path.join(target, "wall_time.json"), {"seconds": run["seconds"]})
+                    _write_json(os.path.join(target, "wall_time.json"),
+                                {key: run[key] for key in ("seconds", "machine", "threads") if key in run})
                 with open(os.path.join(target, "times.txt"), "w") as f:
                     if "train_seconds" in run:
                         hours, rest = divmod(int(round(run["train_seconds"])), 3600)

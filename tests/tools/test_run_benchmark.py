@@ -9,8 +9,8 @@ import pytest
 
 from sgg.benchmarking.changes import changes_table, parent_changes
 from sgg.benchmarking.runner import (detector_ap50, detector_fingerprint, experiment_parents, export_records,
-                                     load_benchmark_spec, markdown_tables, parse_times, run_dir, run_one, summarise,
-                                     table_detector_ap50, train_command, write_detector_record)
+                                     load_benchmark_spec, machine_description, markdown_tables, parse_times, run_dir,
+                                     run_one, summarise, table_detector_ap50, train_command, write_detector_record)
 from sgg.utils.errors import RunError
 from sgg.data.synthetic import generate_synthetic_vg
 from tool_process import vglike_data
@@ -279,7 +279,7 @@ experiments:
     _fake_run(root, "A", "predcls", 0, 0.40, 0.10, train="1:02:03")
     _fake_run(root, "A", "predcls", 1, 0.50, 0.20, infer="0.0351")
     with open(os.path.join(run_dir(str(root), "A", "predcls", 0), "wall_time.json"), "w") as f:
-        json.dump({"seconds": 3800.5}, f)
+        json.dump({"seconds": 3800.5, "machine": "AMD EPYC 7B13 (CPU family 25)", "threads": "1"}, f)
     os.makedirs(run_dir(str(root), "B", "predcls", 0))  # started, never finished: not exported
     (tmp_path / "runs" / "A" / "predcls" / "seed0" / "model_final.pth").write_bytes(b"weights")
     for seed in (0, 1):
@@ -292,7 +292,8 @@ experiments:
     assert summarise(spec, str(dest))[0]["model"]["train_seconds"] == pytest.approx((3723 + 100) / 2)
     assert not list(dest.rglob("*.pth")) and not (dest / "B").exists()
     record = dest / "A" / "predcls" / "seed0"
-    assert json.loads((record / "wall_time.json").read_text()) == {"seconds": 3800.5}
+    assert json.loads((record / "wall_time.json").read_text()) == {  # which CPU drew the seed travels too
+        "seconds": 3800.5, "machine": "AMD EPYC 7B13 (CPU family 25)", "threads": "1"}
     assert (record / "inference" / "SyntheticVG_test" / "results.json").is_file()
     assert (record / "config.yaml").read_text() == "SEED: 0\n"  # what was trained travels with the numbers
     assert json.loads((record / "detector.json").read_text())["sha256"].startswith("9a129038d9a0")
@@ -372,7 +373,18 @@ def test_a_run_started_again_keeps_the_failed_attempts_log(tmp_path):
     run_one([sys.executable, "-c", "print('second attempt')"], folder)
     log = open(os.path.join(folder, "run.log")).read()
     assert log.index("first attempt") < log.index("second attempt") and log.count("\n$ ") == 2
-    assert os.path.isfile(os.path.join(folder, "wall_time.json"))
+    with open(os.path.join(folder, "wall_time.json")) as f:
+        record = json.load(f)
+    assert record["seconds"] > 0 and record["machine"] == machine_description()
+
+
+def test_machine_description_names_the_first_cpu_and_its_family(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                       "model name\t: AMD EPYC 7B13 64-Core Processor\n\nprocessor\t: 1\ncpu family\t: 6\n"
+                       "model name\t: Intel(R) Xeon(R) Processor\n")
+    assert machine_description(str(cpuinfo)) == "AMD EPYC 7B13 64-Core Processor (CPU family 25)"
+    assert machine_description(str(tmp_path / "absent"))  # no /proc: platform's name, never empty
 
 
 def test_rebuilt_records_print_their_own_detectors_ap_not_the_lists(tmp_path):
