@@ -46,6 +46,13 @@ def golden():
     return torch.load(FIXTURE, weights_only=False)
 
 
+def same_boxes(ours, theirs) -> bool:
+    """Equal up to float32 rounding: the box decoding's exp and products round differently on other CPU types (3 of
+    the 300 proposals differ by 3.8e-6 on an Intel Xeon, none on the AMD EPYC that checked the fixture), while a
+    changed rule moves boxes by a pixel fraction or more, or changes which are selected."""
+    return ours.shape == theirs.shape and torch.allclose(ours, theirs, rtol=0.0, atol=1e-4)
+
+
 class StoredHead(nn.Module):
     """Stands in for the RPN head: returns SGB's head outputs."""
 
@@ -91,7 +98,7 @@ def run_rpn(golden, cfg):
 
 def test_rpn_with_sgb_rules_gives_sgbs_proposals(golden):
     boxes, scores = run_rpn(golden, sgb_config(*SGB_RULES))
-    assert torch.equal(boxes, golden["proposals"]) and torch.equal(scores, golden["proposal_objectness"])
+    assert same_boxes(boxes, golden["proposals"]) and torch.equal(scores, golden["proposal_objectness"])
     assert len(boxes) == 300  # at most 100 per level, then the best 300 over all levels
 
 
@@ -99,7 +106,7 @@ def test_rpn_with_sgb_rules_gives_sgbs_proposals(golden):
                                  "MODEL.NMS_PLUS_ONE", "MODEL.CLIP_TO_LAST_PIXEL"])
 def test_each_rpn_rule_is_needed(golden, key):
     boxes, _ = run_rpn(golden, sgb_config(*SGB_RULES, key, "False"))
-    assert not (len(boxes) == len(golden["proposals"]) and torch.equal(boxes, golden["proposals"]))
+    assert not same_boxes(boxes, golden["proposals"])
 
 
 def post_processor(cfg, filter_duplicates, detections):
@@ -121,13 +128,13 @@ def run_post(golden, post):
 def test_post_processing_with_sgb_rules_gives_sgbs_detections(golden, setting, filter_duplicates, detections, count):
     ref = golden[setting]
     result = run_post(golden, post_processor(sgb_config(*SGB_RULES), filter_duplicates, detections))
-    assert torch.equal(result.bbox, ref["boxes"])
+    assert same_boxes(result.bbox, ref["boxes"])
     assert torch.equal(result.get_field("pred_labels"), ref["labels"])
     assert torch.equal(result.get_field("pred_scores"), ref["scores"])
     assert len(ref["labels"]) == count
     # each rule changes the result here
     for key in ("MODEL.NMS_PLUS_ONE", "MODEL.CLIP_TO_LAST_PIXEL", "MODEL.ROI_HEADS.PROPOSAL_ORDER"):
         other = run_post(golden, post_processor(sgb_config(*SGB_RULES, key, "False"), filter_duplicates, detections))
-        same = len(other) == len(ref["labels"]) and torch.equal(other.bbox, ref["boxes"]) and \
+        same = len(other) == len(ref["labels"]) and same_boxes(other.bbox, ref["boxes"]) and \
             torch.equal(other.get_field("pred_labels"), ref["labels"])
         assert not same, key

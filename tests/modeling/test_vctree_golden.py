@@ -102,7 +102,9 @@ def test_vctree_matches_sgb(name):
     assert torch.equal(out.obj_preds, reference["obj_preds"])
     assert torch.allclose(out.rel_logits, reference["rel_logits"], rtol=1e-5, atol=5e-5)
     for ours, theirs, tree in zip(pair_logits, reference["pair_logits"], reference["trees"]):
-        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+        # rtol 1e-4: the pair scores reach 5 and their float32 sums round differently by thread count and CPU type
+        # (5.6e-5 apart with two threads on an Intel Xeon); the trees they build are compared exactly below
+        assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-6)
         root, children = greedy_tree(torch.sigmoid(ours).detach().numpy())
         assert (root, children) == (tree["root"], tree["children"])
     if training:
