@@ -48,6 +48,7 @@ from typing import Dict, List, Optional, Sequence
 import yaml
 
 from sgg.config.sgg_config import ConfigError
+from sgg.utils.durations import format_hours
 from sgg.utils.errors import RunError
 from sgg.utils.plots import save_bar_chart
 
@@ -219,10 +220,16 @@ def train_command(exp: Experiment, protocol: str, seed: int, detector: str, outp
             *exp.opts, *extra_opts]
 
 
+_ATTEMPT_HEADER = re.compile(r"== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+
+
 def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] = None) -> float:
     """Run ``command`` with its output appended to ``output_dir/run.log`` (a run started again after a failure or
-    an interruption keeps the earlier attempts' output above its own); returns the wall time. A failure raises with
-    the log's path and its last lines."""
+    an interruption keeps the earlier attempts' output above its own); returns the wall time. ``wall_time.json``
+    records this attempt's seconds and how many attempts ``run.log`` holds: a run resumed after an interruption
+    trained part of its iterations in attempts whose wall time nobody recorded (the training logs' "Total training
+    time" of a resumed run sums its attempts, ``TrainingClock``). A failure raises with the log's path and its last
+    lines."""
     os.makedirs(output_dir, exist_ok=True)
     log_path = os.path.join(output_dir, "run.log")
     start = time.time()
@@ -235,8 +242,10 @@ def run_one(command: List[str], output_dir: str, env: Optional[Dict[str, str]] =
         with open(log_path) as f:
             tail = "".join(f.readlines()[-15:])
         raise RunError(f"run failed (exit {code}); log {log_path}:\n{tail}")
+    with open(log_path) as f:  # this attempt and any earlier ones (interrupted, failed, or resumed)
+        attempts = sum(1 for line in f if _ATTEMPT_HEADER.match(line))
     with open(os.path.join(output_dir, "wall_time.json"), "w") as f:
-        record = {"seconds": seconds, "machine": machine_description()}
+        record = {"seconds": seconds, "attempts": attempts, "machine": machine_description()}
         if os.environ.get("OMP_NUM_THREADS"):
             record["threads"] = os.environ["OMP_NUM_THREADS"]
         json.dump(record, f)
@@ -456,7 +465,7 @@ def markdown_tables(rows: List[Dict], ks: Sequence[int]) -> str:
 
     for row in rows:
         m = row["model"]
-        train = "-" if m["train_seconds"] is None else time.strftime("%H:%M:%S", time.gmtime(m["train_seconds"]))
+        train = "-" if m["train_seconds"] is None else format_hours(m["train_seconds"]).zfill(8)
         lines.append(f"| {row['name']} | {row['protocol']} | {m.get('encoder') or '-'} | {m.get('decoder') or '-'} | "
                      f"{number(m['backbone_parameters'], ',')} | "
                      f"{number(m['total_parameters'], ',')} | {number(m['trainable_parameters'], ',')} | "
@@ -531,11 +540,10 @@ def export_records(spec: BenchmarkSpec, root: str, dest: str) -> int:
                     shutil.copyfile(run["config_path"], os.path.join(target, "config.yaml"))
                 if "seconds" in run:
                     _write_json(os.path.join(target, "wall_time.json"),
-                                {key: run[key] for key in ("seconds", "machine", "threads") if key in run})
+                                {key: run[key] for key in ("seconds", "attempts", "machine", "threads") if key in run})
                 with open(os.path.join(target, "times.txt"), "w") as f:
                     if "train_seconds" in run:
-                        hours, rest = divmod(int(round(run["train_seconds"])), 3600)
-                        f.write(f"Total training time: {hours}:{rest // 60:02d}:{rest % 60:02d}\n")
+                        f.write(f"Total training time: {format_hours(run['train_seconds'])}\n")
                     if "inference_s_per_image" in run:
                         f.write(f"Total inference pure compute time: {run['inference_s_per_image']!r} s / img\n")
                 exported += 1

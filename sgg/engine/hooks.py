@@ -1,7 +1,8 @@
 """Hooks around ``run_step``, registered in this order (each iteration's state is final when it is checkpointed):
 
 IterationTimer -> EvalHook (validation, best checkpoint) -> LRSchedulerHook (step with the validation metric; the
-plateau stop) -> extra hooks -> PeriodicCheckpointer -> TrainLogger (text log, tqdm, TensorBoard, metrics.json).
+plateau stop) -> extra hooks -> TrainingClock -> PeriodicCheckpointer -> TrainLogger (text log, tqdm, TensorBoard,
+metrics.json).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from sgg.config.sgg_config import ConfigError
 from sgg.utils import comm
+from sgg.utils.durations import format_hours
 from sgg.utils.miscellaneous import max_memory_mb
 
 logger = logging.getLogger(__name__)
@@ -171,6 +173,20 @@ class LRSchedulerHook(HookBase):
                                       f"(SOLVER.SCHEDULE.MAX_DECAY_STEP {self.scheduler.max_decay_step})")
 
 
+class TrainingClock(HookBase):
+    """The run's training seconds summed over its attempts, in ``trainer.state["train_seconds"]``, which every
+    checkpoint carries: a run resumed from a checkpoint starts its count from what the attempts before it spent on
+    the iterations that checkpoint keeps (iterations an interrupted attempt ran past its last checkpoint are run
+    again, and counted once). Registered before the checkpointer so that a checkpoint counts its own iteration."""
+
+    def before_train(self):
+        self._prior = float(self.trainer.state.get("train_seconds", 0.0))
+        self._start = time.perf_counter()
+
+    def after_step(self):
+        self.trainer.state["train_seconds"] = self._prior + time.perf_counter() - self._start
+
+
 class PeriodicCheckpointer(HookBase):
     """``model_{iter:07d}.pth`` every ``period`` iterations, ``model_final.pth`` at the end (also after an early
     stop, unlike SGB, so that the test tools find it)."""
@@ -218,6 +234,7 @@ class TrainLogger(HookBase):
 
     def before_train(self):
         self._start = time.perf_counter()
+        self._prior = float(self.trainer.state.get("train_seconds", 0.0))  # earlier attempts (TrainingClock)
         if not self.enabled:
             return
         os.makedirs(self.output_dir, exist_ok=True)
@@ -281,11 +298,20 @@ class TrainLogger(HookBase):
                 writer.add_scalar(name, value, done)
 
     def after_train(self):
-        total = time.perf_counter() - self._start
-        iters = self.trainer.completed_iter - self.trainer.start_iter
-        if not self.trainer.failed:
-            logger.info("Total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)),
-                        total / max(iters, 1))
+        trainer = self.trainer
+        this_run = time.perf_counter() - self._start
+        total = self._prior + this_run
+        if not trainer.failed and self._prior > 0:  # resumed: the whole run's time, then this attempt's share
+            logger.info("Total training time: %s (%.4f s / it) over iterations 1-%d, of which this attempt "
+                        "trained %d-%d in %s", format_hours(total), total / max(trainer.completed_iter, 1),
+                        trainer.completed_iter, trainer.start_iter + 1, trainer.completed_iter,
+                        format_hours(this_run))
+        elif not trainer.failed:
+            iters = trainer.completed_iter - trainer.start_iter
+            unknown = (f" for iterations {trainer.start_iter + 1}-{trainer.completed_iter} only: the checkpoint "
+                       "this attempt resumed from records no training time") if trainer.start_iter > 0 else ""
+            logger.info("Total training time: %s (%.4f s / it)%s", format_hours(total), total / max(iters, 1),
+                        unknown)
         if self._bar is not None:
             self._bar.close()
         if self._json is not None:

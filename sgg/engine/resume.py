@@ -1,4 +1,4 @@
-"""When a run in ``OUTPUT_DIR`` is resumed, and when it is refused.
+"""When a run in ``OUTPUT_DIR`` is resumed, and when it is refused; one training process per ``OUTPUT_DIR``.
 
 A resume continues the run its checkpoint belongs to, so the config must agree with the checkpoint's own (resolved)
 config on every key that defines the run: protocol, predictor, model shape, datasets, input, optimizer, learning rate
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, Dict, List, Tuple
 
 import yaml
@@ -88,6 +89,37 @@ def check_fresh_start(output_dir: str) -> None:
                        f"afresh and overwrite them: to resume, write the name of the checkpoint to resume from into "
                        f"{os.path.join(output_dir, 'last_checkpoint')}; otherwise move them away or train into a new "
                        "OUTPUT_DIR")
+
+
+LOCK_NAME = ".training.lock"
+
+
+def lock_output_dir(output_dir: str):
+    """Hold an exclusive lock on ``OUTPUT_DIR/.training.lock`` while the returned file stays open, so that a second
+    process started on the same folder (a queue that reached a stage another process is still training, a run
+    started twice) is refused instead of interleaving its checkpoints with the first's. The operating system
+    releases the lock when the process ends, however it ends, so a killed run never leaves a stale lock. Returns
+    None where ``fcntl`` is missing (Windows): no lock there."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOCK_NAME)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "its pid is not recorded"
+        handle.close()
+        raise RunError(f"{output_dir} is in use: another process is training into it ({owner}; it holds {path}). "
+                       "Wait for it to finish, or train into another OUTPUT_DIR") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
 
 
 def write_run_config(cfg, start_iter: int) -> str:

@@ -23,7 +23,7 @@ from . import hooks
 from .defaults import resolve_device
 from .freeze import freeze_by_patterns
 from .hooks import HookBase
-from .resume import check_fresh_start, check_resume, write_run_config
+from .resume import check_fresh_start, check_resume, lock_output_dir, write_run_config
 from .train_loop import SimpleTrainer
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Trainer:
         self.extra_hooks = list(extra_hooks)
         self.start_iter = 0
         self._resumed: Optional[Dict] = None
+        self._lock = None  # OUTPUT_DIR's training lock, from resume_or_load to the end of train
 
     def _default_train_loader(self, start_iter: int):
         return build_data_loader(self.cfg, "train", is_distributed=self.distributed, start_iter=start_iter)
@@ -94,7 +95,23 @@ class Trainer:
         """Resume from ``OUTPUT_DIR/last_checkpoint`` if it exists (everything, exactly; a RunError when the config
         does not continue that run, ``check_resume``), else load ``MODEL.WEIGHT`` (weights only) if set; a fresh start
         into an ``OUTPUT_DIR`` holding checkpoints without ``last_checkpoint`` is a RunError. Temporaries of a killed
-        save are removed first. Returns the iteration training starts from."""
+        save are removed first. Another process training into the same ``OUTPUT_DIR`` is a RunError
+        (``lock_output_dir``). Returns the iteration training starts from."""
+        if self.checkpointer.save_to_disk and self.cfg.OUTPUT_DIR and self._lock is None:
+            self._lock = lock_output_dir(self.cfg.OUTPUT_DIR)
+        try:
+            return self._resume_or_load(resume)
+        except BaseException:
+            self.release_output_dir()
+            raise
+
+    def release_output_dir(self) -> None:
+        """Let another process train into ``OUTPUT_DIR`` (done by ``train`` when it ends)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _resume_or_load(self, resume: bool) -> int:
         if self.checkpointer.save_to_disk:
             remove_orphan_temporaries(self.cfg.OUTPUT_DIR)
         if resume and self.checkpointer.has_checkpoint():
@@ -133,10 +150,17 @@ class Trainer:
             eval_hook = hooks.EvalHook(self.val_fn, solver.VAL_PERIOD if solver.TO_VAL else 0, solver.PRE_VAL,
                                        self.metric_name, self.checkpointer)
         return [hooks.IterationTimer(), eval_hook, hooks.LRSchedulerHook(self.scheduler, self.metric_name),
-                *self.extra_hooks, hooks.PeriodicCheckpointer(self.checkpointer, solver.CHECKPOINT_PERIOD),
+                *self.extra_hooks, hooks.TrainingClock(),
+                hooks.PeriodicCheckpointer(self.checkpointer, solver.CHECKPOINT_PERIOD),
                 hooks.TrainLogger(self.cfg.OUTPUT_DIR, solver.LOG_PERIOD, self.device)]
 
     def train(self) -> SimpleTrainer:
+        try:
+            return self._train()
+        finally:
+            self.release_output_dir()
+
+    def _train(self) -> SimpleTrainer:
         max_iter = self.cfg.SOLVER.MAX_ITER
         if self.start_iter >= max_iter or self.scheduler.should_stop:
             logger.info("Nothing to train: the checkpoint is at iteration %d (SOLVER.MAX_ITER %d)%s", self.start_iter,

@@ -193,7 +193,8 @@ def test_temporaries_of_a_killed_save_are_removed_at_the_next_start(tmp_path):
         cfg = toy_cfg(tmp_path)
         Trainer(cfg, ToyModel(), build_train_loader=lambda s: None).resume_or_load()
         left = set(os.listdir(tmp_path))
-        assert left == {names["live"], names["other"]}  # a save still running in another process is not touched
+        # a save still running in another process is not touched (.training.lock: this trainer's own)
+        assert left == {names["live"], names["other"], ".training.lock"}
     finally:
         live.kill()
         live.wait()
@@ -292,3 +293,98 @@ def test_an_interrupt_inside_an_iteration_says_that_it_saved_nothing_and_where_t
                 f"{checkpoint}") in caplog.text
     assert (tmp_path / "later" / "last_checkpoint").read_text() == "model_0000004.pth"
     assert not (tmp_path / "later" / "model_0000006.pth").exists()
+
+
+# ------------------------------------------------------------------------------- one training process per folder
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+f = open(os.path.join(sys.argv[1], ".training.lock"), "a+")
+fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+f.truncate(0)
+f.write("pid %d on a test\\n" % os.getpid())
+f.flush()
+print("LOCKED", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_folder_another_process_is_training_into_is_refused_and_free_once_that_process_dies(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        _run(tmp_path, [StopAt(5)])  # a checkpoint at 4
+    checkpoint = (tmp_path / "model_0000004.pth").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED"
+        with pytest.raises(RunError) as err:
+            _run(tmp_path)
+        assert str(err.value).startswith(f"{tmp_path} is in use: another process is training into it "
+                                         f"(pid {holder.pid} on a test; it holds {tmp_path / '.training.lock'})")
+        # refused before anything was read or written
+        assert (tmp_path / "model_0000004.pth").read_bytes() == checkpoint
+        assert (tmp_path / "last_checkpoint").read_text() == "model_0000004.pth"
+    finally:
+        holder.kill()  # a killed holder leaves the file but not the lock
+        holder.wait()
+    assert _run(tmp_path).start_iter == 4
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+
+
+def test_the_lock_is_held_from_resume_or_load_to_the_end_of_train_and_released_on_a_refusal(tmp_path):
+    cfg = toy_cfg(tmp_path)
+    dataset = ToyDataset()
+    loader = lambda start: toy_train_loader(cfg, dataset, start)  # noqa: E731
+    first = Trainer(cfg, ToyModel(), build_train_loader=loader)
+    first.resume_or_load()
+    second = Trainer(cfg, ToyModel(), build_train_loader=loader)
+    with pytest.raises(RunError, match="is in use: another process is training into it"):
+        second.resume_or_load()
+    first.train()  # finished: the folder is free although `first` is still alive
+    again = Trainer(cfg, ToyModel(), build_train_loader=loader)
+    assert again.resume_or_load() == 8  # the finished run
+    again.train()
+    with pytest.raises(RunError, match="SOLVER.MAX_ITER is 12"):  # refused: released with the error
+        _run(tmp_path, **{"SOLVER.MAX_ITER": 12})
+    assert _run(tmp_path).start_iter == 8
+
+
+# --------------------------------------------------------------------------- training time summed over attempts
+def test_a_resumed_run_reports_the_training_time_of_all_its_attempts(tmp_path, caplog):
+    with pytest.raises(TrainingInterrupted):
+        _run(tmp_path, [StopAt(6)])  # iterations 1-6 ran, the checkpoint keeps 1-4
+    state = load_checkpoint_file(str(tmp_path / "model_0000004.pth"))["trainer_state"]
+    assert 0 < state["train_seconds"] < 60
+    # as if the first attempt had taken 30 hours to reach its checkpoint (past a day: no "1 day, ..." in the log)
+    path = tmp_path / "model_0000004.pth"
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["trainer_state"]["train_seconds"] = 30 * 3600.0
+    torch.save(checkpoint, path)
+    with caplog.at_level(logging.INFO, logger="sgg.engine.hooks"):
+        _run(tmp_path)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Total training time"))
+    total, per_iteration, this_attempt = re.fullmatch(
+        r"Total training time: (30:00:\d\d) \(([0-9.]+) s / it\) over iterations 1-8, of which this attempt "
+        r"trained 5-8 in (0:00:\d\d)", line).groups()
+    assert 30 * 3600 / 8 <= float(per_iteration) < (30 * 3600 + 60) / 8  # the whole run's iterations
+    final = load_checkpoint_file(str(tmp_path / "model_final.pth"))["trainer_state"]["train_seconds"]
+    assert 30 * 3600 < final < 30 * 3600 + 60
+    from sgg.benchmarking.runner import parse_times
+
+    (tmp_path / "log.txt").write_text(line + "\n")
+    assert parse_times(str(tmp_path))["train_seconds"] >= 30 * 3600  # what the benchmark tables read
+
+
+def test_a_fresh_run_reports_its_own_time_and_a_resume_without_a_recorded_time_says_so(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="sgg.engine.hooks"):
+        with pytest.raises(TrainingInterrupted):
+            _run(tmp_path, [StopAt(5)])
+        assert not [r for r in caplog.records if r.getMessage().startswith("Total training time")]  # interrupted
+        path = tmp_path / "model_0000004.pth"
+        checkpoint = torch.load(path, weights_only=False)
+        del checkpoint["trainer_state"]["train_seconds"]  # a checkpoint of an earlier version
+        torch.save(checkpoint, path)
+        _run(tmp_path)
+        _run(tmp_path / "fresh")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Total training time")]
+    assert re.fullmatch(r"Total training time: 0:00:\d\d \([0-9.]+ s / it\) for iterations 5-8 only: the "
+                        r"checkpoint this attempt resumed from records no training time", lines[0])
+    assert re.fullmatch(r"Total training time: 0:00:\d\d \([0-9.]+ s / it\)", lines[1])
