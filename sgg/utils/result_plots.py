@@ -169,6 +169,17 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     return (sums[ends] - sums[starts]) / (ends - starts)
 
 
+def _iteration_axis(ax) -> None:
+    """At most six iteration ticks, thousands written as ``k``: five-digit labels at matplotlib's default density
+    run into each other on a 4.6-inch panel."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:g}k" if abs(value) >= 1000
+                                               else f"{value:g}"))
+
+
 def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Sequence[str] = ("loss",),
                          window: int = 1, title: Optional[str] = None) -> str:
     """One panel per key, one line per (label, metrics.json) run that logged it, smoothed by ``moving_average``
@@ -190,7 +201,7 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
         if len(missing) == len(runs):
             plt.close(fig)
             raise DataError("; ".join(missing))
-        ax.set_xlabel("iteration")
+        _iteration_axis(ax)
         ax.set_ylabel(key if window == 1 else f"{key} (mean of {window} logs)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -280,3 +280,19 @@ def test_tradeoff_label_keeps_off_a_neighbours_point():
     _separate_labels(fig, labels)
     assert [label.xyann for label in labels] == [(-4.0, 3.0), (4.0, 3.0)]
     plt.close(fig)
+
+
+def test_curves_write_long_runs_iterations_in_thousands(tmp_path, monkeypatch):
+    from sgg.utils import result_plots
+
+    figures = []
+    monkeypatch.setattr(result_plots, "_save", lambda fig, path: figures.append(fig) or path)
+    lines = [{"iteration": i, "loss": 1.0 / i} for i in range(1, 20001, 20)]
+    long_run = tmp_path / "long.json"
+    long_run.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result_plots.plot_training_curves([("DETR", str(long_run))], str(tmp_path / "c.png"))
+    axis = figures[0].axes[0].xaxis
+    ticks = [t for t in axis.get_majorticklocs() if 0 <= t <= 20000]
+    labels = [axis.get_major_formatter()(t, i) for i, t in enumerate(ticks)]
+    # matplotlib's default put nine five-digit labels (0, 2500, ..., 20000) on the panel, which ran together
+    assert labels == ["0", "5k", "10k", "15k", "20k"]
