@@ -5,6 +5,11 @@ float16/bfloat16 mismatch in a scatter, a loss or a post-processor shows up here
 machine. Scores handed to the evaluator must be float32: bfloat16 keeps 8 bits of mantissa, so probabilities near
 each other would tie and re-order the ranking.
 """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -112,3 +117,32 @@ def test_precision_critical_parts_compute_in_float32_under_autocast():
     assert probe.dtype == torch.float32 and loss.dtype == torch.float32
     expected = torch.logsumexp(logits.bfloat16().float() @ logits.bfloat16().float().t(), dim=1).mean()
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+_MOTIF_SGDET_STEP = """
+import pathlib, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+import head_matrix
+from sgg.engine import autocast_context
+
+model, cfg = head_matrix.build("Motif", "sgdet", pathlib.Path(sys.argv[2]))
+images, targets = head_matrix.batch()
+model.train()
+with autocast_context(torch.device("cpu"), "bfloat16"):
+    losses = model(images, targets)
+sum(losses.values()).backward()
+print("finite" if all(torch.isfinite(v) for v in losses.values()) else losses)
+"""
+
+
+def test_motif_trains_under_bfloat16_autocast_on_a_cpu_without_avx512(tmp_path):
+    """``ONEDNN_MAX_CPU_ISA=AVX2`` makes oneDNN build its primitives as on an AVX2-only CPU, where it has no bfloat16
+    LSTM for Motif's SGDet shapes (CI stopped there with "could not create a primitive descriptor for the LSTM
+    forward propagation primitive"): the BiLSTMs must run in float32 under CPU autocast. Its own process, since
+    oneDNN reads the variable once."""
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", _MOTIF_SGDET_STEP, str(Path(__file__).parent), str(tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "finite", result.stdout

@@ -41,8 +41,18 @@ def order_by_center_x(batch: RelationBatch) -> Optional[PackedSequence]:
 
 
 def run_packed(rnn: nn.LSTM, features: torch.Tensor, order: PackedSequence) -> torch.Tensor:
-    """Runs ``rnn`` over ``features`` (sum N, D) in the packed order and returns (sum N, H) in the input order."""
-    output, _ = rnn(order._replace(data=features[order.data]))
+    """Runs ``rnn`` over ``features`` (sum N, D) in the packed order and returns (sum N, H) in the input order.
+
+    On the CPU the LSTM runs in float32 under autocast too: on a CPU without AVX-512 oneDNN cannot build a bfloat16
+    LSTM for every shape ("could not create a primitive descriptor for the LSTM forward propagation primitive", seen
+    in SGDet on an AVX2-only machine), and the LSTMs are a small part of the head's time. On CUDA autocast runs it
+    in half precision."""
+    packed = order._replace(data=features[order.data])
+    if packed.data.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            output, _ = rnn(packed._replace(data=packed.data.float()))
+    else:
+        output, _ = rnn(packed)
     unpacked = output.data.new_zeros(features.shape[0], output.data.shape[1])
     unpacked[order.data] = output.data
     return unpacked
