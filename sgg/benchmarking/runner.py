@@ -338,10 +338,12 @@ def collect_run(folder: str) -> Optional[Dict]:
     results = _read_json(results_path)
     info_path = _last_stage_file(folder, "model_info.json")
     info = _read_json(info_path) if info_path else {}
-    if "detector_ap50" not in info:  # the run's own detector (IterativeSG: its DETR), kept in exported records
-        ap50 = _read_json(os.path.join(folder, DETECTOR_RECORD)).get("ap50")  # the list's detector it was given
+    if "detector_ap50" not in info:  # kept in exported records, which have neither the config's weights nor metrics
+        # the detector the run's relation stage started from (IterativeSG: its DETR, not the list's detector it was
+        # given), else the list's detector
+        ap50 = _run_detector_ap50(folder)
         if ap50 is None:
-            ap50 = _run_detector_ap50(folder)
+            ap50 = _read_json(os.path.join(folder, DETECTOR_RECORD)).get("ap50")
         if ap50 is not None:
             info = dict(info, detector_ap50=ap50)
     config_path = os.path.join(os.path.dirname(info_path), "config.yaml") if info_path else None

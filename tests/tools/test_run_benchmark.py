@@ -260,6 +260,8 @@ def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path)
     (detr / "inference" / "SyntheticVG_test" / "detection_metrics.json").write_text('{"AP50": 0.53, "mAP": 0.1}')
     config = f"MODEL:\n  PRETRAINED_DETECTOR_CKPT: {detr / 'model_final.pth'}\n"
     (tmp_path / "A" / "sgdet" / "seed0" / "config.yaml").write_text(config)
+    for name in "AB":  # the runner records the list's detector in every run folder, IterativeSG's too
+        (tmp_path / name / "sgdet" / "seed0" / "detector.json").write_text('{"ap50": 0.8}')
     a, b = summarise(spec, str(tmp_path), detector_ap50=0.8)
     assert a["model"]["detector_ap50"] == pytest.approx(0.53) and b["model"]["detector_ap50"] == pytest.approx(0.8)
     records = tmp_path / "records"  # kept in the exported records, which have neither the config nor the DETR
