@@ -339,11 +339,7 @@ def collect_run(folder: str) -> Optional[Dict]:
     info_path = _last_stage_file(folder, "model_info.json")
     info = _read_json(info_path) if info_path else {}
     if "detector_ap50" not in info:  # kept in exported records, which have neither the config's weights nor metrics
-        # the detector the run's relation stage started from (IterativeSG: its DETR, not the list's detector it was
-        # given), else the list's detector
         ap50 = _run_detector_ap50(folder)
-        if ap50 is None:
-            ap50 = _read_json(os.path.join(folder, DETECTOR_RECORD)).get("ap50")
         if ap50 is not None:
             info = dict(info, detector_ap50=ap50)
     config_path = os.path.join(os.path.dirname(info_path), "config.yaml") if info_path else None
@@ -353,14 +349,21 @@ def collect_run(folder: str) -> Optional[Dict]:
 
 
 def _run_detector_ap50(folder: str) -> Optional[float]:
-    """AP@0.5 of the detector checkpoint the run started from (``MODEL.PRETRAINED_DETECTOR_CKPT`` of its config)."""
+    """AP@0.5 of the detector the run's relation stage started from (``MODEL.PRETRAINED_DETECTOR_CKPT`` of its
+    config). When that is the list's detector named in ``detector.json``, the AP recorded there when the run started
+    (a detector retrained later at the same path may differ); otherwise (IterativeSG: its own DETR) the checkpoint's
+    test metrics, or None rather than the list's detector's AP."""
+    record = _read_json(os.path.join(folder, DETECTOR_RECORD))
     path = os.path.join(folder, "config.yaml")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
-    weights = (cfg.get("MODEL") or {}).get("PRETRAINED_DETECTOR_CKPT")
-    return detector_ap50(weights) if weights else None
+    weights = None
+    if os.path.isfile(path):
+        with open(path) as f:
+            weights = ((yaml.safe_load(f) or {}).get("MODEL") or {}).get("PRETRAINED_DETECTOR_CKPT")
+    if not weights:
+        return record.get("ap50")
+    if record.get("ap50") is not None and os.path.abspath(weights) == os.path.abspath(record.get("weights", "")):
+        return record["ap50"]
+    return detector_ap50(weights)
 
 
 def mean_std(values: List[float]):

@@ -260,13 +260,21 @@ def test_a_run_started_from_its_own_detector_reports_that_detectors_ap(tmp_path)
     (detr / "inference" / "SyntheticVG_test" / "detection_metrics.json").write_text('{"AP50": 0.53, "mAP": 0.1}')
     config = f"MODEL:\n  PRETRAINED_DETECTOR_CKPT: {detr / 'model_final.pth'}\n"
     (tmp_path / "A" / "sgdet" / "seed0" / "config.yaml").write_text(config)
+    # the list's detector, retrained since B ran (0.9 now at the path B's config names, 0.8 when B started)
+    listed = tmp_path / "detector"
+    (listed / "inference" / "SyntheticVG_test").mkdir(parents=True)
+    (listed / "inference" / "SyntheticVG_test" / "detection_metrics.json").write_text('{"AP50": 0.9, "mAP": 0.1}')
+    (tmp_path / "B" / "sgdet" / "seed0" / "config.yaml").write_text(
+        f"MODEL:\n  PRETRAINED_DETECTOR_CKPT: {listed / 'model_final.pth'}\n")
     for name in "AB":  # the runner records the list's detector in every run folder, IterativeSG's too
-        (tmp_path / name / "sgdet" / "seed0" / "detector.json").write_text('{"ap50": 0.8}')
-    a, b = summarise(spec, str(tmp_path), detector_ap50=0.8)
+        (tmp_path / name / "sgdet" / "seed0" / "detector.json").write_text(
+            json.dumps({"weights": str(listed / "model_final.pth"), "ap50": 0.8}))
+    a, b = summarise(spec, str(tmp_path), detector_ap50=0.7)  # 0.7: the table's fall-back, which no row needs
     assert a["model"]["detector_ap50"] == pytest.approx(0.53) and b["model"]["detector_ap50"] == pytest.approx(0.8)
     records = tmp_path / "records"  # kept in the exported records, which have neither the config nor the DETR
     export_records(spec, str(tmp_path), str(records))
-    assert summarise(spec, str(records), detector_ap50=0.8)[0]["model"]["detector_ap50"] == pytest.approx(0.53)
+    a, b = summarise(spec, str(records), detector_ap50=0.7)
+    assert a["model"]["detector_ap50"] == pytest.approx(0.53) and b["model"]["detector_ap50"] == pytest.approx(0.8)
 
 
 def test_exported_records_rebuild_the_same_tables(tmp_path):
