@@ -157,12 +157,17 @@ def load_curve(metrics_path: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
     return np.asarray(iterations, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
+VALIDATION_PREFIX = "val/"  # the validation hook's keys in metrics.json (sgg/engine/hooks.py)
+
+
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` points (fewer at the start), so a curve keeps its length and its
     first value."""
     if window < 1:
         raise ConfigError(f"the moving-average window must be at least 1, got {window}")
     values = np.asarray(values, dtype=np.float64)
+    if window == 1:  # the values themselves, without the running sums' rounding
+        return values.copy()
     sums = np.cumsum(np.concatenate([[0.0], values]))
     ends = np.arange(1, len(values) + 1)
     starts = np.maximum(ends - window, 0)
@@ -184,12 +189,15 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
                          window: int = 1, title: Optional[str] = None) -> str:
     """One panel per key, one line per (label, metrics.json) run that logged it, smoothed by ``moving_average``
     over ``window`` log lines; a run keeps its colour in every panel (a panel may lack some runs); a key no run
-    logged is an error."""
+    logged is an error. Validation keys (``val/...``) are drawn as logged, with a marker at each pass: a mean over
+    passes thousands of iterations apart would misstate every validation after the first."""
     if not runs or not keys:
         raise ConfigError("training curves need at least one run and one key")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
+        validation = key.startswith(VALIDATION_PREFIX)
+        key_window = 1 if validation else window
         missing = []
         for index, (label, metrics_path) in enumerate(runs):
             try:
@@ -197,12 +205,13 @@ def plot_training_curves(runs: Sequence[Tuple[str, str]], path: str, keys: Seque
             except MissingMetricError as err:
                 missing.append(str(err))
                 continue
-            ax.plot(iterations, moving_average(values, window), label=label, color=f"C{index % 10}")
+            ax.plot(iterations, moving_average(values, key_window), label=label, color=f"C{index % 10}",
+                    marker="o" if validation else None, markersize=4)
         if len(missing) == len(runs):
             plt.close(fig)
             raise DataError("; ".join(missing))
         _iteration_axis(ax)
-        ax.set_ylabel(key if window == 1 else f"{key} (mean of {window} logs)")
+        ax.set_ylabel(key if key_window == 1 else f"{key} (mean of {key_window} logs)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

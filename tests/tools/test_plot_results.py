@@ -296,3 +296,23 @@ def test_curves_write_long_runs_iterations_in_thousands(tmp_path, monkeypatch):
     labels = [axis.get_major_formatter()(t, i) for i, t in enumerate(ticks)]
     # matplotlib's default put nine five-digit labels (0, 2500, ..., 20000) on the panel, which ran together
     assert labels == ["0", "5k", "10k", "15k", "20k"]
+
+
+def test_curves_draw_validations_as_logged_while_losses_are_smoothed(tmp_path, monkeypatch):
+    from sgg.utils import result_plots
+
+    figures = []
+    monkeypatch.setattr(result_plots, "_save", lambda fig, path: figures.append(fig) or path)
+    lines = [{"iteration": i, "loss": float(i)} for i in (20, 40, 60)]
+    lines += [{"iteration": 4000, "val/R@50": 0.10}, {"iteration": 8000, "val/R@50": 0.20},
+              {"iteration": 12000, "val/R@50": 0.40}]
+    run = tmp_path / "run.json"
+    run.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result_plots.plot_training_curves([("IterativeSG", str(run))], str(tmp_path / "c.png"),
+                                      keys=("loss", "val/R@50"), window=10)
+    loss_panel, val_panel = figures[0].axes
+    assert loss_panel.get_lines()[0].get_ydata().tolist() == [20.0, 30.0, 40.0]  # trailing mean over the window
+    # a window over validation passes would draw 0.10, 0.15, 0.233...: every pass after the first misstated
+    assert val_panel.get_lines()[0].get_ydata().tolist() == [0.10, 0.20, 0.40]
+    assert val_panel.get_lines()[0].get_marker() == "o"
+    assert loss_panel.get_ylabel() == "loss (mean of 10 logs)" and val_panel.get_ylabel() == "val/R@50"
