@@ -664,7 +664,8 @@ def test_parents_follow_the_parent_key_then_the_longest_plus_prefix():
     assert parents["SPL+Reweight"] == "SPL" and parents["LinkNet+CCE-bg+Ranker"] == "LinkNet"
     assert parents["HCA+cdl+BA-SGG"] == "HCA+cdl"  # the longest prefix that is a row, not HCA
     assert parents["Motifs-TDE"] == "Causal-Motifs" and parents["VCTree-TDE"] == "Causal-VCTree"  # parent key
-    for baseline in ("Motif", "SPL", "PE-Net", "IterativeSG", "IterativeSG-no-weights", "Causal-Motifs"):
+    assert parents["IterativeSG"] == "IterativeSG-no-weights"  # parent key: its predicate reweighting against none
+    for baseline in ("Motif", "SPL", "PE-Net", "IterativeSG-no-weights", "Causal-Motifs"):
         assert baseline not in parents
 
 
