@@ -664,7 +664,9 @@ def test_parents_follow_the_parent_key_then_the_longest_plus_prefix():
     assert parents["SPL+Reweight"] == "SPL" and parents["LinkNet+CCE-bg+Ranker"] == "LinkNet"
     assert parents["HCA+cdl+BA-SGG"] == "HCA+cdl"  # the longest prefix that is a row, not HCA
     assert parents["Motifs-TDE"] == "Causal-Motifs" and parents["VCTree-TDE"] == "Causal-VCTree"  # parent key
-    assert parents["IterativeSG"] == "IterativeSG-no-weights"  # parent key: its predicate reweighting against none
+    for name in ("synthetic", "vglike", "vg150"):  # parent key: its predicate reweighting against none, in every list
+        spec = load_benchmark_spec(os.path.join(REPO, "configs", f"benchmark_{name}.yaml"))
+        assert experiment_parents(spec)["IterativeSG"] == "IterativeSG-no-weights", name
     for baseline in ("Motif", "SPL", "PE-Net", "IterativeSG-no-weights", "Causal-Motifs"):
         assert baseline not in parents
 
